@@ -1,0 +1,36 @@
+# handoverd — the two commands a newcomer needs are `make run` and `make test`.
+
+HANDOVERD_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export HANDOVERD_TEST_POSTGRES_URL
+
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run test vet build bench clean
+
+## run: build and run the broker on the embedded SQLite default (config: handoverd.example.yaml)
+run: build
+	HANDOVERD_APP_SECRET=$${HANDOVERD_APP_SECRET:-dev-app-secret} \
+	HANDOVERD_VERIFY_TOKEN=$${HANDOVERD_VERIFY_TOKEN:-dev-verify-token} \
+	HANDOVERD_PAGE_TOKEN=$${HANDOVERD_PAGE_TOKEN:-dev-page-token} \
+	HANDOVERD_AGENT_TOKEN=$${HANDOVERD_AGENT_TOKEN:-dev-agent-token-0123456789} \
+	HANDOVERD_BOT_TOKEN=$${HANDOVERD_BOT_TOKEN:-dev-bot-token-0123456789} \
+	./bin/handoverd serve --config handoverd.example.yaml
+
+## test: vet, then every test with the race detector, on SQLite and PostgreSQL
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/handoverd ./cmd/handoverd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/messenger-sim ./cmd/messenger-sim
+
+## bench: webhook ingest benchmarks on SQLite and PostgreSQL
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./server/
+
+clean:
+	rm -rf bin handoverd.db handoverd.db-wal handoverd.db-shm

@@ -1,0 +1,101 @@
+// Package auth authenticates API clients (bots, agents, admins) by their
+// bearer tokens. Tokens are held only as SHA-256 digests and every
+// comparison runs in constant time over all users, so neither the config in
+// memory nor response timing reveals a token.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/config"
+)
+
+// Principal is an authenticated API client.
+type Principal struct {
+	// Name is the user's configured name.
+	Name string
+	// Role is bot, agent or admin.
+	Role string
+	// ClientID is the tenant the user belongs to (0 for a global admin).
+	ClientID int64
+}
+
+// Can reports whether p holds one of roles.
+func (p Principal) Can(roles ...string) bool {
+	for _, r := range roles {
+		if p.Role == r {
+			return true
+		}
+	}
+	return false
+}
+
+// CanActOnClient reports whether p may act on the tenant clientID: its own,
+// or any when p is an admin without a client.
+func (p Principal) CanActOnClient(clientID int64) bool {
+	return p.ClientID == clientID || (p.Role == config.RoleAdmin && p.ClientID == 0)
+}
+
+type user struct {
+	digest [sha256.Size]byte
+	p      Principal
+}
+
+// Users is the set of configured API users.
+type Users struct {
+	users []user
+}
+
+// NewUsers builds the directory from configured users; plain tokens are
+// hashed immediately and not kept.
+func NewUsers(cfg []config.User) (*Users, error) {
+	u := &Users{}
+	for _, c := range cfg {
+		var d [sha256.Size]byte
+		if c.Token != "" {
+			d = sha256.Sum256([]byte(c.Token.Reveal()))
+		} else {
+			b, err := hex.DecodeString(c.TokenSHA256)
+			if err != nil || len(b) != sha256.Size {
+				return nil, apperr.Field("token_sha256", "user %s: not a SHA-256 hex digest", c.Name)
+			}
+			copy(d[:], b)
+		}
+		u.users = append(u.users, user{digest: d, p: Principal{Name: c.Name, Role: c.Role, ClientID: c.ClientID}})
+	}
+	return u, nil
+}
+
+// Authenticate returns the user whose token is token. It compares against
+// every user, in constant time, whatever matches.
+func (u *Users) Authenticate(token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, apperr.New(apperr.Unauthorized, "missing API token")
+	}
+	d := sha256.Sum256([]byte(token))
+	found := -1
+	for i := range u.users {
+		if subtle.ConstantTimeCompare(d[:], u.users[i].digest[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return Principal{}, apperr.New(apperr.Unauthorized, "invalid API token")
+	}
+	return u.users[found].p, nil
+}
+
+// Require authenticates token and checks the principal holds one of roles.
+func (u *Users) Require(token string, roles ...string) (Principal, error) {
+	p, err := u.Authenticate(token)
+	if err != nil {
+		return p, err
+	}
+	if !p.Can(roles...) {
+		return p, apperr.New(apperr.Forbidden, "role %s may not use this API", p.Role)
+	}
+	return p, nil
+}

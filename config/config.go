@@ -1,0 +1,429 @@
+// Package config loads and validates handoverd's YAML configuration file.
+//
+// Any scalar value may be written as ${ENV_VAR} (or contain such references)
+// so that secrets stay out of the file. Validation fails at start with a
+// message that names the offending key, e.g. "pages[0].default_app".
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// PageInboxAppID is the app id Meta gives the Page Inbox (Meta Business Suite).
+const PageInboxAppID = "263902037430900"
+
+// Default values used when the file leaves a key out.
+const (
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultDatabase     = "sqlite://handoverd.db"
+	DefaultGraphURL     = "https://graph.facebook.com/"
+	DefaultGraphVersion = "v21.0"
+	DefaultGraphTimeout = 10 * time.Second
+	DefaultIdleAfter    = 24 * time.Hour
+	DefaultSweepEvery   = 30 * time.Second
+)
+
+// Default-app values a page may name.
+const (
+	DefaultAppBot       = "bot"
+	DefaultAppAgent     = "agent"
+	DefaultAppPageInbox = "page_inbox"
+	DefaultAppNone      = "none"
+)
+
+// Roles a user may hold.
+const (
+	RoleBot   = "bot"
+	RoleAgent = "agent"
+	RoleAdmin = "admin"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address of the public HTTP listener.
+	Listen string `yaml:"listen"`
+	// Database is a sqlite:// path or a postgres:// URL.
+	Database string `yaml:"database"`
+	// Graph says where the Graph API is and how to call it.
+	Graph Graph `yaml:"graph"`
+	// App is handoverd's own Facebook app (the agents' app).
+	App App `yaml:"app"`
+	// Pages are the Facebook Pages handoverd serves.
+	Pages []Page `yaml:"pages"`
+	// Users are the API clients: bots, agents and admins.
+	Users []User `yaml:"users"`
+	// Threads tunes thread-control bookkeeping.
+	Threads Threads `yaml:"threads"`
+	// Log sets the log level.
+	Log Log `yaml:"log"`
+}
+
+// Graph configures the Graph API client.
+type Graph struct {
+	// URL is the base URL; it must end with a slash (one is added if missing).
+	URL string `yaml:"url"`
+	// Version is the Graph API version inserted as the first path segment.
+	Version string `yaml:"version"`
+	// Timeout bounds every Graph call.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// App is handoverd's own Facebook app.
+type App struct {
+	// ID is the app id; echoes carrying it are handoverd's own sends.
+	ID string `yaml:"id"`
+	// Secret signs webhooks and appsecret_proof.
+	Secret Secret `yaml:"secret"`
+	// VerifyToken answers Meta's webhook verification request.
+	VerifyToken Secret `yaml:"verify_token"`
+}
+
+// Page is one Facebook Page handoverd serves.
+type Page struct {
+	// ID is the Page id.
+	ID string `yaml:"id"`
+	// AccessToken is handoverd's Page access token.
+	AccessToken Secret `yaml:"access_token"`
+	// DefaultApp is the Page's default app in Conversation Routing:
+	// bot, agent (handoverd), page_inbox or none (zero-config).
+	DefaultApp string `yaml:"default_app"`
+	// BotAppID is the bot's Facebook app id on this Page.
+	BotAppID string `yaml:"bot_app_id"`
+	// ClientID is the tenant (account) this Page belongs to.
+	ClientID int64 `yaml:"client_id"`
+}
+
+// DefaultAppID returns the app id of the Page's default app, or "" when the
+// Page has none. ourAppID is handoverd's own app id.
+func (p Page) DefaultAppID(ourAppID string) string {
+	switch p.DefaultApp {
+	case DefaultAppBot:
+		return p.BotAppID
+	case DefaultAppAgent:
+		return ourAppID
+	case DefaultAppPageInbox:
+		return PageInboxAppID
+	}
+	return ""
+}
+
+// User is an API client.
+type User struct {
+	// Name identifies the user in logs and history.
+	Name string `yaml:"name"`
+	// Role is bot, agent or admin.
+	Role string `yaml:"role"`
+	// Token is the plain API token (prefer ${ENV_VAR}); alternatively
+	// TokenSHA256 holds its lowercase hex SHA-256.
+	Token Secret `yaml:"token"`
+	// TokenSHA256 is the hex SHA-256 of the token.
+	TokenSHA256 string `yaml:"token_sha256"`
+	// ClientID is the tenant whose Pages the user may act on.
+	ClientID int64 `yaml:"client_id"`
+}
+
+// Threads tunes thread-control bookkeeping.
+type Threads struct {
+	// IdleAfter is how long a thread stays owned without activity (Meta: 24 h).
+	IdleAfter time.Duration `yaml:"idle_after"`
+	// SweepEvery is how often expired threads are moved to idle.
+	SweepEvery time.Duration `yaml:"sweep_every"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is one of debug, info, warn, error.
+	Level string `yaml:"level"`
+}
+
+// Load reads, expands and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, os.LookupEnv)
+}
+
+// Parse decodes a configuration document, expanding ${VAR} references with
+// lookup, applying defaults and validating the result.
+func Parse(doc []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := expand(&root, "", lookup); err != nil {
+		return nil, err
+	}
+	var c Config
+	if len(root.Content) > 0 {
+		// Re-encode the expanded tree and decode strictly so an unknown
+		// key (a typo) is an error rather than silently ignored.
+		b, err := yaml.Marshal(&root)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} in every scalar value of the tree.
+func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := expand(c, path, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			if err := expand(n.Content[i+1], p, lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expand(c, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var missing string
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := ref[2 : len(ref)-1]
+			v, ok := lookup(name)
+			if !ok && missing == "" {
+				missing = name
+			}
+			return v
+		})
+		if missing != "" {
+			return fmt.Errorf("config: %s: environment variable %s is not set", path, missing)
+		}
+		if n.Tag == "!!null" && n.Value != "" {
+			n.Tag = "!!str"
+		}
+	}
+	return nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.Graph.URL == "" {
+		c.Graph.URL = DefaultGraphURL
+	}
+	if !strings.HasSuffix(c.Graph.URL, "/") {
+		c.Graph.URL += "/"
+	}
+	if c.Graph.Version == "" {
+		c.Graph.Version = DefaultGraphVersion
+	}
+	if c.Graph.Timeout == 0 {
+		c.Graph.Timeout = DefaultGraphTimeout
+	}
+	if c.Threads.IdleAfter == 0 {
+		c.Threads.IdleAfter = DefaultIdleAfter
+	}
+	if c.Threads.SweepEvery == 0 {
+		c.Threads.SweepEvery = DefaultSweepEvery
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	for i := range c.Pages {
+		if c.Pages[i].DefaultApp == "" {
+			c.Pages[i].DefaultApp = DefaultAppNone
+		}
+	}
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Validate checks the configuration and names the first offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, err := ParseDatabase(c.Database); err != nil {
+		bad("database", "%v", err)
+	}
+	if u, err := url.Parse(c.Graph.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("graph.url", "must be an http(s) URL, got %q", c.Graph.URL)
+	}
+	if !regexp.MustCompile(`^v\d+\.\d+$`).MatchString(c.Graph.Version) {
+		bad("graph.version", "must look like v21.0, got %q", c.Graph.Version)
+	}
+	if c.Graph.Timeout < 0 {
+		bad("graph.timeout", "must be positive")
+	}
+	if !isNumericID(c.App.ID) {
+		bad("app.id", "is required and must be a numeric app id")
+	}
+	if c.App.Secret == "" {
+		bad("app.secret", "is required")
+	}
+	if c.App.VerifyToken == "" {
+		bad("app.verify_token", "is required")
+	}
+	if len(c.Pages) == 0 {
+		bad("pages", "at least one page is required")
+	}
+	seenPage := map[string]bool{}
+	for i, p := range c.Pages {
+		k := fmt.Sprintf("pages[%d]", i)
+		if !isNumericID(p.ID) {
+			bad(k+".id", "is required and must be a numeric page id")
+		} else if seenPage[p.ID] {
+			bad(k+".id", "page %s is listed twice", p.ID)
+		}
+		seenPage[p.ID] = true
+		if p.AccessToken == "" {
+			bad(k+".access_token", "is required")
+		}
+		switch p.DefaultApp {
+		case DefaultAppBot, DefaultAppAgent, DefaultAppPageInbox, DefaultAppNone:
+		default:
+			bad(k+".default_app", "must be one of bot, agent, page_inbox, none; got %q", p.DefaultApp)
+		}
+		if p.BotAppID != "" && !isNumericID(p.BotAppID) {
+			bad(k+".bot_app_id", "must be a numeric app id")
+		}
+		if p.DefaultApp == DefaultAppBot && p.BotAppID == "" {
+			bad(k+".bot_app_id", "is required when default_app is bot")
+		}
+		if p.BotAppID != "" && p.BotAppID == c.App.ID {
+			bad(k+".bot_app_id", "must differ from app.id")
+		}
+		if p.ClientID <= 0 {
+			bad(k+".client_id", "is required and must be positive")
+		}
+	}
+	seenUser := map[string]bool{}
+	for i, u := range c.Users {
+		k := fmt.Sprintf("users[%d]", i)
+		if u.Name == "" {
+			bad(k+".name", "is required")
+		} else if seenUser[u.Name] {
+			bad(k+".name", "user %q is listed twice", u.Name)
+		}
+		seenUser[u.Name] = true
+		switch u.Role {
+		case RoleBot, RoleAgent, RoleAdmin:
+		default:
+			bad(k+".role", "must be one of bot, agent, admin; got %q", u.Role)
+		}
+		switch {
+		case u.Token == "" && u.TokenSHA256 == "":
+			bad(k+".token", "token or token_sha256 is required")
+		case u.Token != "" && u.TokenSHA256 != "":
+			bad(k+".token", "give token or token_sha256, not both")
+		case u.TokenSHA256 != "" && !hex64.MatchString(u.TokenSHA256):
+			bad(k+".token_sha256", "must be 64 lowercase hex digits")
+		case u.Token != "" && len(u.Token) < 16:
+			bad(k+".token", "must be at least 16 characters")
+		}
+		if u.ClientID <= 0 && u.Role != RoleAdmin {
+			bad(k+".client_id", "is required and must be positive")
+		}
+	}
+	if c.Threads.IdleAfter < 0 {
+		bad("threads.idle_after", "must be positive")
+	}
+	if c.Threads.SweepEvery < 0 {
+		bad("threads.sweep_every", "must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// Page returns the configured page with the given id.
+func (c *Config) Page(id string) (Page, bool) {
+	for _, p := range c.Pages {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Page{}, false
+}
+
+func isNumericID(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Database is a parsed database setting.
+type Database struct {
+	// Driver is "sqlite" or "postgres".
+	Driver string
+	// DSN is what the driver opens: a file path for sqlite, the URL for postgres.
+	DSN string
+}
+
+// ParseDatabase interprets sqlite://PATH and postgres:// URLs.
+func ParseDatabase(s string) (Database, error) {
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		p := strings.TrimPrefix(s, "sqlite://")
+		if p == "" {
+			return Database{}, errors.New("sqlite:// needs a file path, e.g. sqlite://handoverd.db")
+		}
+		return Database{Driver: "sqlite", DSN: p}, nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			return Database{}, errors.New("not a valid postgres URL")
+		}
+		return Database{Driver: "postgres", DSN: s}, nil
+	}
+	return Database{}, fmt.Errorf("must start with sqlite:// or postgres://")
+}
+
+// HashToken returns the lowercase hex SHA-256 used for token_sha256.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,111 @@
+// Package httpapi is handoverd's HTTP plumbing: the router (the only file
+// that imports gorilla/mux), request ids, access logs, request metrics,
+// panic recovery, JSON encoding, and the one table that maps apperr codes to
+// HTTP statuses. Feature packages register thin handlers on a Router.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/handoverd/handoverd/apperr"
+)
+
+// statuses maps each error code to its HTTP status.
+var statuses = map[apperr.Code]int{
+	apperr.Invalid:      http.StatusBadRequest,
+	apperr.Unauthorized: http.StatusUnauthorized,
+	apperr.Forbidden:    http.StatusForbidden,
+	apperr.NotFound:     http.StatusNotFound,
+	apperr.Conflict:     http.StatusConflict,
+	apperr.TooLarge:     http.StatusRequestEntityTooLarge,
+	apperr.RateLimited:  http.StatusTooManyRequests,
+	apperr.Upstream:     http.StatusBadGateway,
+	apperr.Unavailable:  http.StatusServiceUnavailable,
+	apperr.Internal:     http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status for err.
+func Status(err error) int {
+	if s, ok := statuses[apperr.CodeOf(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the default JSON error shape:
+// {"error":{"code":"invalid","field":"psid","message":"..."}}.
+type ErrorBody struct {
+	// Error describes the failure.
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	// Code is the apperr code.
+	Code string `json:"code"`
+	// Field names the offending input, if any.
+	Field string `json:"field,omitempty"`
+	// Message is a human-readable explanation.
+	Message string `json:"message"`
+}
+
+// WriteError logs err (with its cause, for server-side failures) and writes
+// it in the default JSON shape.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e := apperr.As(err)
+	status := Status(e)
+	LogError(r, e, status)
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: string(e.Code), Field: e.Field, Message: e.Message}})
+}
+
+// LogError records err on the request's logger: server-side failures at
+// error level with their cause, client errors at debug level.
+func LogError(r *http.Request, e *apperr.Error, status int) {
+	l := zerolog.Ctx(r.Context())
+	if status >= 500 {
+		l.Error().Err(e.Err).Str("code", string(e.Code)).Msg(e.Message)
+	} else {
+		l.Debug().Str("code", string(e.Code)).Str("field", e.Field).Msg(e.Message)
+	}
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DecodeJSON reads a JSON body of at most limit bytes into v. Failures come
+// back as apperr errors naming the offending field where JSON says which.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			return apperr.New(apperr.TooLarge, "request body is over %d bytes", limit)
+		case errors.As(err, &typeErr):
+			return apperr.Field(typeErr.Field, "must be a %s", typeErr.Type.String())
+		}
+		return apperr.Field("body", "is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+// BearerToken returns the token of an "Authorization: Bearer" header, or "".
+func BearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}

@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/metrics"
+)
+
+// Router routes requests to handlers by method and path template. It is a
+// thin wrapper over gorilla/mux so that the rest of the code base never
+// imports mux directly.
+type Router struct {
+	mux     *mux.Router
+	log     zerolog.Logger
+	metrics *metrics.Metrics
+}
+
+// NewRouter returns an empty router that logs to log and records request
+// metrics on m.
+func NewRouter(log zerolog.Logger, m *metrics.Metrics) *Router {
+	r := &Router{mux: mux.NewRouter(), log: log, metrics: m}
+	r.mux.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, req, apperr.New(apperr.NotFound, "no route for %s %s", req.Method, req.URL.Path))
+	})
+	r.mux.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: "method_not_allowed", Message: req.Method + " is not allowed on " + req.URL.Path}})
+	})
+	return r
+}
+
+// Handle registers h for method and path template (e.g. "/1.0/threads/{page_id}/{psid}").
+func (r *Router) Handle(method, path string, h http.Handler) {
+	r.mux.Handle(path, h).Methods(method)
+}
+
+// HandleFunc registers f for method and path template.
+func (r *Router) HandleFunc(method, path string, f http.HandlerFunc) {
+	r.Handle(method, path, f)
+}
+
+// HandlePrefix registers h for every path under prefix, any method.
+func (r *Router) HandlePrefix(prefix string, h http.Handler) {
+	r.mux.PathPrefix(prefix).Handler(h)
+}
+
+// Var returns the path variable name of the matched route.
+func Var(r *http.Request, name string) string { return mux.Vars(r)[name] }
+
+// Routes lists the registered method and path templates (for tests and the
+// API description).
+func (r *Router) Routes() []string {
+	var out []string
+	_ = r.mux.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if err != nil {
+			return nil
+		}
+		methods, _ := route.GetMethods()
+		if len(methods) == 0 {
+			methods = []string{"*"}
+		}
+		for _, m := range methods {
+			out = append(out, m+" "+tpl)
+		}
+		return nil
+	})
+	return out
+}
+
+// Handler returns the router wrapped in the middleware every request gets:
+// request id, per-request logger, panic recovery, access log and metrics.
+// The wrapping is outside mux so 404s and 405s are logged and counted too.
+func (r *Router) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		id := requestID(req)
+		w.Header().Set("X-Request-Id", id)
+		l := r.log.With().Str("req_id", id).Logger()
+		ctx := l.WithContext(req.Context())
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		route := "unmatched"
+		var match mux.RouteMatch
+		if r.mux.Match(req, &match) && match.Route != nil && match.MatchErr == nil {
+			if tpl, err := match.Route.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		ctx = context.WithValue(ctx, routeKey{}, route)
+		req = req.WithContext(ctx)
+		defer func() {
+			if p := recover(); p != nil {
+				l.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				if !rec.wrote {
+					WriteError(rec, req, apperr.New(apperr.Internal, "internal error"))
+				}
+			}
+			d := time.Since(start)
+			if r.metrics != nil {
+				r.metrics.HTTPRequests.WithLabelValues(route, req.Method, strconv.Itoa(rec.status)).Inc()
+				r.metrics.HTTPDuration.WithLabelValues(route, req.Method).Observe(d.Seconds())
+			}
+			// Only the path: query strings carry hub.verify_token and access_token.
+			l.Info().Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
+				Int("status", rec.status).Int64("bytes", rec.bytes).Dur("duration", d).Msg("request")
+		}()
+		r.mux.ServeHTTP(rec, req)
+	})
+}
+
+type routeKey struct{}
+
+// Route returns the route template of the request being served.
+func Route(ctx context.Context) string {
+	s, _ := ctx.Value(routeKey{}).(string)
+	return s
+}
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID honours a sane incoming X-Request-Id or makes a new one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); validRequestID.MatchString(id) {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers flush through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

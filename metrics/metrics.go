@@ -1,0 +1,129 @@
+// Package metrics defines every Prometheus metric handoverd exports, on a
+// registry of its own (never the global one), so the catalogue lives in one
+// place and each process or test gets a fresh set.
+//
+// Labels carry only bounded values: event kinds, owners, causes, Graph
+// operations and error classes, route templates, and configured Page ids.
+// PSIDs, message ids and user text never become labels.
+package metrics
+
+import (
+	"database/sql"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "handoverd"
+
+// Metrics holds the registry and every metric.
+type Metrics struct {
+	// Registry is the registry all metrics below are registered on.
+	Registry *prometheus.Registry
+
+	// WebhookRequests counts webhook POSTs by result (accepted, bad_signature, too_large, bad_json, error).
+	WebhookRequests *prometheus.CounterVec
+	// WebhookEvents counts webhook events by kind and result (applied, duplicate, stale, unknown_page, ignored).
+	WebhookEvents *prometheus.CounterVec
+	// WebhookSignatureFailures counts webhook POSTs refused for a missing or wrong signature.
+	WebhookSignatureFailures prometheus.Counter
+	// WebhookIngestDuration observes the time from receiving a webhook POST to answering it.
+	WebhookIngestDuration prometheus.Histogram
+	// PageLastWebhook is the Unix time of the newest webhook per configured Page.
+	PageLastWebhook *prometheus.GaugeVec
+
+	// ThreadTransitions counts thread-owner changes by from, to and cause.
+	ThreadTransitions *prometheus.CounterVec
+
+	// GraphRequests counts Graph API calls by operation and result (ok or an error class).
+	GraphRequests *prometheus.CounterVec
+	// GraphDuration observes Graph API call latency by operation.
+	GraphDuration *prometheus.HistogramVec
+
+	// HTTPRequests counts API requests by route template, method and status code.
+	HTTPRequests *prometheus.CounterVec
+	// HTTPDuration observes API request latency by route template and method.
+	HTTPDuration *prometheus.HistogramVec
+}
+
+// New creates the registry with the process, Go runtime and build-info
+// collectors and every handoverd metric.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{Registry: reg}
+
+	m.WebhookRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "webhook_requests_total",
+		Help: "Messenger webhook POSTs received, by result (accepted, bad_signature, too_large, bad_json, error).",
+	}, []string{"result"})
+	m.WebhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "webhook_events_total",
+		Help: "Messenger webhook events, by kind and result (applied, duplicate, stale, unknown_page, ignored).",
+	}, []string{"kind", "result"})
+	m.WebhookSignatureFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "webhook_signature_failures_total",
+		Help: "Messenger webhook POSTs refused because X-Hub-Signature-256 was missing or wrong.",
+	})
+	m.WebhookIngestDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "webhook_ingest_duration_seconds",
+		Help:    "Time from receiving a Messenger webhook POST to acknowledging it (events committed).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	m.PageLastWebhook = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "page_last_webhook_timestamp_seconds",
+		Help: "Unix time of the newest Messenger webhook event received for each configured Page.",
+	}, []string{"page_id"})
+	m.ThreadTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "thread_transitions_total",
+		Help: "Thread-control owner changes, by previous owner, new owner and cause.",
+	}, []string{"from", "to", "cause"})
+	m.GraphRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "graph_requests_total",
+		Help: "Graph API calls (each attempt), by operation and result (ok or an error class).",
+	}, []string{"operation", "result"})
+	m.GraphDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "graph_request_duration_seconds",
+		Help:    "Graph API call latency (each attempt), by operation.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"operation"})
+	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "http_requests_total",
+		Help: "HTTP requests served, by route template, method and status code.",
+	}, []string{"route", "method", "code"})
+	m.HTTPDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "http_request_duration_seconds",
+		Help:    "HTTP request latency, by route template and method.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method"})
+
+	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
+		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
+		m.HTTPRequests, m.HTTPDuration} {
+		f(c)
+	}
+	return m
+}
+
+// RegisterDB exports connection-pool statistics for a database pool.
+func (m *Metrics) RegisterDB(name string, db *sql.DB) {
+	m.Registry.MustRegister(collectors.NewDBStatsCollector(db, name))
+}
+
+// Handler serves the registry in the Prometheus text or OpenMetrics format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		Registry:            m.Registry,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+		EnableOpenMetrics:   true,
+	})
+}

@@ -1,0 +1,219 @@
+// Package server assembles handoverd: it opens and migrates the database,
+// builds the services and their HTTP APIs on one router, and runs the HTTP
+// listener and the background loops until its context ends, then drains.
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/metrics"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// Logger is the root logger.
+	Logger zerolog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// GraphTransport is the HTTP transport for Graph calls (nil: default).
+	GraphTransport http.RoundTripper
+	// GraphRetry bounds Graph retries (zero: defaults).
+	GraphRetry messenger.Retry
+	// ShutdownTimeout bounds draining in-flight requests (default 20 s).
+	ShutdownTimeout time.Duration
+}
+
+// Server is one handoverd process.
+type Server struct {
+	cfg      *config.Config
+	log      zerolog.Logger
+	now      func() time.Time
+	db       *store.DB
+	metrics  *metrics.Metrics
+	handover *handover.Service
+	graph    *messenger.Graph
+	router   *httpapi.Router
+	draining atomic.Bool
+	shutdown time.Duration
+}
+
+// New opens the database, applies migrations and builds every service.
+func New(ctx context.Context, o Options) (*Server, error) {
+	cfg := o.Config
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	dbc, err := config.ParseDatabase(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, dbc.Driver, dbc.DSN)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		o.Logger.Info().Strs("migrations", applied).Msg("database migrated")
+	}
+	users, err := auth.NewUsers(cfg.Users)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m := metrics.New()
+	m.RegisterDB("handoverd_db_"+dbc.Driver, db.Writer())
+	s := &Server{
+		cfg:      cfg,
+		log:      o.Logger,
+		now:      now,
+		db:       db,
+		metrics:  m,
+		shutdown: o.ShutdownTimeout,
+	}
+	if s.shutdown <= 0 {
+		s.shutdown = 20 * time.Second
+	}
+	s.handover = handover.New(handover.Options{
+		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
+		Now: now, Metrics: m, Logger: o.Logger,
+	})
+	s.graph = messenger.NewGraph(messenger.GraphOptions{
+		BaseURL: cfg.Graph.URL, Version: cfg.Graph.Version, AppID: cfg.App.ID, AppSecret: cfg.App.Secret,
+		Timeout: cfg.Graph.Timeout, Transport: o.GraphTransport, Retry: o.GraphRetry, Metrics: m,
+	})
+
+	r := httpapi.NewRouter(o.Logger, m)
+	wh := &messenger.Webhook{
+		AppSecret:   cfg.App.Secret,
+		VerifyToken: cfg.App.VerifyToken,
+		KnownPage:   func(id string) bool { _, ok := cfg.Page(id); return ok },
+		Ingester:    s.handover,
+		Metrics:     m,
+		Now:         now,
+	}
+	wh.Routes(r)
+	(&handover.API{Service: s.handover, Users: users}).Routes(r)
+	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.HandleFunc(http.MethodGet, "/readyz", s.readyz)
+	r.Handle(http.MethodGet, "/metrics", m.Handler())
+	s.router = r
+	return s, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		httpapi.WriteError(w, r, apperr.New(apperr.Unavailable, "draining"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "database unreachable"))
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Handler returns the HTTP handler with every API.
+func (s *Server) Handler() http.Handler { return s.router.Handler() }
+
+// Routes lists the registered routes.
+func (s *Server) Routes() []string { return s.router.Routes() }
+
+// Handover returns the thread-control service.
+func (s *Server) Handover() *handover.Service { return s.handover }
+
+// Graph returns the Graph API client.
+func (s *Server) Graph() *messenger.Graph { return s.graph }
+
+// Metrics returns the metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// DB returns the database.
+func (s *Server) DB() *store.DB { return s.db }
+
+// Close closes the database.
+func (s *Server) Close() error { return s.db.Close() }
+
+// Run listens on the configured address and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln and runs the background loops until ctx ends, then
+// stops accepting, reports not-ready, and finishes in-flight requests.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.draining.Store(true)
+		sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { s.sweep(gctx); return nil })
+	return g.Wait()
+}
+
+// sweep moves expired threads to idle every SweepEvery.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Threads.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.handover.ExpireIdle(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("idle sweep failed")
+			} else if n > 0 {
+				s.log.Info().Int("threads", n).Msg("idle sweep moved threads to idle")
+			}
+		}
+	}
+}
