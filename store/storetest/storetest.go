@@ -26,9 +26,11 @@ type Backend struct {
 	Name string
 	// URL is the database setting a handoverd config would carry for it.
 	URL string
-	// Open opens another connection to the same database (as a second
-	// handoverd process would).
+	// Open opens another migrated connection to the same database (as a
+	// second handoverd process would).
 	Open func(t testing.TB) *store.DB
+	// OpenUnmigrated opens a connection without migrating.
+	OpenUnmigrated func(t testing.TB) *store.DB
 }
 
 // Each runs fn as a subtest against a fresh database of every dialect.
@@ -50,7 +52,8 @@ func SQLite(t testing.TB) Backend {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "handoverd.db")
 	b := Backend{Name: "sqlite", URL: "sqlite://" + path}
-	b.Open = func(t testing.TB) *store.DB { return open(t, "sqlite", path) }
+	b.Open = func(t testing.TB) *store.DB { return open(t, "sqlite", path, true) }
+	b.OpenUnmigrated = func(t testing.TB) *store.DB { return open(t, "sqlite", path, false) }
 	return b
 }
 
@@ -85,11 +88,12 @@ func Postgres(t testing.TB) Backend {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	b := Backend{Name: "postgres", URL: u.String()}
-	b.Open = func(t testing.TB) *store.DB { return open(t, "postgres", u.String()) }
+	b.Open = func(t testing.TB) *store.DB { return open(t, "postgres", u.String(), true) }
+	b.OpenUnmigrated = func(t testing.TB) *store.DB { return open(t, "postgres", u.String(), false) }
 	return b
 }
 
-func open(t testing.TB, driver, dsn string) *store.DB {
+func open(t testing.TB, driver, dsn string, migrate bool) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, driver, dsn)
@@ -97,6 +101,9 @@ func open(t testing.TB, driver, dsn string) *store.DB {
 		t.Fatalf("open %s: %v", driver, err)
 	}
 	t.Cleanup(func() { db.Close() })
+	if !migrate {
+		return db
+	}
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatalf("migrate %s: %v", driver, err)
 	}

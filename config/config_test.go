@@ -1,0 +1,100 @@
+package config_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/handoverd/handoverd/config"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+var goodEnv = map[string]string{"APP_SECRET": "s3cret", "SUFFIX": "x1", "PAGE_TOKEN": "EAAB-page", "BOT_TOKEN": "bot-token-0123456789"}
+
+func TestParseGood(t *testing.T) {
+	b, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse(b, env(goodEnv))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &config.Config{
+		Listen:   "127.0.0.1:9000",
+		Database: "postgres://handoverd@db:5432/handoverd",
+		Graph:    config.Graph{URL: "http://127.0.0.1:9090/", Version: "v21.0", Timeout: 3 * time.Second},
+		App:      config.App{ID: "111", Secret: "s3cret", VerifyToken: "vt-x1"},
+		Pages: []config.Page{
+			{ID: "1001", AccessToken: "EAAB-page", DefaultApp: "bot", BotAppID: "222", ClientID: 1},
+			{ID: "1002", AccessToken: "tok2", DefaultApp: "none", ClientID: 2},
+		},
+		Users: []config.User{
+			{Name: "support-bot", Role: "bot", Token: "bot-token-0123456789", ClientID: 1},
+			{Name: "alice", Role: "agent", TokenSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ClientID: 1},
+			{Name: "root", Role: "admin", Token: "admin-token-0123456789"},
+		},
+		Threads: config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
+		Log:     config.Log{Level: "info"},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := c.Pages[0].DefaultAppID("111"); got != "222" {
+		t.Errorf("DefaultAppID = %q", got)
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	base := `app: {id: "111", secret: s, verify_token: v}
+pages: [{id: "1001", access_token: t, client_id: 1}]
+`
+	tests := []struct {
+		name, doc, wantKey string
+	}{
+		{"missing env var", strings.Replace(base, "secret: s", `secret: "${NOPE}"`, 1), "app.secret: environment variable NOPE is not set"},
+		{"unknown key", base + "listen_addr: x\n", "field listen_addr not found"},
+		{"bad default_app", strings.Replace(base, "client_id: 1}", "client_id: 1, default_app: robot}", 1), "pages[0].default_app"},
+		{"bot default without bot id", strings.Replace(base, "client_id: 1}", "client_id: 1, default_app: bot}", 1), "pages[0].bot_app_id"},
+		{"no pages", `app: {id: "111", secret: s, verify_token: v}`, "pages: at least one"},
+		{"no app id", strings.Replace(base, `id: "111", `, "", 1), "app.id"},
+		{"non-numeric page", strings.Replace(base, `"1001"`, "page", 1), "pages[0].id"},
+		{"bad database", base + "database: mysql://x\n", "database: must start with"},
+		{"bad version", base + "graph: {version: latest}\n", "graph.version"},
+		{"bad role", base + "users: [{name: a, role: boss, token: abcdefghijklmnopq, client_id: 1}]\n", "users[0].role"},
+		{"short token", base + "users: [{name: a, role: agent, token: short, client_id: 1}]\n", "users[0].token: must be at least"},
+		{"bad digest", base + "users: [{name: a, role: agent, token_sha256: abc, client_id: 1}]\n", "users[0].token_sha256"},
+		{"both tokens", base + "users: [{name: a, role: agent, token: abcdefghijklmnopq, token_sha256: abc, client_id: 1}]\n", "not both"},
+		{"user without client", base + "users: [{name: a, role: agent, token: abcdefghijklmnopq}]\n", "users[0].client_id"},
+		{"bad log level", base + "log: {level: loud}\n", "log.level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.doc), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.wantKey) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	c := config.App{ID: "1", Secret: "hunter2", VerifyToken: "tok"}
+	b, _ := json.Marshal(c)
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c.Secret), string(b)} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "tok\"") {
+			t.Errorf("secret printed: %s", s)
+		}
+	}
+	if c.Secret.Reveal() != "hunter2" {
+		t.Error("Reveal lost the value")
+	}
+}

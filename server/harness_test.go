@@ -1,0 +1,223 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/internal/clocktest"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/messenger/simulator"
+	"github.com/handoverd/handoverd/server"
+	"github.com/handoverd/handoverd/store/storetest"
+)
+
+const (
+	ourApp     = "111"
+	ourSecret  = "our-app-secret"
+	ourToken   = "our-page-token"
+	botApp     = "222"
+	botSecret  = "bot-app-secret"
+	botToken   = "bot-page-token"
+	pageID     = "1001"
+	verify     = "verify-me-please"
+	agentToken = "agent-token-0123456789"
+	botAPIKey  = "bot-api-token-0123456789"
+)
+
+var start = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+
+// harness is a handoverd process on loopback, a Messenger simulator as
+// Facebook, and a bot app with its own webhook receiver and Graph client.
+type harness struct {
+	t       *testing.T
+	backend storetest.Backend
+	clock   *clocktest.Fake
+	sim     *simulator.Sim
+	simURL  string
+	cfg     *config.Config
+	srv     *server.Server
+	url     string
+	stop    func()
+	bot     *messenger.Graph
+	logs    *syncBuffer
+}
+
+func newHarness(t *testing.T, b storetest.Backend, defaultApp string) *harness {
+	t.Helper()
+	h := &harness{t: t, backend: b, clock: clocktest.New(start), logs: &syncBuffer{}}
+	h.sim = simulator.New(simulator.Config{Now: h.clock.Now, RetryDelay: 5 * time.Millisecond, MaxAttempts: 6})
+	simSrv := httptest.NewServer(h.sim.Handler())
+	t.Cleanup(func() { h.sim.Close(); simSrv.Close() })
+	h.simURL = simSrv.URL + "/"
+
+	botHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }))
+	t.Cleanup(botHook.Close)
+	h.sim.AddApp(simulator.App{ID: botApp, Secret: botSecret, WebhookURL: botHook.URL})
+	defaultAppID := map[string]string{"bot": botApp, "agent": ourApp, "none": ""}[defaultApp]
+	h.sim.AddPage(simulator.Page{ID: pageID, DefaultAppID: defaultAppID, Tokens: map[string]string{ourToken: ourApp, botToken: botApp}})
+
+	h.cfg = &config.Config{
+		Listen:   "127.0.0.1:0",
+		Database: b.URL,
+		Graph:    config.Graph{URL: h.simURL, Version: "v21.0", Timeout: 5 * time.Second},
+		App:      config.App{ID: ourApp, Secret: ourSecret, VerifyToken: verify},
+		Pages:    []config.Page{{ID: pageID, AccessToken: ourToken, DefaultApp: defaultApp, BotAppID: botApp, ClientID: 1}},
+		Users: []config.User{
+			{Name: "alice", Role: "agent", Token: agentToken, ClientID: 1},
+			{Name: "support-bot", Role: "bot", Token: botAPIKey, ClientID: 1},
+		},
+		Threads: config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
+		Log:     config.Log{Level: "debug"},
+	}
+	if err := h.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h.bot = messenger.NewGraph(messenger.GraphOptions{BaseURL: h.simURL, Version: "v21.0", AppID: botApp, AppSecret: botSecret,
+		Retry: messenger.Retry{Initial: time.Millisecond}})
+	h.startServer()
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// startServer starts a handoverd process and points our app's webhooks at it.
+func (h *harness) startServer() {
+	h.t.Helper()
+	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
+	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: log, Now: h.clock.Now,
+		GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	h.srv, h.url = srv, "http://"+ln.Addr().String()
+	h.sim.AddApp(simulator.App{ID: ourApp, Secret: ourSecret, WebhookURL: h.url + "/webhooks/messenger"})
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("Serve: %v", err)
+		}
+		srv.Close()
+		h.stop = func() {}
+	}
+}
+
+// restart stops the handoverd process and starts a new one on the same database.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	h.startServer()
+}
+
+func (h *harness) flush() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sim.Flush(ctx); err != nil {
+		h.t.Fatalf("Flush: %v", err)
+	}
+}
+
+func (h *harness) customerSays(psid, text string) string {
+	h.t.Helper()
+	mid, err := h.sim.CustomerSends(pageID, psid, simulator.CustomerMessage{Text: text})
+	if err != nil {
+		h.t.Fatalf("CustomerSends: %v", err)
+	}
+	h.flush()
+	return mid
+}
+
+func (h *harness) botPage() messenger.PageRef { return messenger.PageRef{ID: pageID, Token: botToken} }
+
+// thread reads GET /1.0/threads/{page}/{psid} as the agent.
+func (h *harness) thread(psid string) (handover.ThreadView, int) {
+	h.t.Helper()
+	var v handover.ThreadView
+	status, body := h.do(http.MethodGet, "/1.0/threads/"+pageID+"/"+psid, agentToken, nil)
+	if status == http.StatusOK {
+		if err := json.Unmarshal(body, &v); err != nil {
+			h.t.Fatalf("decode thread: %v: %s", err, body)
+		}
+	}
+	return v, status
+}
+
+func (h *harness) do(method, path, bearer string, body []byte) (int, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// postWebhook sends body to the webhook edge with the given signature header.
+func (h *harness) postWebhook(body []byte, signature string) (int, []byte) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/messenger", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set("X-Hub-Signature-256", signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (h *harness) count(query string, args ...any) int {
+	h.t.Helper()
+	var n int
+	if err := h.srv.DB().Reader().QueryRow(query, args...).Scan(&n); err != nil {
+		h.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
