@@ -20,10 +20,10 @@ import (
 
 // How webhook evidence becomes thread state.
 //
-//   - Events are grouped per thread and each group is applied in one
-//     transaction that first locks the thread's row (SELECT … FOR UPDATE on
-//     PostgreSQL, the single writer on SQLite). Within a group events are
-//     applied in timestamp order.
+//   - A webhook's events are grouped per thread and applied in one
+//     transaction that locks each thread's row (SELECT … FOR UPDATE on
+//     PostgreSQL, the single writer on SQLite), threads in (page, PSID)
+//     order. Within a thread events are applied in timestamp order.
 //   - Every event has a dedupe key (messages and echoes by mid, handover
 //     events by page, PSID, kind, timestamp and new owner, the rest by their
 //     fields). An event already stored is a duplicate and changes nothing.
@@ -41,35 +41,50 @@ import (
 //   - An owned thread without activity for IdleAfter is idle from
 //     ExpiresAt on, whether the sweeper or a newer event notices first.
 
-// Ingest durably applies webhook events. It returns nil only when every
-// event is committed (or was already).
+// Ingest durably applies webhook events in one transaction (one commit,
+// one fsync, per webhook). It returns nil only when every event is
+// committed (or was already). Threads are locked in (page, PSID) order so
+// concurrent ingests cannot deadlock.
 func (s *Service) Ingest(ctx context.Context, events []messenger.Event) error {
 	type key struct{ page, psid string }
 	groups := map[key][]messenger.Event{}
-	var order []key
+	var keys []key
 	for _, ev := range events {
 		k := key{ev.PageID, ev.PSID}
 		if _, ok := groups[k]; !ok {
-			order = append(order, k)
+			keys = append(keys, k)
 		}
 		groups[k] = append(groups[k], ev)
 	}
-	for _, k := range order {
-		evs := groups[k]
-		sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
-		var c committed
-		err := s.db.InTx(ctx, func(tx *store.Tx) error {
-			c = committed{}
-			if k.psid == "" {
-				return s.applyPageEvents(ctx, tx, k.page, evs, &c)
-			}
-			return s.applyThreadEvents(ctx, tx, k.page, k.psid, evs, &c)
-		})
-		if err != nil {
-			return fmt.Errorf("handover: ingest page %s: %w", k.page, err)
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].page != keys[j].page {
+			return keys[i].page < keys[j].page
 		}
-		s.record(c)
+		return keys[i].psid < keys[j].psid
+	})
+	for _, evs := range groups {
+		sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
 	}
+	var c committed
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		c = committed{}
+		for _, k := range keys {
+			var err error
+			if k.psid == "" {
+				err = s.applyPageEvents(ctx, tx, k.page, groups[k], &c)
+			} else {
+				err = s.applyThreadEvents(ctx, tx, k.page, k.psid, groups[k], &c)
+			}
+			if err != nil {
+				return fmt.Errorf("page %s: %w", k.page, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("handover: ingest: %w", err)
+	}
+	s.record(c)
 	return nil
 }
 
