@@ -25,13 +25,16 @@ const PageInboxAppID = "263902037430900"
 
 // Default values used when the file leaves a key out.
 const (
-	DefaultListen       = "127.0.0.1:8080"
-	DefaultDatabase     = "sqlite://handoverd.db"
-	DefaultGraphURL     = "https://graph.facebook.com/"
-	DefaultGraphVersion = "v21.0"
-	DefaultGraphTimeout = 10 * time.Second
-	DefaultIdleAfter    = 24 * time.Hour
-	DefaultSweepEvery   = 30 * time.Second
+	DefaultListen           = "127.0.0.1:8080"
+	DefaultDatabase         = "sqlite://handoverd.db"
+	DefaultGraphURL         = "https://graph.facebook.com/"
+	DefaultGraphVersion     = "v21.0"
+	DefaultGraphTimeout     = 10 * time.Second
+	DefaultIdleAfter        = 24 * time.Hour
+	DefaultSweepEvery       = 30 * time.Second
+	DefaultControlWait      = 2 * time.Minute
+	DefaultInterventionIdle = time.Hour
+	DefaultWorkEvery        = time.Second
 )
 
 // Default-app values a page may name.
@@ -65,6 +68,8 @@ type Config struct {
 	Users []User `yaml:"users"`
 	// Threads tunes thread-control bookkeeping.
 	Threads Threads `yaml:"threads"`
+	// Handover tunes handovers, interventions and agent sends.
+	Handover Handover `yaml:"handover"`
 	// Log sets the log level.
 	Log Log `yaml:"log"`
 }
@@ -139,6 +144,18 @@ type Threads struct {
 	IdleAfter time.Duration `yaml:"idle_after"`
 	// SweepEvery is how often expired threads are moved to idle.
 	SweepEvery time.Duration `yaml:"sweep_every"`
+}
+
+// Handover tunes how handoverd acquires and gives back thread control.
+type Handover struct {
+	// ControlTimeout is how long an agent message waits for thread control
+	// before it fails, and how long a pending request counts as pending.
+	ControlTimeout time.Duration `yaml:"control_timeout"`
+	// InterventionIdle closes an intervention after this long without agent
+	// activity (0 never).
+	InterventionIdle time.Duration `yaml:"intervention_idle"`
+	// WorkEvery is how often the background worker looks for due work.
+	WorkEvery time.Duration `yaml:"work_every"`
 }
 
 // Log configures logging.
@@ -260,6 +277,15 @@ func (c *Config) applyDefaults() {
 	if c.Threads.SweepEvery == 0 {
 		c.Threads.SweepEvery = DefaultSweepEvery
 	}
+	if c.Handover.ControlTimeout == 0 {
+		c.Handover.ControlTimeout = DefaultControlWait
+	}
+	if c.Handover.InterventionIdle == 0 {
+		c.Handover.InterventionIdle = DefaultInterventionIdle
+	}
+	if c.Handover.WorkEvery == 0 {
+		c.Handover.WorkEvery = DefaultWorkEvery
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -365,6 +391,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Threads.SweepEvery < 0 {
 		bad("threads.sweep_every", "must be positive")
+	}
+	if c.Handover.ControlTimeout < 0 {
+		bad("handover.control_timeout", "must be positive")
+	}
+	if c.Handover.InterventionIdle < 0 {
+		bad("handover.intervention_idle", "must be positive (or left out for the default)")
+	}
+	if c.Handover.WorkEvery < 0 {
+		bad("handover.work_every", "must be positive")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -42,8 +42,9 @@ func TestParseGood(t *testing.T) {
 			{Name: "alice", Role: "agent", TokenSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ClientID: 1},
 			{Name: "root", Role: "admin", Token: "admin-token-0123456789"},
 		},
-		Threads: config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
-		Log:     config.Log{Level: "info"},
+		Threads:  config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
+		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
+		Log:      config.Log{Level: "info"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -163,11 +163,24 @@ func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, p
 	if err := writeThread(ctx, tx, &th, nowT); err != nil {
 		return err
 	}
+	return s.saveTransitions(ctx, tx, &th, trs, now, c)
+}
+
+// saveTransitions stores a thread's new transitions and notes what the
+// commit must report.
+func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread, trs []Transition, now int64, c *committed) error {
 	for _, t := range trs {
-		if err := insertTransition(ctx, tx, pageID, psid, t, now); err != nil {
+		if err := insertTransition(ctx, tx, th.PageID, th.PSID, t, now); err != nil {
 			return err
 		}
-		c.transitions = append(c.transitions, threadTransition{pageID, psid, t})
+		c.transitions = append(c.transitions, threadTransition{th.PageID, th.PSID, t})
+		if t.To == OwnerAgent {
+			c.ownedByUs = true
+		}
+	}
+	if th.granted > 0 {
+		c.waits = append(c.waits, th.granted)
+		th.granted = 0
 	}
 	return nil
 }
@@ -198,8 +211,11 @@ func (s *Service) apply(th *Thread, page config.Page, ev messenger.Event, trs *[
 	if th.Owner != OwnerIdle && th.ExpiresAt != nil && !ts.Before(*th.ExpiresAt) && !th.ExpiresAt.Before(th.StateAt) {
 		s.transition(th, OwnerIdle, "", *th.ExpiresAt, CauseExpired, "", trs)
 	}
+	// Customer messages and control changes are activity, whatever order
+	// they arrive in (so the expiry does not depend on delivery order).
+	active := customer || ev.Kind == messenger.KindPass || ev.Kind == messenger.KindTake
 	if ts.Before(th.StateAt) {
-		if customer {
+		if active {
 			th.ActivityAt = maxTime(th.ActivityAt, ts)
 			s.refreshExpiry(th)
 		}
@@ -212,7 +228,7 @@ func (s *Service) apply(th *Thread, page config.Page, ev messenger.Event, trs *[
 		}
 		th.StateAt = ts
 	}
-	if customer {
+	if active {
 		th.ActivityAt = maxTime(th.ActivityAt, ts)
 	}
 	s.refreshExpiry(th)
@@ -270,6 +286,9 @@ func (s *Service) observe(th *Thread, page config.Page, ev messenger.Event) (Own
 // transition moves th to a new owner at time at.
 func (s *Service) transition(th *Thread, to Owner, toApp string, at time.Time, cause Cause, actor string, trs *[]Transition) {
 	*trs = append(*trs, Transition{At: at, From: th.Owner, FromAppID: th.OwnerAppID, To: to, ToAppID: toApp, Cause: cause, Actor: actor})
+	if to == OwnerAgent && th.PendingAppID == s.appID && th.PendingAt != nil {
+		th.granted = at.Sub(*th.PendingAt)
+	}
 	th.Owner, th.OwnerAppID = to, toApp
 	th.PendingAppID, th.PendingAt = "", nil
 	if at.After(th.StateAt) {

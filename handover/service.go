@@ -1,11 +1,13 @@
 package handover
 
 import (
+	"context"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/store"
 )
@@ -26,7 +28,25 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger logs one line per transition.
 	Logger zerolog.Logger
+	// Graph calls Facebook as handoverd's app (nil: thread control is only
+	// tracked, never requested).
+	Graph Graph
+	// Handover tunes control acquisition, interventions and agent sends.
+	Handover config.Handover
 }
+
+// Graph is the part of the Graph API handover uses; *messenger.Graph
+// implements it.
+type Graph interface {
+	Send(ctx context.Context, page messenger.PageRef, req messenger.SendRequest) (messenger.SendResult, error)
+	PassThreadControl(ctx context.Context, page messenger.PageRef, psid, targetAppID, metadata string) error
+	TakeThreadControl(ctx context.Context, page messenger.PageRef, psid, metadata string) error
+	RequestThreadControl(ctx context.Context, page messenger.PageRef, psid, metadata string) error
+	ReleaseThreadControl(ctx context.Context, page messenger.PageRef, psid, metadata string) error
+	ThreadOwner(ctx context.Context, page messenger.PageRef, psid string) (messenger.ThreadOwner, error)
+}
+
+var _ Graph = (*messenger.Graph)(nil)
 
 // Service keeps thread-control state in the database.
 type Service struct {
@@ -37,6 +57,9 @@ type Service struct {
 	now       func() time.Time
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
+	graph     Graph
+	hcfg      config.Handover
+	kick      chan struct{}
 }
 
 // New returns a Service.
@@ -49,6 +72,15 @@ func New(o Options) *Service {
 		now:       o.Now,
 		metrics:   o.Metrics,
 		log:       o.Logger,
+		graph:     o.Graph,
+		hcfg:      o.Handover,
+		kick:      make(chan struct{}, 1),
+	}
+	if s.hcfg.ControlTimeout <= 0 {
+		s.hcfg.ControlTimeout = config.DefaultControlWait
+	}
+	if s.hcfg.WorkEvery <= 0 {
+		s.hcfg.WorkEvery = config.DefaultWorkEvery
 	}
 	if s.idleAfter <= 0 {
 		s.idleAfter = config.DefaultIdleAfter
@@ -76,6 +108,8 @@ func (s *Service) Page(id string) (config.Page, bool) {
 type committed struct {
 	transitions []threadTransition
 	events      []eventResult
+	waits       []time.Duration // request → control, for the histogram
+	ownedByUs   bool            // a thread became ours: waiting agent messages may go
 }
 
 type threadTransition struct {
@@ -91,10 +125,29 @@ func (s *Service) record(c committed) {
 	for _, e := range c.events {
 		s.metrics.WebhookEvents.WithLabelValues(e.kind, e.result).Inc()
 	}
+	for _, w := range c.waits {
+		s.metrics.HandoverControlWait.Observe(w.Seconds())
+	}
+	if c.ownedByUs {
+		s.Kick()
+	}
 	for _, t := range c.transitions {
 		s.metrics.ThreadTransitions.WithLabelValues(string(t.From), string(t.To), string(t.Cause)).Inc()
 		s.log.Info().Str("page_id", t.pageID).Str("psid", t.psid).
 			Str("from", string(t.From)).Str("to", string(t.To)).Str("to_app_id", t.ToAppID).
 			Str("cause", string(t.Cause)).Str("actor", t.Actor).Time("at", t.At).Msg("thread transition")
 	}
+}
+
+// Kick wakes the background worker (e.g. a thread just became ours).
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pageRef returns the Graph reference of a configured Page.
+func (s *Service) pageRef(pageID string) messenger.PageRef {
+	return messenger.PageRef{ID: pageID, Token: s.pages[pageID].AccessToken}
 }

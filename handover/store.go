@@ -186,14 +186,8 @@ func (s *Service) expire(ctx context.Context, pageID, psid string) (bool, error)
 		if err := writeThread(ctx, tx, &th, now); err != nil {
 			return err
 		}
-		for _, t := range trs {
-			if err := insertTransition(ctx, tx, pageID, psid, t, store.Millis(now)); err != nil {
-				return err
-			}
-			c.transitions = append(c.transitions, threadTransition{pageID, psid, t})
-		}
 		moved = true
-		return nil
+		return s.saveTransitions(ctx, tx, &th, trs, store.Millis(now), &c)
 	})
 	if err == nil {
 		s.record(c)

@@ -83,6 +83,10 @@ type Thread struct {
 	CreatedAt time.Time
 	// UpdatedAt is when the row last changed.
 	UpdatedAt time.Time
+
+	// granted is set (in memory) when a request of ours was granted: how
+	// long it took.
+	granted time.Duration
 }
 
 // Transition is one owner change.

@@ -43,6 +43,18 @@ type Metrics struct {
 	// GraphDuration observes Graph API call latency by operation.
 	GraphDuration *prometheus.HistogramVec
 
+	// Handovers counts handover API calls by direction (to_agent, to_bot,
+	// invalid) and result (ok, noop, conflict, not_found, invalid,
+	// unauthorized, upstream_error, error).
+	Handovers *prometheus.CounterVec
+	// HandoverControlWait observes seconds from asking Facebook for thread
+	// control to the thread becoming ours.
+	HandoverControlWait prometheus.Histogram
+	// AgentSends counts agent messages by result (sent, failed).
+	AgentSends *prometheus.CounterVec
+	// InterventionsClosed counts closed interventions by reason (agent, idle, api).
+	InterventionsClosed *prometheus.CounterVec
+
 	// HTTPRequests counts API requests by route template, method and status code.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes API request latency by route template and method.
@@ -95,6 +107,23 @@ func New() *Metrics {
 		Help:    "Graph API call latency (each attempt), by operation.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"operation"})
+	m.Handovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "handovers_total",
+		Help: "Handover API calls, by direction (to_agent, to_bot, invalid) and result (ok, noop, conflict, not_found, invalid, unauthorized, upstream_error, error).",
+	}, []string{"direction", "result"})
+	m.HandoverControlWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "handover_control_wait_seconds",
+		Help:    "Seconds from asking Facebook for thread control (request or take) to the thread being owned by the agents.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+	})
+	m.AgentSends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "agent_sends_total",
+		Help: "Agent messages sent through the Send API, by result (sent, failed).",
+	}, []string{"result"})
+	m.InterventionsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "interventions_closed_total",
+		Help: "Interventions closed, by reason (agent, idle).",
+	}, []string{"reason"})
 	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
@@ -107,10 +136,17 @@ func New() *Metrics {
 
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
+		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
 	return m
+}
+
+// GaugeFunc registers a gauge whose value is computed at scrape time (e.g.
+// counted in the shared database, so every replica reports the same).
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, f))
 }
 
 // RegisterDB exports connection-pool statistics for a database pool.

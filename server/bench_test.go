@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/messenger/simulator"
 	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store/storetest"
 )
@@ -122,5 +123,53 @@ func benchIngest(b *testing.B, be storetest.Backend, batch int) {
 	var stored int
 	if err := srv.DB().Reader().QueryRow(`SELECT count(*) FROM messages`).Scan(&stored); err != nil || stored != b.N*batch {
 		b.Errorf("stored %d messages, want %d (%v)", stored, b.N*batch, err)
+	}
+}
+
+// BenchmarkHandoverRoundTrip measures POST /1.0/bots/handover (bot → agent)
+// until handoverd records the agents as owner: request_thread_control to
+// the simulator, its webhook to the bot, the bot's pass_thread_control, and
+// the pass event's webhook back to handoverd, all over loopback HTTP.
+func BenchmarkHandoverRoundTrip(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			be := storetest.SQLite(b)
+			if backend == "postgres" {
+				be = storetest.Postgres(b)
+			}
+			h := newHarness(b, be, "bot")
+			h.logs = &syncBuffer{}
+			psids := make([]string, b.N)
+			for i := range psids {
+				psids[i] = fmt.Sprintf("91%06d", i)
+				if _, err := h.sim.CustomerSends(pageID, psids[i], simulator.CustomerMessage{Text: "hi"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			h.flush()
+			lat := make([]time.Duration, b.N)
+			b.ResetTimer()
+			for i, psid := range psids {
+				t0 := time.Now()
+				if status, body := h.engage(botAPIKey, psid, "bot", "agent", ""); status != 200 {
+					b.Fatalf("handover = %d %s", status, body)
+				}
+				for {
+					th, _, err := h.srv.Handover().Get(context.Background(), pageID, psid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if th.Owner == "agent" {
+						break
+					}
+					time.Sleep(200 * time.Microsecond)
+				}
+				lat[i] = time.Since(t0)
+			}
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
 	}
 }

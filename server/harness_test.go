@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +43,7 @@ var start = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 // harness is a handoverd process on loopback, a Messenger simulator as
 // Facebook, and a bot app with its own webhook receiver and Graph client.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	backend storetest.Backend
 	clock   *clocktest.Fake
 	sim     *simulator.Sim
@@ -52,9 +54,13 @@ type harness struct {
 	stop    func()
 	bot     *messenger.Graph
 	logs    *syncBuffer
+	// botPasses makes the bot pass control when asked (request_thread_control).
+	botPasses atomic.Bool
+	// graphDelay slows every Graph call handoverd makes (to force overlaps).
+	graphDelay atomic.Int64
 }
 
-func newHarness(t *testing.T, b storetest.Backend, defaultApp string) *harness {
+func newHarness(t testing.TB, b storetest.Backend, defaultApp string) *harness {
 	t.Helper()
 	h := &harness{t: t, backend: b, clock: clocktest.New(start), logs: &syncBuffer{}}
 	h.sim = simulator.New(simulator.Config{Now: h.clock.Now, RetryDelay: 5 * time.Millisecond, MaxAttempts: 6})
@@ -62,7 +68,8 @@ func newHarness(t *testing.T, b storetest.Backend, defaultApp string) *harness {
 	t.Cleanup(func() { h.sim.Close(); simSrv.Close() })
 	h.simURL = simSrv.URL + "/"
 
-	botHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) }))
+	h.botPasses.Store(true)
+	botHook := httptest.NewServer(http.HandlerFunc(h.botWebhook))
 	t.Cleanup(botHook.Close)
 	h.sim.AddApp(simulator.App{ID: botApp, Secret: botSecret, WebhookURL: botHook.URL})
 	defaultAppID := map[string]string{"bot": botApp, "agent": ourApp, "none": ""}[defaultApp]
@@ -77,9 +84,11 @@ func newHarness(t *testing.T, b storetest.Backend, defaultApp string) *harness {
 		Users: []config.User{
 			{Name: "alice", Role: "agent", Token: agentToken, ClientID: 1},
 			{Name: "support-bot", Role: "bot", Token: botAPIKey, ClientID: 1},
+			{Name: "other-bot", Role: "bot", Token: "other-client-token-0123", ClientID: 2},
 		},
-		Threads: config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
-		Log:     config.Log{Level: "debug"},
+		Threads:  config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
+		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 20 * time.Millisecond},
+		Log:      config.Log{Level: "debug"},
 	}
 	if err := h.cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -96,7 +105,8 @@ func (h *harness) startServer() {
 	h.t.Helper()
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: log, Now: h.clock.Now,
-		GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}})
+		GraphRetry:     messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		GraphTransport: delayTransport{h}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -220,4 +230,77 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// botWebhook is the bot app's webhook: a cooperative bot passes control to
+// whoever requests it.
+func (h *harness) botWebhook(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	w.WriteHeader(http.StatusOK)
+	if !h.botPasses.Load() {
+		return
+	}
+	var env struct {
+		Entry []struct {
+			Messaging []struct {
+				Sender  struct{ ID string } `json:"sender"`
+				Request *struct {
+					RequestedOwnerAppID string `json:"requested_owner_app_id"`
+				} `json:"request_thread_control"`
+			} `json:"messaging"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return
+	}
+	for _, e := range env.Entry {
+		for _, m := range e.Messaging {
+			if m.Request != nil {
+				if err := h.bot.PassThreadControl(context.Background(), h.botPage(), m.Sender.ID, m.Request.RequestedOwnerAppID, "bot agrees"); err != nil {
+					h.t.Errorf("bot pass on request: %v", err)
+				}
+			}
+		}
+	}
+}
+
+type delayTransport struct{ h *harness }
+
+func (d delayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if ms := d.h.graphDelay.Load(); ms > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// calls lists the Graph calls the simulator received as "app op".
+func (h *harness) calls() []string {
+	var out []string
+	for _, c := range h.sim.Calls() {
+		out = append(out, c.AppID+" "+c.Op)
+	}
+	return out
+}
+
+// engage calls POST /1.0/bots/handover.
+func (h *harness) engage(token, psid, from, to string, extra string) (int, string) {
+	h.t.Helper()
+	status, body := h.do(http.MethodPost, "/1.0/bots/handover?access_token="+token+"&identity_foreign_id="+psid+"&from="+from+"&to="+to+"&type=messenger"+extra, "", nil)
+	return status, strings.TrimSpace(string(body))
+}
+
+// agentJSON calls an agent endpoint with a JSON body and decodes the answer.
+func (h *harness) agentJSON(method, path string, in any, out any) int {
+	h.t.Helper()
+	var b []byte
+	if in != nil {
+		b, _ = json.Marshal(in)
+	}
+	status, body := h.do(method, path, agentToken, b)
+	if out != nil && status < 300 {
+		if err := json.Unmarshal(body, out); err != nil {
+			h.t.Fatalf("%s %s: decode %s: %v", method, path, body, err)
+		}
+	}
+	return status
 }

@@ -95,14 +95,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.shutdown <= 0 {
 		s.shutdown = 20 * time.Second
 	}
-	s.handover = handover.New(handover.Options{
-		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
-		Now: now, Metrics: m, Logger: o.Logger,
-	})
 	s.graph = messenger.NewGraph(messenger.GraphOptions{
 		BaseURL: cfg.Graph.URL, Version: cfg.Graph.Version, AppID: cfg.App.ID, AppSecret: cfg.App.Secret,
 		Timeout: cfg.Graph.Timeout, Transport: o.GraphTransport, Retry: o.GraphRetry, Metrics: m,
 	})
+	s.handover = handover.New(handover.Options{
+		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
+		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
+	})
+	s.registerGauges()
 
 	r := httpapi.NewRouter(o.Logger, m)
 	wh := &messenger.Webhook{
@@ -115,6 +116,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	wh.Routes(r)
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
+	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -195,25 +197,38 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	g.Go(func() error { s.sweep(gctx); return nil })
+	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
 	return g.Wait()
 }
 
-// sweep moves expired threads to idle every SweepEvery.
-func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Threads.SweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.handover.ExpireIdle(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("idle sweep failed")
-			} else if n > 0 {
-				s.log.Info().Int("threads", n).Msg("idle sweep moved threads to idle")
+// registerGauges exports gauges counted in the shared database, so every
+// replica reports the same values.
+func (s *Server) registerGauges() {
+	count := func(query string, args ...any) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var v float64
+			if err := s.db.Reader().QueryRowContext(ctx, query, args...).Scan(&v); err != nil {
+				s.log.Warn().Err(err).Msg("metrics query failed")
+				return 0
 			}
+			return v
 		}
 	}
+	s.metrics.GaugeFunc("handover_requests_pending", "Threads where handoverd asked Facebook for control and has not got it yet.",
+		count(`SELECT count(*) FROM threads WHERE pending_app_id = $1 AND owner <> 'agent'`, s.cfg.App.ID))
+	s.metrics.GaugeFunc("interventions_open", "Open agent interventions.",
+		count(`SELECT count(*) FROM interventions WHERE status = 'open'`))
+	s.metrics.GaugeFunc("agent_sends_waiting", "Agent messages waiting for thread control before they can be sent.",
+		count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`))
+	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
+	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
+		func() float64 {
+			ms := oldest()
+			if ms == 0 {
+				return 0
+			}
+			return s.now().Sub(time.UnixMilli(int64(ms))).Seconds()
+		})
 }

@@ -1,0 +1,386 @@
+package handover
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Direction is where a handover moves a thread.
+type Direction string
+
+// Directions.
+const (
+	ToAgent  Direction = "to_agent"  // the agents (handoverd's app) get control
+	ToBot    Direction = "to_bot"    // the bot app gets control
+	GiveBack Direction = "give_back" // an intervention ends: release, or pass to a default bot
+)
+
+// More causes, for transitions handoverd makes itself.
+const (
+	// CauseRelease: handoverd released the thread to idle.
+	CauseRelease Cause = "release_thread_control"
+	// CauseThreadOwner: Graph's thread_owner corrected a stale state.
+	CauseThreadOwner Cause = "thread_owner"
+)
+
+// Graph operation names as stored in control_ops.
+const (
+	opNone    = "none"
+	opRequest = messenger.OpRequest
+	opTake    = messenger.OpTake
+	opPass    = messenger.OpPass
+	opRelease = messenger.OpRelease
+)
+
+// Outcome says what a control operation did.
+type Outcome struct {
+	// Op is the Graph call made ("none" when nothing was needed).
+	Op string
+	// Noop is true when no Graph call was needed (already owned, already
+	// pending) or another caller's identical call answered for this one.
+	Noop bool
+	// Owner is the thread's owner afterwards as far as handoverd knows.
+	Owner Owner
+	// Pending is true when control was requested and not granted yet.
+	Pending bool
+}
+
+// controlPlan is what a decision asks for.
+type controlPlan struct {
+	op     string // opNone when nothing is needed
+	target string // target app for pass
+}
+
+// staleOpAfter: an in-flight operation older than this was abandoned by a
+// crashed process and no longer blocks the thread.
+const staleOpAfter = 2 * time.Minute
+
+// control runs one thread-control operation for (page, psid): under the
+// thread's row lock it decides what is needed and records an in-flight
+// operation (so concurrent callers, in any process, wait for it instead of
+// calling Graph twice), calls Graph outside the transaction, then records
+// the result and its effect on the thread.
+func (s *Service) control(ctx context.Context, pageID, psid string, dir Direction, actor string,
+	decide func(tx *store.Tx, th Thread) (controlPlan, error)) (Outcome, error) {
+	if s.graph == nil {
+		return Outcome{}, apperr.New(apperr.Unavailable, "no Graph client configured")
+	}
+	page, ok := s.pages[pageID]
+	if !ok {
+		return Outcome{}, apperr.New(apperr.NotFound, "page %s is not configured", pageID)
+	}
+	var (
+		plan    controlPlan
+		opID    int64
+		waitFor int64
+		th      Thread
+	)
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		plan, opID, waitFor = controlPlan{}, 0, 0
+		var err error
+		th, err = lockExistingThread(ctx, tx, pageID, psid)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE control_ops SET status = 'failed', error = 'abandoned', finished_at = $3
+			WHERE page_id = $1 AND psid = $2 AND status = 'in_flight' AND created_at < $4`,
+			pageID, psid, store.Millis(now), store.Millis(now.Add(-staleOpAfter))); err != nil {
+			return err
+		}
+		var inDir string
+		err = tx.QueryRowContext(ctx, `SELECT id, direction FROM control_ops WHERE page_id = $1 AND psid = $2 AND status = 'in_flight'`,
+			pageID, psid).Scan(&waitFor, &inDir)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			waitFor = 0
+		case err != nil:
+			return err
+		case Direction(inDir) != dir:
+			return apperr.New(apperr.Conflict, "a handover %s is already in flight for this identity", inDir)
+		default:
+			return nil // wait for the identical operation in flight
+		}
+		plan, err = decide(tx, th)
+		if err != nil || plan.op == opNone {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7) RETURNING id`,
+			pageID, psid, string(dir), plan.op, plan.target, actor, store.Millis(now)).Scan(&opID)
+	})
+	if err != nil {
+		if store.IsUniqueViolation(err) { // another process inserted first: wait for it
+			return s.control(ctx, pageID, psid, dir, actor, decide)
+		}
+		return Outcome{}, err
+	}
+	if waitFor != 0 {
+		return s.awaitOp(ctx, waitFor)
+	}
+	if plan.op == opNone {
+		return Outcome{Op: opNone, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
+	}
+
+	ref := messenger.PageRef{ID: pageID, Token: page.AccessToken}
+	metadata := "handoverd:" + string(dir)
+	var gerr error
+	switch plan.op {
+	case opRequest:
+		gerr = s.graph.RequestThreadControl(ctx, ref, psid, metadata)
+	case opTake:
+		gerr = s.graph.TakeThreadControl(ctx, ref, psid, metadata)
+	case opPass:
+		gerr = s.graph.PassThreadControl(ctx, ref, psid, plan.target, metadata)
+	case opRelease:
+		gerr = s.graph.ReleaseThreadControl(ctx, ref, psid, metadata)
+	}
+	out, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, gerr)
+	if ferr != nil {
+		return Outcome{}, ferr
+	}
+	if gerr != nil {
+		return Outcome{}, graphFailure(plan.op, gerr)
+	}
+	return out, nil
+}
+
+// finishOp records an operation's result and, on success, its effect.
+func (s *Service) finishOp(ctx context.Context, page config.Page, psid string, opID int64, plan controlPlan, actor string, gerr error) (Outcome, error) {
+	var out Outcome
+	var c committed
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		c, out = committed{}, Outcome{Op: plan.op}
+		now := s.now()
+		th, err := lockExistingThread(ctx, tx, page.ID, psid)
+		if err != nil {
+			return err
+		}
+		status, msg, code, sub := "succeeded", "", 0, 0
+		if gerr != nil {
+			status, msg = "failed", gerr.Error()
+			var ge *messenger.GraphError
+			if errors.As(gerr, &ge) {
+				code, sub = ge.Code, ge.Subcode
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE control_ops SET status = $2, error = $3, graph_code = $4, graph_subcode = $5, finished_at = $6
+			WHERE id = $1`, opID, status, msg, code, sub, store.Millis(now)); err != nil {
+			return err
+		}
+		if gerr != nil {
+			out.Owner = th.Owner
+			return nil
+		}
+		var trs []Transition
+		switch plan.op {
+		case opTake:
+			if th.Owner != OwnerAgent {
+				th.PendingAppID, th.PendingAt = s.appID, &now // for the wait histogram
+				s.transition(&th, OwnerAgent, s.appID, now, CauseTake, actor, &trs)
+			}
+		case opRequest:
+			if th.Owner != OwnerAgent {
+				th.PendingAppID, th.PendingAt = s.appID, &now
+				out.Pending = true
+			}
+		case opPass:
+			if th.OwnerAppID != plan.target {
+				s.transition(&th, ownerOf(plan.target, s.appID, page), plan.target, now, CausePass, actor, &trs)
+			}
+		case opRelease:
+			if th.Owner != OwnerIdle {
+				s.transition(&th, OwnerIdle, "", now, CauseRelease, actor, &trs)
+			}
+		}
+		s.refreshExpiry(&th)
+		if err := writeThread(ctx, tx, &th, now); err != nil {
+			return err
+		}
+		out.Owner = th.Owner
+		return s.saveTransitions(ctx, tx, &th, trs, store.Millis(now), &c)
+	})
+	if err == nil {
+		s.record(c)
+	}
+	return out, err
+}
+
+// awaitOp waits for another caller's in-flight operation and answers as it did.
+func (s *Service) awaitOp(ctx context.Context, id int64) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, staleOpAfter)
+	defer cancel()
+	for {
+		var status, op, errText string
+		var code, sub int
+		var pageID, psid string
+		err := s.db.Reader().QueryRowContext(ctx, `SELECT status, op, error, graph_code, graph_subcode, page_id, psid FROM control_ops WHERE id = $1`, id).
+			Scan(&status, &op, &errText, &code, &sub, &pageID, &psid)
+		if err != nil {
+			return Outcome{}, err
+		}
+		switch status {
+		case "succeeded":
+			th, _, err := s.Get(ctx, pageID, psid)
+			if err != nil {
+				return Outcome{}, err
+			}
+			return Outcome{Op: op, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
+		case "failed":
+			return Outcome{}, &apperr.Error{Code: apperr.Upstream, Message: fmt.Sprintf("Facebook refused %s (code %d, subcode %d)", op, code, sub)}
+		}
+		select {
+		case <-ctx.Done():
+			return Outcome{}, apperr.Wrap(ctx.Err(), apperr.Unavailable, "waiting for a concurrent handover timed out")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// graphFailure turns a Graph error into the API error: 502 with Graph's
+// code and subcode in the message.
+func graphFailure(op string, err error) error {
+	var ge *messenger.GraphError
+	if errors.As(err, &ge) {
+		msg := fmt.Sprintf("Facebook refused %s: %s (code %d, subcode %d)", op, ge.Message, ge.Code, ge.Subcode)
+		if ge.Code == 0 {
+			msg = fmt.Sprintf("Facebook refused %s: %s", op, ge.Class)
+		}
+		return &apperr.Error{Code: apperr.Upstream, Message: msg, Err: err}
+	}
+	return apperr.Wrap(err, apperr.Upstream, "Facebook refused %s", op)
+}
+
+// lockExistingThread locks a thread's row; an unknown identity is NotFound.
+func lockExistingThread(ctx context.Context, tx *store.Tx, pageID, psid string) (Thread, error) {
+	th, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads
+		WHERE page_id = $1 AND psid = $2`+tx.Dialect.ForUpdate, pageID, psid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Thread{}, apperr.New(apperr.NotFound, "unknown identity %s on page %s", psid, pageID)
+	}
+	return th, err
+}
+
+// AcquireControl gets thread control for the agents: nothing when they own
+// the thread or a request of ours is pending; take when handoverd is the
+// Page's default app; otherwise request it (the owner must pass).
+func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string) (Outcome, error) {
+	page := s.pages[pageID]
+	return s.control(ctx, pageID, psid, ToAgent, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
+		switch {
+		case th.Owner == OwnerAgent:
+			return controlPlan{op: opNone}, nil
+		case th.PendingAppID == s.appID && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
+			return controlPlan{op: opNone}, nil
+		case page.DefaultApp == config.DefaultAppAgent:
+			return controlPlan{op: opTake}, nil
+		}
+		return controlPlan{op: opRequest}, nil
+	})
+}
+
+// PassToBot passes the thread to the bot app (botAppID, or the Page's
+// bot_app_id). It refuses while an intervention is open.
+func (s *Service) PassToBot(ctx context.Context, pageID, psid, botAppID, actor string) (Outcome, error) {
+	page := s.pages[pageID]
+	if botAppID == "" {
+		botAppID = page.BotAppID
+	}
+	if botAppID == "" {
+		return Outcome{}, apperr.Field("app_id", "is required: page %s has no bot_app_id", pageID)
+	}
+	return s.control(ctx, pageID, psid, ToBot, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
+		open, err := s.openIntervention(ctx, tx, pageID, psid)
+		if err != nil {
+			return controlPlan{}, err
+		}
+		if open != nil {
+			return controlPlan{}, apperr.New(apperr.Conflict, "intervention %d is open on this identity; close it first", open.ID)
+		}
+		if th.OwnerAppID == botAppID {
+			return controlPlan{op: opNone}, nil
+		}
+		if th.PendingAppID == s.appID && th.Owner != OwnerAgent {
+			return controlPlan{}, apperr.New(apperr.Conflict, "a handover to the agents is pending for this identity")
+		}
+		return controlPlan{op: opPass, target: botAppID}, nil
+	})
+}
+
+// GiveBack ends the agents' hold on a thread: pass to the bot when the bot
+// is the Page's default app, otherwise release to idle.
+func (s *Service) GiveBack(ctx context.Context, pageID, psid, actor string) (Outcome, error) {
+	page := s.pages[pageID]
+	return s.control(ctx, pageID, psid, GiveBack, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
+		if th.Owner != OwnerAgent {
+			return controlPlan{op: opNone}, nil
+		}
+		if page.DefaultApp == config.DefaultAppBot && page.BotAppID != "" {
+			return controlPlan{op: opPass, target: page.BotAppID}, nil
+		}
+		return controlPlan{op: opRelease}, nil
+	})
+}
+
+// Reconcile asks Graph who owns the thread and corrects handoverd's state.
+// Under Conversation Routing only the owner and the default app see the
+// owner's id; otherwise a non-idle thread is known only to be someone else's.
+func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, error) {
+	if s.graph == nil {
+		return "", apperr.New(apperr.Unavailable, "no Graph client configured")
+	}
+	page, ok := s.pages[pageID]
+	if !ok {
+		return "", apperr.New(apperr.NotFound, "page %s is not configured", pageID)
+	}
+	to, err := s.graph.ThreadOwner(ctx, s.pageRef(pageID), psid)
+	if err != nil {
+		return "", graphFailure(messenger.OpThreadOwner, err)
+	}
+	var owner Owner
+	var c committed
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		c = committed{}
+		now := s.now()
+		th, err := lockExistingThread(ctx, tx, pageID, psid)
+		if err != nil {
+			return err
+		}
+		app := to.AppID
+		newOwner := ownerOf(app, s.appID, page)
+		switch {
+		case to.Idle:
+			newOwner, app = OwnerIdle, ""
+		case app == "" && th.Owner != OwnerAgent && th.Owner != OwnerIdle:
+			newOwner, app = th.Owner, th.OwnerAppID // hidden, and not ours: keep what we know
+		case app == "":
+			newOwner = OwnerOther
+		}
+		var trs []Transition
+		if newOwner != th.Owner || app != th.OwnerAppID {
+			s.transition(&th, newOwner, app, now, CauseThreadOwner, "", &trs)
+		}
+		if !to.Expiration.IsZero() && newOwner != OwnerIdle {
+			act := to.Expiration.Add(-s.idleAfter)
+			th.ActivityAt = maxTime(th.ActivityAt, act)
+		}
+		s.refreshExpiry(&th)
+		if err := writeThread(ctx, tx, &th, now); err != nil {
+			return err
+		}
+		owner = th.Owner
+		return s.saveTransitions(ctx, tx, &th, trs, store.Millis(now), &c)
+	})
+	if err == nil {
+		s.record(c)
+	}
+	return owner, err
+}

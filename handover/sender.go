@@ -1,0 +1,373 @@
+package handover
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Messenger's sending windows after the customer's last message.
+const (
+	StandardWindow   = 24 * time.Hour
+	HumanAgentWindow = 7 * 24 * time.Hour
+)
+
+// Agent message statuses.
+const (
+	SendWaiting = "waiting"
+	SendSent    = "sent"
+	SendFailed  = "failed"
+)
+
+// AgentMessage is a message an agent sends through handoverd. It waits,
+// durably, until handoverd holds the thread, then goes out through the Send
+// API — or fails visibly with the reason.
+type AgentMessage struct {
+	// ID identifies it.
+	ID int64
+	// PageID and PSID name the recipient.
+	PageID, PSID string
+	// InterventionID is the intervention it belongs to (0 if none).
+	InterventionID int64
+	// Actor is the agent.
+	Actor string
+	// Message is the Send API message object.
+	Message json.RawMessage
+	// Status is waiting, sent or failed.
+	Status string
+	// MID is the sent message's id.
+	MID string
+	// MessagingType is RESPONSE or MESSAGE_TAG (HUMAN_AGENT) once sent.
+	MessagingType string
+	// Error says why it failed.
+	Error string
+	// CreatedAt is when the agent sent it.
+	CreatedAt time.Time
+	// DeadlineAt is when it fails if control has not come.
+	DeadlineAt time.Time
+	// FinishedAt is when it was sent or failed.
+	FinishedAt *time.Time
+}
+
+const agentMessageColumns = `id, page_id, psid, intervention_id, actor, message, status, mid, messaging_type, error, created_at, deadline_at, finished_at`
+
+func scanAgentMessage(row rowScanner) (AgentMessage, error) {
+	var m AgentMessage
+	var iv, finished sql.NullInt64
+	var msg string
+	var created, deadline int64
+	err := row.Scan(&m.ID, &m.PageID, &m.PSID, &iv, &m.Actor, &msg, &m.Status, &m.MID, &m.MessagingType, &m.Error, &created, &deadline, &finished)
+	m.InterventionID, m.Message = iv.Int64, json.RawMessage(msg)
+	m.CreatedAt, m.DeadlineAt, m.FinishedAt = store.Time(created), store.Time(deadline), store.TimePtr(finished)
+	return m, err
+}
+
+// SendAsAgent queues an agent's message, makes sure control is on its way
+// (AcquireControl), wakes the sender and waits up to wait for the message
+// to leave the queue. It returns the message as it stands.
+func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration) (AgentMessage, error) {
+	if _, ok := s.pages[pageID]; !ok {
+		return AgentMessage{}, apperr.Field("page_id", "page %s is not configured", pageID)
+	}
+	now := s.now()
+	var m AgentMessage
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := lockExistingThread(ctx, tx, pageID, psid); err != nil {
+			return err
+		}
+		var iv sql.NullInt64
+		if interventionID != 0 {
+			iv = sql.NullInt64{Int64: interventionID, Valid: true}
+		}
+		var err error
+		m, err = scanAgentMessage(tx.QueryRowContext(ctx, `INSERT INTO agent_messages
+			(page_id, psid, intervention_id, actor, message, status, created_at, deadline_at)
+			VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7) RETURNING `+agentMessageColumns,
+			pageID, psid, iv, agent, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout))))
+		if err != nil {
+			return err
+		}
+		return touchIntervention(ctx, tx, pageID, psid, now)
+	})
+	if err != nil {
+		return m, err
+	}
+	if _, err := s.AcquireControl(ctx, pageID, psid, agent); err != nil {
+		if ferr := s.failAgentMessage(ctx, m.ID, "thread control could not be acquired: "+apperr.As(err).Message); ferr != nil {
+			return m, ferr
+		}
+		got, gerr := s.AgentMessage(ctx, m.ID)
+		if gerr != nil {
+			return m, gerr
+		}
+		return got, err
+	}
+	s.Kick()
+	deadline := time.Now().Add(wait)
+	for {
+		got, err := s.AgentMessage(ctx, m.ID)
+		if err != nil || got.Status != SendWaiting || !time.Now().Before(deadline) {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// AgentMessage returns one agent message.
+func (s *Service) AgentMessage(ctx context.Context, id int64) (AgentMessage, error) {
+	m, err := scanAgentMessage(s.db.Reader().QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, apperr.New(apperr.NotFound, "agent message %d does not exist", id)
+	}
+	return m, err
+}
+
+// AgentMessages lists an intervention's agent messages, oldest first.
+func (s *Service) AgentMessages(ctx context.Context, interventionID int64) ([]AgentMessage, error) {
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages
+		WHERE intervention_id = $1 ORDER BY id LIMIT 1000`, interventionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []AgentMessage{}
+	for rows.Next() {
+		m, err := scanAgentMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string) error {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'failed', error = $2, finished_at = $3, lease_until = NULL
+			WHERE id = $1 AND status = 'waiting'`, id, reason, store.Millis(s.now()))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err == nil && n > 0 {
+		s.metrics.AgentSends.WithLabelValues(SendFailed).Inc()
+		s.log.Warn().Int64("agent_message", id).Str("reason", reason).Msg("agent message failed")
+	}
+	return err
+}
+
+// leaseFor bounds how long one process holds a message while sending it.
+const leaseFor = 30 * time.Second
+
+// SendDue sends every waiting agent message whose thread handoverd now
+// holds — the oldest per thread first, so a conversation's messages keep
+// their order — and fails those whose deadline passed. Several processes
+// may run it at once: a message is claimed with a lease before it is sent.
+func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
+	now := s.now()
+	var expired []int64
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
+		AND (lease_until IS NULL OR lease_until < $1)`, store.Millis(now))
+	if err != nil {
+		return 0, err
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		expired = append(expired, id)
+	}
+	rows.Close()
+	for _, id := range expired {
+		if err := s.failAgentMessage(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
+			return 0, err
+		}
+	}
+
+	rows, err = s.db.Reader().QueryContext(ctx, `SELECT m.id FROM agent_messages m
+		JOIN threads t ON t.page_id = m.page_id AND t.psid = m.psid
+		WHERE m.status = 'waiting' AND t.owner = 'agent' AND (m.lease_until IS NULL OR m.lease_until < $1)
+		AND m.id = (SELECT min(w.id) FROM agent_messages w WHERE w.page_id = m.page_id AND w.psid = m.psid AND w.status = 'waiting')
+		ORDER BY m.id LIMIT 50`, store.Millis(now))
+	if err != nil {
+		return 0, err
+	}
+	var due []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, id)
+	}
+	rows.Close()
+	for _, id := range due {
+		ok, err := s.sendOne(ctx, id)
+		if err != nil {
+			return sent, err
+		}
+		if ok {
+			sent++
+		}
+	}
+	return sent, nil
+}
+
+// sendOne claims and sends one message.
+func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
+	now := s.now()
+	var m AgentMessage
+	var th Thread
+	var reacquired int
+	claimed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2
+			WHERE id = $1 AND status = 'waiting' AND (lease_until IS NULL OR lease_until < $3)`,
+			id, store.Millis(now.Add(leaseFor)), store.Millis(now))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		claimed = true
+		if m, err = scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT reacquired FROM agent_messages WHERE id = $1`, id).Scan(&reacquired); err != nil {
+			return err
+		}
+		th, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE page_id = $1 AND psid = $2`, m.PageID, m.PSID))
+		return err
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	req := messenger.SendRequest{PSID: m.PSID}
+	if err := json.Unmarshal(m.Message, &req.Message); err != nil {
+		return false, s.failAgentMessage(ctx, id, "message is not a JSON object")
+	}
+	if _, ok := req.Message["metadata"]; !ok {
+		req.Message["metadata"] = "handoverd:agent_message:" + strconv.FormatInt(id, 10)
+	}
+	switch since := now.Sub(timeOr(th.LastCustomerAt)); {
+	case th.LastCustomerAt == nil:
+		return false, s.failAgentMessage(ctx, id, "the customer has not written yet; Messenger allows no reply")
+	case since <= StandardWindow:
+		req.MessagingType = "RESPONSE"
+	case since <= HumanAgentWindow:
+		req.MessagingType, req.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
+	default:
+		return false, s.failAgentMessage(ctx, id, "outside Messenger's 7-day human agent window (the customer last wrote "+th.LastCustomerAt.Format(time.RFC3339)+")")
+	}
+	res, gerr := s.graph.Send(ctx, s.pageRef(m.PageID), req)
+	switch {
+	case gerr == nil:
+		return true, s.markSent(ctx, m, res.MessageID, req.MessagingType)
+	case messenger.IsClass(gerr, messenger.ClassNotOwner) && reacquired == 0:
+		// Our state was stale: ask Graph, correct it, act again — once.
+		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET reacquired = 1, lease_until = NULL WHERE id = $1`, id)
+			return err
+		}); err != nil {
+			return false, err
+		}
+		owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
+		if err != nil {
+			return false, s.failAgentMessage(ctx, id, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
+		}
+		if owner != OwnerAgent {
+			if _, err := s.AcquireControl(ctx, m.PageID, m.PSID, m.Actor); err != nil {
+				return false, s.failAgentMessage(ctx, id, "another app controls the thread and control could not be acquired: "+apperr.As(err).Message)
+			}
+		}
+		s.Kick()
+		return false, nil
+	case messenger.IsClass(gerr, messenger.ClassNotOwner):
+		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
+	case isRetryable(gerr) && now.Before(m.DeadlineAt):
+		return false, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))
+			return err
+		})
+	default:
+		return false, s.failAgentMessage(ctx, id, apperr.As(graphFailure(messenger.OpSend, gerr)).Message)
+	}
+}
+
+func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingType string) error {
+	now := s.now()
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL
+			WHERE id = $1`, m.ID, mid, messagingType, store.Millis(now)); err != nil {
+			return err
+		}
+		return touchIntervention(ctx, tx, m.PageID, m.PSID, now)
+	})
+	if err == nil {
+		s.metrics.AgentSends.WithLabelValues(SendSent).Inc()
+	}
+	return err
+}
+
+func isRetryable(err error) bool {
+	var ge *messenger.GraphError
+	return errors.As(err, &ge) && ge.Retryable()
+}
+
+func timeOr(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// Run does the background work until ctx ends: sending agent messages as
+// control arrives (woken by Kick or every WorkEvery), and every sweepEvery
+// moving expired threads to idle and closing idle interventions.
+func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
+	work := time.NewTicker(s.hcfg.WorkEvery)
+	defer work.Stop()
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-work.C:
+		case <-sweep.C:
+			if n, err := s.ExpireIdle(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("idle sweep failed")
+			} else if n > 0 {
+				s.log.Info().Int("threads", n).Msg("threads moved to idle")
+			}
+			if n, err := s.CloseIdleInterventions(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("closing idle interventions failed")
+			} else if n > 0 {
+				s.log.Info().Int("interventions", n).Msg("idle interventions closed")
+			}
+		}
+		if _, err := s.SendDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("sending agent messages failed")
+		}
+	}
+}
