@@ -408,3 +408,32 @@ func errorsJoin(a, b error) error {
 	}
 	return b
 }
+
+// TestRaceStandbyMessageAndPass: the customer's message routed on standby
+// (the bot still owned the thread) and the bot's pass to us, delivered in
+// either order, end with the agents owning the thread and the message kept.
+func TestRaceStandbyMessageAndPass(t *testing.T) {
+	for _, order := range []string{"message first", "pass first"} {
+		t.Run(order, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+				f := newFixture(t, b, "bot")
+				f.ingest(t, msg(S, "m0", 0))
+				m, p := msg(S, "m1", 2), pass(botApp, ourApp, 3)
+				if order == "message first" {
+					f.ingest(t, m)
+					f.ingest(t, p)
+				} else {
+					f.ingest(t, p)
+					f.ingest(t, m)
+				}
+				th, got := f.get(t)
+				if th.Owner != handover.OwnerAgent {
+					t.Errorf("owner = %s, want agent; history %+v", th.Owner, got)
+				}
+				if want := t0.Add(2 * time.Minute); th.LastCustomerAt == nil || !th.LastCustomerAt.Equal(want) {
+					t.Errorf("last customer message = %v, want %v", th.LastCustomerAt, want)
+				}
+			})
+		})
+	}
+}
