@@ -155,6 +155,9 @@ func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, p
 		if err := insertMessage(ctx, tx, ev, now); err != nil {
 			return err
 		}
+		if err := s.observe(ctx, tx, Change{Thread: th, Event: &ev, Outcome: outcome}); err != nil {
+			return err
+		}
 		c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 	}
 	if !applied {
@@ -169,6 +172,11 @@ func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, p
 // saveTransitions stores a thread's new transitions and notes what the
 // commit must report.
 func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread, trs []Transition, now int64, c *committed) error {
+	if len(trs) > 0 {
+		if err := s.observe(ctx, tx, Change{Thread: *th, Transitions: trs}); err != nil {
+			return err
+		}
+	}
 	for _, t := range trs {
 		if err := insertTransition(ctx, tx, th.PageID, th.PSID, t, now); err != nil {
 			return err
@@ -221,7 +229,7 @@ func (s *Service) apply(th *Thread, page config.Page, ev messenger.Event, trs *[
 		}
 		return "stale"
 	}
-	owner, appID, cause, ok := s.observe(th, page, ev)
+	owner, appID, cause, ok := s.evidence(th, page, ev)
 	if ok {
 		if owner != th.Owner || appID != th.OwnerAppID {
 			s.transition(th, owner, appID, ts, cause, "", trs)
@@ -235,8 +243,8 @@ func (s *Service) apply(th *Thread, page config.Page, ev messenger.Event, trs *[
 	return "applied"
 }
 
-// observe returns the ownership evidence an event carries, if any.
-func (s *Service) observe(th *Thread, page config.Page, ev messenger.Event) (Owner, string, Cause, bool) {
+// evidence returns the ownership evidence an event carries, if any.
+func (s *Service) evidence(th *Thread, page config.Page, ev messenger.Event) (Owner, string, Cause, bool) {
 	zeroConfig := page.DefaultApp == config.DefaultAppNone
 	switch ev.Kind {
 	case messenger.KindPass:

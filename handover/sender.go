@@ -161,8 +161,10 @@ func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return s.observeAgentMessage(ctx, tx, id)
 	})
 	if err == nil && n > 0 {
 		s.metrics.AgentSends.WithLabelValues(SendFailed).Inc()
@@ -320,7 +322,10 @@ func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingTy
 			WHERE id = $1`, m.ID, mid, messagingType, store.Millis(now)); err != nil {
 			return err
 		}
-		return touchIntervention(ctx, tx, m.PageID, m.PSID, now)
+		if err := touchIntervention(ctx, tx, m.PageID, m.PSID, now); err != nil {
+			return err
+		}
+		return s.observeAgentMessage(ctx, tx, m.ID)
 	})
 	if err == nil {
 		s.metrics.AgentSends.WithLabelValues(SendSent).Inc()
@@ -370,4 +375,20 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 			s.log.Error().Err(err).Msg("sending agent messages failed")
 		}
 	}
+}
+
+// observeAgentMessage tells the observer an agent message was sent or failed.
+func (s *Service) observeAgentMessage(ctx context.Context, tx *store.Tx, id int64) error {
+	if s.observer == nil {
+		return nil
+	}
+	m, err := scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id))
+	if err != nil {
+		return err
+	}
+	th, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE page_id = $1 AND psid = $2`, m.PageID, m.PSID))
+	if err != nil {
+		return err
+	}
+	return s.observe(ctx, tx, Change{Thread: th, AgentMessage: &m})
 }

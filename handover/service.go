@@ -48,6 +48,29 @@ type Graph interface {
 
 var _ Graph = (*messenger.Graph)(nil)
 
+// Observer sees, inside the transaction that makes them, every change to a
+// thread: each webhook event applied, each owner change, and each agent
+// message sent or failed. Whatever it writes commits (or not) with them, so
+// a projection such as the agents' inbox is exactly as durable as the
+// thread state. Only one of Event, Transitions and AgentMessage is set.
+type Observer interface {
+	ThreadChanged(ctx context.Context, tx *store.Tx, ch Change) error
+}
+
+// Change is one thing that happened to a thread.
+type Change struct {
+	// Thread is the thread's state after the change.
+	Thread Thread
+	// Event is the webhook event applied (with its outcome), if any.
+	Event *messenger.Event
+	// Outcome is the event's outcome: applied or stale.
+	Outcome string
+	// Transitions are owner changes.
+	Transitions []Transition
+	// AgentMessage is an agent message that was just sent or failed.
+	AgentMessage *AgentMessage
+}
+
 // Service keeps thread-control state in the database.
 type Service struct {
 	db        *store.DB
@@ -60,6 +83,7 @@ type Service struct {
 	graph     Graph
 	hcfg      config.Handover
 	kick      chan struct{}
+	observer  Observer
 }
 
 // New returns a Service.
@@ -137,6 +161,17 @@ func (s *Service) record(c committed) {
 			Str("from", string(t.From)).Str("to", string(t.To)).Str("to_app_id", t.ToAppID).
 			Str("cause", string(t.Cause)).Str("actor", t.Actor).Time("at", t.At).Msg("thread transition")
 	}
+}
+
+// SetObserver installs the observer; call it before serving.
+func (s *Service) SetObserver(o Observer) { s.observer = o }
+
+// observe hands a change to the observer, if any.
+func (s *Service) observe(ctx context.Context, tx *store.Tx, ch Change) error {
+	if s.observer == nil {
+		return nil
+	}
+	return s.observer.ThreadChanged(ctx, tx, ch)
 }
 
 // Kick wakes the background worker (e.g. a thread just became ours).
