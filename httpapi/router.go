@@ -107,8 +107,9 @@ func (r *Router) Handler() http.Handler {
 			}
 			d := time.Since(start)
 			if r.metrics != nil {
-				r.metrics.HTTPRequests.WithLabelValues(route, req.Method, strconv.Itoa(rec.status)).Inc()
-				r.metrics.HTTPDuration.WithLabelValues(route, req.Method).Observe(d.Seconds())
+				method := metrics.HTTPMethod(req.Method)
+				r.metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
+				r.metrics.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 			}
 			// Only the path: query strings carry hub.verify_token and access_token.
 			l.Info().Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).

@@ -26,6 +26,7 @@ const docPath = "../docs/metrics.md"
 // to its type (and its label names), which docs/metrics.md must match.
 var registeredElsewhere = map[string]docEntry{
 	"handoverd_handover_requests_pending":         {Type: "gauge"},
+	"handoverd_threads":                           {Type: "gauge", Labels: []string{"owner", "page_id"}},
 	"handoverd_interventions_open":                {Type: "gauge"},
 	"handoverd_agent_sends_waiting":               {Type: "gauge"},
 	"handoverd_agent_send_oldest_waiting_seconds": {Type: "gauge"},

@@ -52,7 +52,7 @@ type Metrics struct {
 	HandoverControlWait prometheus.Histogram
 	// AgentSends counts agent messages by result (sent, failed).
 	AgentSends *prometheus.CounterVec
-	// InterventionsClosed counts closed interventions by reason (agent, idle, api).
+	// InterventionsClosed counts closed interventions by reason (agent, idle).
 	InterventionsClosed *prometheus.CounterVec
 
 	// HTTPRequests counts API requests by route template, method and status code.
@@ -140,7 +140,67 @@ func New() *Metrics {
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
+	m.initSeries()
 	return m
+}
+
+// Label values known in advance, created at zero so rate() and increase()
+// see the first event of each series.
+var (
+	webhookResults = []string{"accepted", "bad_signature", "too_large", "bad_json", "error"}
+	graphOps       = []string{"send", "pass_thread_control", "take_thread_control", "request_thread_control", "release_thread_control", "thread_owner"}
+	graphResults   = []string{"ok", "not_owner", "outside_window", "rate_limited", "transient", "bad_token", "permission", "bad_request"}
+	handoverDirs   = []string{"to_agent", "to_bot"}
+	handoverRes    = []string{"ok", "noop", "conflict", "not_found", "invalid", "unauthorized", "upstream_error", "error"}
+)
+
+func (m *Metrics) initSeries() {
+	for _, r := range webhookResults {
+		m.WebhookRequests.WithLabelValues(r)
+	}
+	for _, op := range graphOps {
+		m.GraphDuration.WithLabelValues(op)
+		for _, r := range graphResults {
+			m.GraphRequests.WithLabelValues(op, r)
+		}
+	}
+	for _, d := range handoverDirs {
+		for _, r := range handoverRes {
+			m.Handovers.WithLabelValues(d, r)
+		}
+	}
+	for _, r := range []string{"sent", "failed"} {
+		m.AgentSends.WithLabelValues(r)
+	}
+}
+
+// HTTPMethod maps a request method to a bounded label value.
+func HTTPMethod(method string) string {
+	switch method {
+	case "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS":
+		return method
+	}
+	return "other"
+}
+
+// ThreadsFunc registers handoverd_threads{page_id,owner}, computed at
+// scrape time by f (counts keyed by page id and owner).
+func (m *Metrics) ThreadsFunc(f func() map[[2]string]float64) {
+	m.Registry.MustRegister(&threadsCollector{f: f, desc: prometheus.NewDesc(namespace+"_threads",
+		"Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, nil)})
+}
+
+type threadsCollector struct {
+	f    func() map[[2]string]float64
+	desc *prometheus.Desc
+}
+
+func (c *threadsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *threadsCollector) Collect(ch chan<- prometheus.Metric) {
+	for k, v := range c.f() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, k[0], k[1])
+	}
 }
 
 // GaugeFunc registers a gauge whose value is computed at scrape time (e.g.

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net"
 	"net/http"
@@ -104,6 +105,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
 	})
 	s.registerGauges()
+	s.restoreLastWebhook(ctx)
 
 	r := httpapi.NewRouter(o.Logger, m)
 	wh := &messenger.Webhook{
@@ -222,6 +224,32 @@ func (s *Server) registerGauges() {
 		count(`SELECT count(*) FROM interventions WHERE status = 'open'`))
 	s.metrics.GaugeFunc("agent_sends_waiting", "Agent messages waiting for thread control before they can be sent.",
 		count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`))
+	s.metrics.ThreadsFunc(func() map[[2]string]float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		out := map[[2]string]float64{}
+		for _, p := range s.cfg.Pages { // every configured page and owner, at zero when none
+			for _, o := range handover.Owners {
+				out[[2]string{p.ID, string(o)}] = 0
+			}
+		}
+		rows, err := s.db.Reader().QueryContext(ctx, `SELECT page_id, owner, count(*) FROM threads GROUP BY page_id, owner`)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("metrics query failed")
+			return out
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var page, owner string
+			var n float64
+			if rows.Scan(&page, &owner, &n) == nil {
+				if _, ok := s.cfg.Page(page); ok {
+					out[[2]string{page, owner}] = n
+				}
+			}
+		}
+		return out
+	})
 	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
 	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
 		func() float64 {
@@ -231,4 +259,19 @@ func (s *Server) registerGauges() {
 			}
 			return s.now().Sub(time.UnixMilli(int64(ms))).Seconds()
 		})
+}
+
+// restoreLastWebhook sets each Page's last-webhook gauge from the database,
+// so a Page that stays silent across a restart still raises the alert.
+func (s *Server) restoreLastWebhook(ctx context.Context) {
+	for _, p := range s.cfg.Pages {
+		var ms sql.NullInt64
+		if err := s.db.Reader().QueryRowContext(ctx, `SELECT max(received_at) FROM webhook_events WHERE page_id = $1`, p.ID).Scan(&ms); err != nil {
+			s.log.Warn().Err(err).Msg("reading the last webhook time failed")
+			return
+		}
+		if ms.Valid {
+			s.metrics.PageLastWebhook.WithLabelValues(p.ID).Set(float64(ms.Int64) / 1000)
+		}
+	}
 }
