@@ -14,16 +14,17 @@ type Code string
 
 // Error codes.
 const (
-	Invalid      Code = "invalid"      // bad input; Field names it
-	Unauthorized Code = "unauthorized" // no or unknown credentials
-	Forbidden    Code = "forbidden"    // credentials lack the right
-	NotFound     Code = "not_found"    // the resource does not exist
-	Conflict     Code = "conflict"     // the request clashes with current state
-	TooLarge     Code = "too_large"    // the body is over the limit
-	RateLimited  Code = "rate_limited" // slow down
-	Upstream     Code = "upstream"     // Facebook (or another peer) refused
-	Unavailable  Code = "unavailable"  // a dependency is down; retry later
-	Internal     Code = "internal"     // a bug or an unexpected failure
+	Invalid       Code = "invalid"       // bad input; Field names it
+	Unauthorized  Code = "unauthorized"  // no or unknown credentials
+	Forbidden     Code = "forbidden"     // credentials lack the right
+	NotFound      Code = "not_found"     // the resource does not exist
+	Conflict      Code = "conflict"      // the request clashes with current state
+	Unprocessable Code = "unprocessable" // well-formed, but cannot be done (e.g. outside Messenger's window)
+	TooLarge      Code = "too_large"     // the body is over the limit
+	RateLimited   Code = "rate_limited"  // slow down
+	Upstream      Code = "upstream"      // Facebook (or another peer) refused
+	Unavailable   Code = "unavailable"   // a dependency is down; retry later
+	Internal      Code = "internal"      // a bug or an unexpected failure
 )
 
 // Error is a classified failure.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type Config struct {
 	Threads Threads `yaml:"threads"`
 	// Handover tunes handovers, interventions and agent sends.
 	Handover Handover `yaml:"handover"`
+	// Inbox tunes the agents' inbox and its outbound webhooks.
+	Inbox Inbox `yaml:"inbox"`
+	// Webhooks are account-level outbound webhooks.
+	Webhooks []Webhook `yaml:"webhooks"`
 	// Log sets the log level.
 	Log Log `yaml:"log"`
 }
@@ -157,6 +162,30 @@ type Handover struct {
 	// WorkEvery is how often the background worker looks for due work.
 	WorkEvery time.Duration `yaml:"work_every"`
 }
+
+// Inbox tunes the agents' inbox.
+type Inbox struct {
+	// GiveUpAfter stops retrying a webhook delivery this long after the event.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
+	// DeliveryTimeout bounds one webhook delivery attempt.
+	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
+}
+
+// Webhook is an account-level outbound webhook.
+type Webhook struct {
+	// URL receives the events (POST, JSON).
+	URL string `yaml:"url"`
+	// Secret keys the X-Chatwoot-Signature HMAC.
+	Secret Secret `yaml:"secret"`
+	// AccountID is the account (client_id) whose events it gets.
+	AccountID int64 `yaml:"account_id"`
+	// Events limits the events sent (empty: all).
+	Events []string `yaml:"events"`
+}
+
+// WebhookEvents are the events an outbound webhook may subscribe to.
+var WebhookEvents = []string{"message_created", "message_updated", "conversation_created",
+	"conversation_status_changed", "conversation_owner_changed"}
 
 // Log configures logging.
 type Log struct {
@@ -286,6 +315,12 @@ func (c *Config) applyDefaults() {
 	if c.Handover.WorkEvery == 0 {
 		c.Handover.WorkEvery = DefaultWorkEvery
 	}
+	if c.Inbox.GiveUpAfter == 0 {
+		c.Inbox.GiveUpAfter = 24 * time.Hour
+	}
+	if c.Inbox.DeliveryTimeout == 0 {
+		c.Inbox.DeliveryTimeout = 10 * time.Second
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -400,6 +435,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Handover.WorkEvery < 0 {
 		bad("handover.work_every", "must be positive")
+	}
+	if c.Inbox.GiveUpAfter != 0 && c.Inbox.GiveUpAfter < 15*time.Minute {
+		bad("inbox.give_up_after", "must be at least 15m")
+	}
+	if c.Inbox.DeliveryTimeout < 0 {
+		bad("inbox.delivery_timeout", "must be positive")
+	}
+	for i, w := range c.Webhooks {
+		k := fmt.Sprintf("webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(k+".url", "must be an http(s) URL")
+		}
+		if w.Secret == "" {
+			bad(k+".secret", "is required (deliveries are signed)")
+		}
+		if w.AccountID <= 0 {
+			bad(k+".account_id", "is required and must be positive")
+		}
+		for j, e := range w.Events {
+			if !slices.Contains(WebhookEvents, e) {
+				bad(fmt.Sprintf("%s.events[%d]", k, j), "unknown event %q (want one of %s)", e, strings.Join(WebhookEvents, ", "))
+			}
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

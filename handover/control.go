@@ -295,7 +295,7 @@ func (s *Service) PassToBot(ctx context.Context, pageID, psid, botAppID, actor s
 		botAppID = page.BotAppID
 	}
 	if botAppID == "" {
-		return Outcome{}, apperr.Field("app_id", "is required: page %s has no bot_app_id", pageID)
+		return Outcome{}, apperr.Field("app_id", "app_id is required: page %s has no bot_app_id", pageID)
 	}
 	return s.control(ctx, pageID, psid, ToBot, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
 		open, err := s.openIntervention(ctx, tx, pageID, psid)

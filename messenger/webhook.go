@@ -112,7 +112,9 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) {
 			wh.Metrics.WebhookEvents.WithLabelValues(string(ev.Kind), "ignored").Inc()
 		}
 		log.Warn().Str("object", batch.Object).Int("events", len(batch.Events)).Msg("webhook for another object ignored")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "EVENT_RECEIVED")
 		return
 	}
 	events := make([]Event, 0, len(batch.Events))

@@ -33,6 +33,7 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_outbox_pending":                    {Type: "gauge"},
 	"handoverd_outbox_oldest_age_seconds":         {Type: "gauge"},
 	"handoverd_conversations":                     {Type: "gauge", Labels: []string{"status"}},
+	"handoverd_inbox_queue_unassigned":            {Type: "gauge"},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and

@@ -10,6 +10,7 @@ package metrics
 import (
 	"database/sql"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,13 @@ type Metrics struct {
 	AgentSends *prometheus.CounterVec
 	// InterventionsClosed counts closed interventions by reason (agent, idle).
 	InterventionsClosed *prometheus.CounterVec
+
+	// InboxFirstReply observes seconds from a conversation entering the
+	// agents' queue to the first agent reply sent.
+	InboxFirstReply prometheus.Histogram
+	// OutboxDeliveries counts webhook delivery attempts by result
+	// (delivered, retry, failed).
+	OutboxDeliveries *prometheus.CounterVec
 
 	// HTTPRequests counts API requests by route template, method and status code.
 	HTTPRequests *prometheus.CounterVec
@@ -124,6 +132,15 @@ func New() *Metrics {
 		Namespace: namespace, Name: "interventions_closed_total",
 		Help: "Interventions closed, by reason (agent, idle).",
 	}, []string{"reason"})
+	m.InboxFirstReply = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "inbox_first_reply_seconds",
+		Help:    "Seconds from a conversation entering the agents' queue to the first agent reply sent.",
+		Buckets: []float64{5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600},
+	})
+	m.OutboxDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "outbox_deliveries_total",
+		Help: "Outbound webhook delivery attempts, by result (delivered, retry, failed).",
+	}, []string{"result"})
 	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
@@ -136,7 +153,7 @@ func New() *Metrics {
 
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
-		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed,
+		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
@@ -172,6 +189,9 @@ func (m *Metrics) initSeries() {
 	for _, r := range []string{"sent", "failed"} {
 		m.AgentSends.WithLabelValues(r)
 	}
+	for _, r := range []string{"delivered", "retry", "failed"} {
+		m.OutboxDeliveries.WithLabelValues(r)
+	}
 }
 
 // HTTPMethod maps a request method to a bounded label value.
@@ -183,23 +203,25 @@ func HTTPMethod(method string) string {
 	return "other"
 }
 
-// ThreadsFunc registers handoverd_threads{page_id,owner}, computed at
-// scrape time by f (counts keyed by page id and owner).
-func (m *Metrics) ThreadsFunc(f func() map[[2]string]float64) {
-	m.Registry.MustRegister(&threadsCollector{f: f, desc: prometheus.NewDesc(namespace+"_threads",
-		"Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, nil)})
+// LabeledGaugeFunc registers a gauge family computed at scrape time: f
+// returns values keyed by their label values, in the order of labels.
+func (m *Metrics) LabeledGaugeFunc(name, help string, labels []string, f func() map[string]float64) {
+	m.Registry.MustRegister(&funcCollector{f: f, desc: prometheus.NewDesc(namespace+"_"+name, help, labels, nil)})
 }
 
-type threadsCollector struct {
-	f    func() map[[2]string]float64
+// LabelKey joins label values into a LabeledGaugeFunc key.
+func LabelKey(values ...string) string { return strings.Join(values, "\x00") }
+
+type funcCollector struct {
+	f    func() map[string]float64
 	desc *prometheus.Desc
 }
 
-func (c *threadsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c *threadsCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range c.f() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, strings.Split(k, "\x00")...)
 	}
 }
 

@@ -20,8 +20,10 @@ import (
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/inbox"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
+	"github.com/handoverd/handoverd/openapi"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -39,6 +41,11 @@ type Options struct {
 	GraphRetry messenger.Retry
 	// ShutdownTimeout bounds draining in-flight requests (default 20 s).
 	ShutdownTimeout time.Duration
+	// WebhookClient delivers outbound webhooks (nil: default with the
+	// configured timeout).
+	WebhookClient *http.Client
+	// OutboxEvery is how often due webhook deliveries are attempted (default 500 ms).
+	OutboxEvery time.Duration
 }
 
 // Server is one handoverd process.
@@ -49,10 +56,12 @@ type Server struct {
 	db       *store.DB
 	metrics  *metrics.Metrics
 	handover *handover.Service
+	inbox    *inbox.Service
 	graph    *messenger.Graph
 	router   *httpapi.Router
 	draining atomic.Bool
 	shutdown time.Duration
+	outbox   time.Duration
 }
 
 // New opens the database, applies migrations and builds every service.
@@ -92,6 +101,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		db:       db,
 		metrics:  m,
 		shutdown: o.ShutdownTimeout,
+		outbox:   o.OutboxEvery,
+	}
+	if s.outbox <= 0 {
+		s.outbox = 500 * time.Millisecond
 	}
 	if s.shutdown <= 0 {
 		s.shutdown = 20 * time.Second
@@ -104,6 +117,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
 		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
 	})
+	s.inbox, err = inbox.New(ctx, inbox.Options{
+		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox,
+		Now: now, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.handover.SetObserver(s.inbox)
 	s.registerGauges()
 	s.restoreLastWebhook(ctx)
 
@@ -119,11 +141,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	wh.Routes(r)
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
+	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.HandleFunc(http.MethodGet, "/readyz", s.readyz)
 	r.Handle(http.MethodGet, "/metrics", m.Handler())
+	r.Handle(http.MethodGet, "/openapi.yaml", openapi.Handler())
 	s.router = r
 	return s, nil
 }
@@ -150,6 +174,9 @@ func (s *Server) Routes() []string { return s.router.Routes() }
 
 // Handover returns the thread-control service.
 func (s *Server) Handover() *handover.Service { return s.handover }
+
+// Inbox returns the inbox service.
+func (s *Server) Inbox() *inbox.Service { return s.inbox }
 
 // Graph returns the Graph API client.
 func (s *Server) Graph() *messenger.Graph { return s.graph }
@@ -195,11 +222,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.draining.Store(true)
+		s.inbox.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
+	g.Go(func() error { s.inbox.Run(gctx, s.outbox); return nil })
 	return g.Wait()
 }
 
@@ -224,13 +253,13 @@ func (s *Server) registerGauges() {
 		count(`SELECT count(*) FROM interventions WHERE status = 'open'`))
 	s.metrics.GaugeFunc("agent_sends_waiting", "Agent messages waiting for thread control before they can be sent.",
 		count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`))
-	s.metrics.ThreadsFunc(func() map[[2]string]float64 {
+	s.metrics.LabeledGaugeFunc("threads", "Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, func() map[string]float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		out := map[[2]string]float64{}
+		out := map[string]float64{}
 		for _, p := range s.cfg.Pages { // every configured page and owner, at zero when none
 			for _, o := range handover.Owners {
-				out[[2]string{p.ID, string(o)}] = 0
+				out[metrics.LabelKey(p.ID, string(o))] = 0
 			}
 		}
 		rows, err := s.db.Reader().QueryContext(ctx, `SELECT page_id, owner, count(*) FROM threads GROUP BY page_id, owner`)
@@ -244,21 +273,37 @@ func (s *Server) registerGauges() {
 			var n float64
 			if rows.Scan(&page, &owner, &n) == nil {
 				if _, ok := s.cfg.Page(page); ok {
-					out[[2]string{page, owner}] = n
+					out[metrics.LabelKey(page, owner)] = n
 				}
 			}
 		}
 		return out
 	})
+	s.metrics.LabeledGaugeFunc("conversations", "Conversations by status (from the database).", []string{"status"}, func() map[string]float64 {
+		out := map[string]float64{}
+		for _, st := range []string{inbox.StatusOpen, inbox.StatusPending, inbox.StatusResolved, inbox.StatusSnoozed} {
+			out[metrics.LabelKey(st)] = count(`SELECT count(*) FROM conversations WHERE status = $1`, st)()
+		}
+		return out
+	})
+	s.metrics.GaugeFunc("inbox_queue_unassigned", "Open conversations nobody is assigned to: the agents' queue depth.",
+		count(`SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL`))
+	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",
+		count(`SELECT count(*) FROM outbox WHERE status = 'pending'`))
+	oldestOutbox := count(`SELECT coalesce(min(created_at), 0) FROM outbox WHERE status = 'pending'`)
+	s.metrics.GaugeFunc("outbox_oldest_age_seconds", "Age of the oldest undelivered outbound webhook (0 when none).",
+		func() float64 { return s.ageOf(oldestOutbox()) })
 	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
 	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
-		func() float64 {
-			ms := oldest()
-			if ms == 0 {
-				return 0
-			}
-			return s.now().Sub(time.UnixMilli(int64(ms))).Seconds()
-		})
+		func() float64 { return s.ageOf(oldest()) })
+}
+
+// ageOf is the age in seconds of a stored instant (0 for none).
+func (s *Server) ageOf(ms float64) float64 {
+	if ms == 0 {
+		return 0
+	}
+	return max(0, s.now().Sub(time.UnixMilli(int64(ms))).Seconds())
 }
 
 // restoreLastWebhook sets each Page's last-webhook gauge from the database,

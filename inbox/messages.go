@@ -1,0 +1,104 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/handoverd/handoverd/store"
+)
+
+// newMessage is a message about to be stored.
+type newMessage struct {
+	convID         int64
+	messageType    string
+	private        bool
+	content        string
+	contentType    string
+	attrs          map[string]any
+	attachments    []map[string]any
+	senderType     string
+	senderID       sql.NullInt64
+	senderName     string
+	sourceID       string
+	status         string
+	agentMessageID sql.NullInt64
+	at             time.Time
+}
+
+// addMessage stores m in conv — once: a message whose source id (the
+// Messenger mid) is already stored is skipped — and emits
+// conversation_created (when created) and message_created.
+func (s *Service) addMessage(ctx context.Context, tx *store.Tx, conv conversation, created bool, m newMessage) error {
+	id, err := s.insertMessage(ctx, tx, conv, m)
+	if err != nil || id == 0 {
+		return err
+	}
+	if created {
+		if err := s.conversationEvent(ctx, tx, EventConversationCreated, conv, nil); err != nil {
+			return err
+		}
+	}
+	return s.messageEvent(ctx, tx, EventMessageCreated, conv, id)
+}
+
+// insertMessage stores m and returns its id, or 0 when its source id was
+// already stored.
+func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversation, m newMessage) (int64, error) {
+	if m.contentType == "" {
+		m.contentType = "text"
+	}
+	if m.status == "" {
+		m.status = MsgSent
+	}
+	if m.attrs == nil {
+		m.attrs = map[string]any{}
+	}
+	if m.attachments == nil {
+		m.attachments = []map[string]any{}
+	}
+	attrs, err := json.Marshal(m.attrs)
+	if err != nil {
+		return 0, err
+	}
+	atts, err := json.Marshal(m.attachments)
+	if err != nil {
+		return 0, err
+	}
+	var source sql.NullString
+	if m.sourceID != "" {
+		source = sql.NullString{String: m.sourceID, Valid: true}
+	}
+	private := 0
+	if m.private {
+		private = 1
+	}
+	now := s.now()
+	at := m.at
+	if at.IsZero() {
+		at = now
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO inbox_messages
+		(account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes, attachments,
+		 sender_type, sender_id, sender_name, source_id, status, agent_message_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT (inbox_id, source_id) DO NOTHING RETURNING id`,
+		conv.accountID, conv.inboxID, conv.id, m.messageType, private, m.content, m.contentType, string(attrs), string(atts),
+		m.senderType, m.senderID, m.senderName, source, m.status, m.agentMessageID, store.Millis(at), store.Millis(now)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if m.messageType != Activity {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = $2, updated_at = $3 WHERE id = $1 AND last_activity_at < $2`,
+			conv.id, store.Millis(at), store.Millis(now)); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}

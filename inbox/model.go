@@ -1,0 +1,319 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Conversation statuses.
+const (
+	StatusOpen     = "open"     // in the agents' queue
+	StatusPending  = "pending"  // the bot is handling it
+	StatusResolved = "resolved" // done
+	StatusSnoozed  = "snoozed"  // parked
+)
+
+// Message types. The API shows them as Chatwoot's integers (0, 1, 2).
+const (
+	Incoming = "incoming"
+	Outgoing = "outgoing"
+	Activity = "activity"
+)
+
+// Sender types.
+const (
+	SenderContact = "contact"
+	SenderAgent   = "agent"
+	SenderBot     = "bot"
+)
+
+// Message delivery states.
+const (
+	MsgQueued    = "queued" // waiting for thread control
+	MsgSent      = "sent"
+	MsgDelivered = "delivered"
+	MsgRead      = "read"
+	MsgFailed    = "failed"
+)
+
+var messageTypeCodes = map[string]int{Incoming: 0, Outgoing: 1, Activity: 2}
+
+// InboxView is an inbox as the API shows it.
+type InboxView struct {
+	ID                   int64  `json:"id"`
+	Name                 string `json:"name"`
+	WebsiteURL           string `json:"website_url"`
+	ChannelType          string `json:"channel_type"`
+	AvatarURL            string `json:"avatar_url"`
+	WidgetColor          string `json:"widget_color"`
+	WebsiteToken         string `json:"website_token"`
+	EnableAutoAssignment bool   `json:"enable_auto_assignment"`
+	WebWidgetScript      string `json:"web_widget_script"`
+	WelcomeTitle         string `json:"welcome_title"`
+	WelcomeTagline       string `json:"welcome_tagline"`
+	GreetingEnabled      bool   `json:"greeting_enabled"`
+	GreetingMessage      string `json:"greeting_message"`
+	WebhookURL           string `json:"webhook_url"`
+	PageID               string `json:"page_id,omitempty"`
+	// WebhookSecret is shown once, when an API inbox is created.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	AccountID     int64  `json:"-"`
+}
+
+// ContactInboxView is a contact's session in an inbox.
+type ContactInboxView struct {
+	SourceID string    `json:"source_id"`
+	Inbox    InboxView `json:"inbox"`
+}
+
+// ContactView is a contact as the API shows it.
+type ContactView struct {
+	ID                   int64              `json:"id"`
+	Name                 string             `json:"name"`
+	Email                string             `json:"email"`
+	PhoneNumber          string             `json:"phone_number"`
+	Thumbnail            string             `json:"thumbnail"`
+	Identifier           string             `json:"identifier"`
+	AdditionalAttributes json.RawMessage    `json:"additional_attributes"`
+	CustomAttributes     json.RawMessage    `json:"custom_attributes"`
+	ContactInboxes       []ContactInboxView `json:"contact_inboxes"`
+	AvailabilityStatus   string             `json:"availability_status"`
+	AccountID            int64              `json:"-"`
+}
+
+// AgentView is an agent as the API shows it.
+type AgentView struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// SenderView is who sent a message.
+type SenderView struct {
+	ID   *int64 `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// MessageView is a message as the API shows it (the seed's fields first).
+type MessageView struct {
+	ID                int64           `json:"id"`
+	Content           string          `json:"content"`
+	InboxID           int64           `json:"inbox_id"`
+	ConversationID    int64           `json:"conversation_id"`
+	MessageType       int             `json:"message_type"`
+	ContentType       string          `json:"content_type"`
+	ContentAttributes json.RawMessage `json:"content_attributes"`
+	CreatedAt         int64           `json:"created_at"`
+	Private           bool            `json:"private"`
+	Sender            *SenderView     `json:"sender"`
+	SourceID          *string         `json:"source_id"`
+	Status            string          `json:"status"`
+	Attachments       json.RawMessage `json:"attachments"`
+	AccountID         int64           `json:"-"`
+}
+
+// ConversationMeta is Chatwoot's conversation meta block.
+type ConversationMeta struct {
+	Sender   ContactView `json:"sender"`
+	Assignee *AgentView  `json:"assignee"`
+	Channel  string      `json:"channel"`
+}
+
+// ConversationView is a conversation as the API shows it.
+type ConversationView struct {
+	ID                   int64                `json:"id"`
+	AccountID            int64                `json:"account_id"`
+	InboxID              int64                `json:"inbox_id"`
+	Status               string               `json:"status"`
+	AssigneeID           *int64               `json:"assignee_id"`
+	ContactInbox         ContactInboxSourceID `json:"contact_inbox"`
+	Meta                 ConversationMeta     `json:"meta"`
+	AdditionalAttributes json.RawMessage      `json:"additional_attributes"`
+	CustomAttributes     json.RawMessage      `json:"custom_attributes"`
+	ThreadOwner          string               `json:"thread_owner,omitempty"`
+	PageID               string               `json:"page_id,omitempty"`
+	PSID                 string               `json:"psid,omitempty"`
+	CreatedAt            int64                `json:"created_at"`
+	LastActivityAt       int64                `json:"last_activity_at"`
+	Timestamp            int64                `json:"timestamp"`
+}
+
+// ContactInboxSourceID is the conversation's session.
+type ContactInboxSourceID struct {
+	SourceID string `json:"source_id"`
+}
+
+func channelType(t string) string {
+	if t == "facebook" {
+		return "Channel::FacebookPage"
+	}
+	return "Channel::Api"
+}
+
+// conversation is a conversations row.
+type conversation struct {
+	id, accountID, inboxID, contactID, contactInboxID int64
+	status                                            string
+	assignee                                          sql.NullInt64
+	pageID, psid, threadOwner                         string
+	additional, custom                                string
+	waitingSince                                      sql.NullInt64
+	lastActivity, created                             int64
+}
+
+const conversationColumns = `id, account_id, inbox_id, contact_id, contact_inbox_id, status, assignee_id, page_id, psid, thread_owner,
+	additional_attributes, custom_attributes, agent_waiting_since, last_activity_at, created_at`
+
+func scanConversation(row interface{ Scan(...any) error }) (conversation, error) {
+	var c conversation
+	err := row.Scan(&c.id, &c.accountID, &c.inboxID, &c.contactID, &c.contactInboxID, &c.status, &c.assignee, &c.pageID, &c.psid,
+		&c.threadOwner, &c.additional, &c.custom, &c.waitingSince, &c.lastActivity, &c.created)
+	return c, err
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func getConversation(ctx context.Context, q querier, id int64) (conversation, error) {
+	c, err := scanConversation(q.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, apperr.New(apperr.NotFound, "conversation %d does not exist", id)
+	}
+	return c, err
+}
+
+func (s *Service) inboxView(ctx context.Context, q querier, id int64) (InboxView, error) {
+	var v InboxView
+	var ct string
+	var page sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT id, account_id, name, channel_type, page_id, webhook_url FROM inboxes WHERE id = $1`, id).
+		Scan(&v.ID, &v.AccountID, &v.Name, &ct, &page, &v.WebhookURL)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, apperr.New(apperr.NotFound, "inbox %d does not exist", id)
+	}
+	v.ChannelType, v.PageID = channelType(ct), page.String
+	return v, err
+}
+
+func (s *Service) contactView(ctx context.Context, q querier, id int64) (ContactView, error) {
+	var v ContactView
+	var add, custom string
+	err := q.QueryRowContext(ctx, `SELECT id, account_id, name, email, phone_number, avatar_url, identifier, additional_attributes, custom_attributes
+		FROM contacts WHERE id = $1`, id).Scan(&v.ID, &v.AccountID, &v.Name, &v.Email, &v.PhoneNumber, &v.Thumbnail, &v.Identifier, &add, &custom)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, apperr.New(apperr.NotFound, "contact %d does not exist", id)
+	}
+	if err != nil {
+		return v, err
+	}
+	v.AdditionalAttributes, v.CustomAttributes, v.AvailabilityStatus = json.RawMessage(add), json.RawMessage(custom), "offline"
+	rows, err := q.QueryContext(ctx, `SELECT source_id, inbox_id FROM contact_inboxes WHERE contact_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return v, err
+	}
+	type ci struct {
+		source string
+		inbox  int64
+	}
+	var cis []ci
+	for rows.Next() {
+		var c ci
+		if err := rows.Scan(&c.source, &c.inbox); err != nil {
+			rows.Close()
+			return v, err
+		}
+		cis = append(cis, c)
+	}
+	rows.Close()
+	v.ContactInboxes = []ContactInboxView{}
+	for _, c := range cis {
+		iv, err := s.inboxView(ctx, q, c.inbox)
+		if err != nil {
+			return v, err
+		}
+		v.ContactInboxes = append(v.ContactInboxes, ContactInboxView{SourceID: c.source, Inbox: iv})
+	}
+	return v, nil
+}
+
+func (s *Service) conversationView(ctx context.Context, q querier, c conversation) (ConversationView, error) {
+	v := ConversationView{ID: c.id, AccountID: c.accountID, InboxID: c.inboxID, Status: c.status,
+		AdditionalAttributes: json.RawMessage(c.additional), CustomAttributes: json.RawMessage(c.custom),
+		ThreadOwner: c.threadOwner, PageID: c.pageID, PSID: c.psid,
+		CreatedAt: store.Time(c.created).Unix(), LastActivityAt: store.Time(c.lastActivity).Unix(), Timestamp: store.Time(c.lastActivity).Unix()}
+	if c.assignee.Valid {
+		id := c.assignee.Int64
+		v.AssigneeID = &id
+		v.Meta.Assignee = &AgentView{ID: id, Name: s.agentNames[id], Type: "agent"}
+	}
+	contact, err := s.contactView(ctx, q, c.contactID)
+	if err != nil {
+		return v, err
+	}
+	v.Meta.Sender = contact
+	if err := q.QueryRowContext(ctx, `SELECT source_id FROM contact_inboxes WHERE id = $1`, c.contactInboxID).Scan(&v.ContactInbox.SourceID); err != nil {
+		return v, err
+	}
+	iv, err := s.inboxView(ctx, q, c.inboxID)
+	if err != nil {
+		return v, err
+	}
+	v.Meta.Channel = iv.ChannelType
+	return v, nil
+}
+
+const messageColumns = `id, account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes,
+	attachments, sender_type, sender_id, sender_name, source_id, status, error, created_at`
+
+func scanMessage(row interface{ Scan(...any) error }) (MessageView, error) {
+	var m MessageView
+	var mtype, attrs, atts, senderType, senderName, status, errText string
+	var private int64
+	var senderID sql.NullInt64
+	var source sql.NullString
+	var created int64
+	err := row.Scan(&m.ID, &m.AccountID, &m.InboxID, &m.ConversationID, &mtype, &private, &m.Content, &m.ContentType, &attrs,
+		&atts, &senderType, &senderID, &senderName, &source, &status, &errText, &created)
+	if err != nil {
+		return m, err
+	}
+	m.MessageType, m.Private, m.Status = messageTypeCodes[mtype], private != 0, status
+	m.ContentAttributes, m.Attachments = json.RawMessage(attrs), json.RawMessage(atts)
+	if errText != "" {
+		var a map[string]any
+		if json.Unmarshal(m.ContentAttributes, &a) != nil || a == nil {
+			a = map[string]any{}
+		}
+		a["external_error"] = errText
+		m.ContentAttributes, _ = json.Marshal(a)
+	}
+	if source.Valid {
+		m.SourceID = &source.String
+	}
+	if senderType != "" {
+		sv := &SenderView{Name: senderName, Type: senderType}
+		if senderID.Valid {
+			id := senderID.Int64
+			sv.ID = &id
+		}
+		m.Sender = sv
+	}
+	m.CreatedAt = store.Time(created).Unix()
+	return m, nil
+}
+
+func getMessage(ctx context.Context, q querier, id int64) (MessageView, error) {
+	m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM inbox_messages WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, apperr.New(apperr.NotFound, "message %d does not exist", id)
+	}
+	return m, err
+}

@@ -1,0 +1,223 @@
+package inbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/handoverd/handoverd/store"
+)
+
+// Outbound webhook headers (Chatwoot's names, so its receivers verify us).
+const (
+	HeaderSignature = "X-Chatwoot-Signature" // sha256=hex(HMAC-SHA256(secret, timestamp + "." + body))
+	HeaderTimestamp = "X-Chatwoot-Timestamp" // Unix seconds when the attempt was signed
+	HeaderDelivery  = "X-Chatwoot-Delivery"  // the same across retries of one delivery
+)
+
+// outboxLease bounds how long one process holds a delivery it is attempting.
+const outboxLease = time.Minute
+
+// SignWebhook returns the X-Chatwoot-Signature value for a delivery.
+func SignWebhook(secret string, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// retryDelay is the wait before attempt n+1: 5 s doubling, at most 5 min.
+func retryDelay(attempts int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < attempts && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// DeliverDue attempts every due delivery — per webhook and conversation,
+// only the oldest pending one, so each receiver gets a conversation's
+// events in order — and returns how many were delivered. Several processes
+// may run it at once: a delivery is claimed with a lease first.
+func (s *Service) DeliverDue(ctx context.Context) (int, error) {
+	now := store.Millis(s.now())
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT o.id FROM outbox o
+		WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
+		AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.status = 'pending' AND p.target = o.target AND p.conversation_id = o.conversation_id)
+		ORDER BY o.id LIMIT 100`, now)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	delivered := 0
+	for _, id := range ids {
+		ok, err := s.deliverOne(ctx, id)
+		if err != nil {
+			return delivered, err
+		}
+		if ok {
+			delivered++
+		}
+	}
+	return delivered, nil
+}
+
+type delivery struct {
+	id, eventID, conversationID int64
+	target, url, deliveryID     string
+	attempts                    int
+	created                     int64
+	payload                     []byte
+}
+
+func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
+	now := s.now()
+	var d delivery
+	claimed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = $2, attempts = attempts + 1
+			WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)`,
+			id, store.Millis(now.Add(outboxLease)), store.Millis(now))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		claimed = true
+		var payload string
+		err = tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, e.payload
+			FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
+			Scan(&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created, &payload)
+		d.payload = []byte(payload)
+		return err
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	secret, err := s.secretFor(ctx, d.target)
+	if err != nil {
+		return false, err
+	}
+	httpStatus, sendErr := s.post(ctx, d, secret)
+	status := httpStatus
+	result, finished := "delivered", true
+	var next time.Time
+	switch {
+	case sendErr == nil && status >= 200 && status < 300:
+	case sendErr != nil || status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout:
+		next = now.Add(retryDelay(d.attempts))
+		result, finished = "retry", false
+		if next.Sub(store.Time(d.created)) > s.cfg.GiveUpAfter {
+			result, finished = "failed", true
+		}
+	default:
+		result = "failed" // other 4xx: the receiver refuses it; retrying will not help
+	}
+	errText := ""
+	if sendErr != nil {
+		errText = sendErr.Error()
+	} else if result != "delivered" {
+		errText = fmt.Sprintf("HTTP %d", status)
+	}
+	s.metrics.OutboxDeliveries.WithLabelValues(result).Inc()
+	if result != "delivered" {
+		s.log.Warn().Str("url", redactURL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", errText).Msg("webhook delivery failed")
+	}
+	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
+		if finished {
+			status := "delivered"
+			if result == "failed" {
+				status = "failed"
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET status = $2, last_status = $3, last_error = $4, finished_at = $5, lease_until = NULL WHERE id = $1`,
+				d.id, status, httpStatus, errText, store.Millis(s.now()))
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $2, last_status = $3, last_error = $4, lease_until = NULL WHERE id = $1`,
+			d.id, store.Millis(next), httpStatus, errText)
+		return err
+	})
+}
+
+// post sends one signed attempt and returns the receiver's status.
+func (s *Service) post(ctx context.Context, d delivery, secret string) (int, error) {
+	ts := s.now().Unix()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(d.payload))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "handoverd-webhooks")
+	req.Header.Set(HeaderDelivery, d.deliveryID)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, SignWebhook(secret, ts, d.payload))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// secretFor finds the signing key of a delivery target.
+func (s *Service) secretFor(ctx context.Context, target string) (string, error) {
+	if url, ok := strings.CutPrefix(target, "config:"); ok {
+		for _, w := range s.webhooks {
+			if w.URL == url {
+				return w.Secret.Reveal(), nil
+			}
+		}
+		return "", nil // the webhook left the config; deliver unsigned-by-known-key rather than never
+	}
+	id, _ := strconv.ParseInt(strings.TrimPrefix(target, "inbox:"), 10, 64)
+	var secret string
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT webhook_secret FROM inboxes WHERE id = $1`, id).Scan(&secret)
+	return secret, err
+}
+
+// redactURL keeps scheme, host and path: query strings may carry tokens.
+func redactURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+// Run delivers webhooks until ctx ends, every interval.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("webhook deliveries failed")
+			}
+		}
+	}
+}

@@ -1,0 +1,341 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Metadata prefixes handoverd puts on its own sends, so their echoes are
+// recognised.
+const (
+	metaInbox        = "handoverd:inbox:"
+	metaAgentMessage = "handoverd:agent_message:"
+)
+
+var _ handover.Observer = (*Service)(nil)
+
+// ThreadChanged projects a thread change into the inbox, in the handover
+// service's transaction.
+func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
+	ref, ok := s.pageInbox[ch.Thread.PageID]
+	if !ok {
+		return nil
+	}
+	switch {
+	case ch.Event != nil:
+		return s.onEvent(ctx, tx, ref, ch.Thread, *ch.Event)
+	case len(ch.Transitions) > 0:
+		return s.onTransitions(ctx, tx, ch.Thread, ch.Transitions)
+	case ch.AgentMessage != nil:
+		return s.onAgentMessage(ctx, tx, ch.Thread, *ch.AgentMessage)
+	}
+	return nil
+}
+
+// statusFor is the conversation status a thread owner implies: the bot
+// handles it (pending), or the agents do (open). Other owners leave the
+// status alone ("" ), except that a new conversation on a Page with a bot
+// starts pending.
+func statusFor(owner handover.Owner) string {
+	switch owner {
+	case handover.OwnerAgent:
+		return StatusOpen
+	case handover.OwnerBot:
+		return StatusPending
+	}
+	return ""
+}
+
+func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, ev messenger.Event) error {
+	switch ev.Kind {
+	case messenger.KindMessage, messenger.KindPostback:
+		conv, created, err := s.conversationFor(ctx, tx, ref, th, true)
+		if err != nil {
+			return err
+		}
+		in := newMessage{convID: conv.id, messageType: Incoming, senderType: SenderContact, senderID: sql.NullInt64{Int64: conv.contactID, Valid: true}}
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM contacts WHERE id = $1`, conv.contactID).Scan(&in.senderName); err != nil {
+			return err
+		}
+		in.at = ev.Time
+		if ev.Message != nil {
+			in.sourceID, in.content = ev.Message.MID, ev.Message.Text
+			attrs := map[string]any{}
+			if ev.Message.QuickReplyPayload != "" {
+				attrs["quick_reply_payload"] = ev.Message.QuickReplyPayload
+			}
+			if ev.Message.ReplyToMID != "" {
+				attrs["in_reply_to_external_id"] = ev.Message.ReplyToMID
+			}
+			in.attrs = attrs
+			for _, a := range ev.Message.Attachments {
+				in.attachments = append(in.attachments, map[string]any{"file_type": a.Type, "data_url": a.URL, "payload": a.Payload})
+			}
+		} else {
+			in.sourceID, in.content = ev.Postback.MID, ev.Postback.Title
+			in.attrs = map[string]any{"postback_payload": ev.Postback.Payload}
+		}
+		if in.sourceID == "" {
+			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
+		}
+		return s.addMessage(ctx, tx, conv, created, in)
+	case messenger.KindEcho:
+		return s.onEcho(ctx, tx, ref, th, ev)
+	case messenger.KindDelivery, messenger.KindRead:
+		return s.onReceipt(ctx, tx, ref, th, ev)
+	}
+	return nil
+}
+
+// onEcho records what an app sent: our own sends update the message they
+// came from; the bot's and the Page Inbox's become outgoing messages.
+func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, ev messenger.Event) error {
+	msg := ev.Message
+	var dup int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM inbox_messages WHERE inbox_id = $1 AND source_id = $2`, ref.id, msg.MID).Scan(&dup); err != nil || dup > 0 {
+		return err
+	}
+	if id, ok := strings.CutPrefix(msg.Metadata, metaInbox); ok {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET source_id = $2, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, updated_at = $3
+			WHERE id = $1 AND inbox_id = $4 AND source_id IS NULL`, n, msg.MID, store.Millis(s.now()), ref.id)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k > 0 {
+			return nil
+		}
+	}
+	page := s.pages[th.PageID]
+	out := newMessage{messageType: Outgoing, sourceID: msg.MID, content: msg.Text, at: ev.Time, status: MsgSent}
+	for _, a := range msg.Attachments {
+		out.attachments = append(out.attachments, map[string]any{"file_type": a.Type, "data_url": a.URL, "payload": a.Payload})
+	}
+	switch app := msg.AppID; {
+	case strings.HasPrefix(msg.Metadata, metaAgentMessage):
+		n, _ := strconv.ParseInt(strings.TrimPrefix(msg.Metadata, metaAgentMessage), 10, 64)
+		out.senderType, out.agentMessageID = SenderAgent, sql.NullInt64{Int64: n, Valid: n > 0}
+		_ = tx.QueryRowContext(ctx, `SELECT actor FROM agent_messages WHERE id = $1`, n).Scan(&out.senderName)
+		s.setAgentSender(&out)
+	case app == config.PageInboxAppID || app == "":
+		out.senderType, out.senderName = SenderAgent, "Page Inbox"
+	case app == page.BotAppID:
+		out.senderType, out.senderName = SenderBot, "bot"
+	default:
+		out.senderType, out.senderName = SenderBot, "app "+app
+	}
+	conv, created, err := s.conversationFor(ctx, tx, ref, th, true)
+	if err != nil {
+		return err
+	}
+	out.convID = conv.id
+	return s.addMessage(ctx, tx, conv, created, out)
+}
+
+func (s *Service) setAgentSender(m *newMessage) {
+	if id, ok := s.agentIDs[m.senderName]; ok {
+		m.senderID = sql.NullInt64{Int64: id, Valid: true}
+	}
+}
+
+// onReceipt moves the current conversation's outgoing messages to
+// delivered or read up to the receipt's watermark.
+func (s *Service) onReceipt(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, ev messenger.Event) error {
+	conv, _, err := s.conversationFor(ctx, tx, ref, th, false)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	from, to := []string{MsgSent}, MsgDelivered
+	if ev.Kind == messenger.KindRead {
+		from, to = []string{MsgSent, MsgDelivered}, MsgRead
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, status FROM inbox_messages WHERE conversation_id = $1 AND message_type = 'outgoing'
+		AND private = 0 AND created_at <= $2 ORDER BY id DESC LIMIT 50`, conv.id, store.Millis(ev.Watermark))
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var st string
+		if err := rows.Scan(&id, &st); err != nil {
+			rows.Close()
+			return err
+		}
+		if st == from[0] || (len(from) > 1 && st == from[1]) {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET status = $2, updated_at = $3 WHERE id = $1`, id, to, store.Millis(s.now())); err != nil {
+			return err
+		}
+		if err := s.messageEvent(ctx, tx, EventMessageUpdated, conv, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onTransitions makes the conversation's status follow the thread's owner
+// and records the change as an activity message.
+func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.Thread, trs []handover.Transition) error {
+	ref := s.pageInbox[th.PageID]
+	conv, _, err := s.conversationFor(ctx, tx, ref, th, false)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	now := s.now()
+	for _, t := range trs {
+		prev := conv.status
+		next := statusFor(t.To)
+		if next == "" || prev == StatusResolved {
+			next = prev
+		}
+		if next == StatusOpen && prev != StatusOpen {
+			conv.waitingSince = sql.NullInt64{Int64: store.Millis(now), Valid: true}
+		}
+		conv.status, conv.threadOwner = next, string(t.To)
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = $2, thread_owner = $3, agent_waiting_since = $4, updated_at = $5
+			WHERE id = $1`, conv.id, conv.status, conv.threadOwner, conv.waitingSince, store.Millis(now)); err != nil {
+			return err
+		}
+		text := fmt.Sprintf("Thread control: %s → %s (%s)", ownerName(t.From), ownerName(t.To), t.Cause)
+		if t.Actor != "" {
+			text += " by " + t.Actor
+		}
+		if err := s.addMessage(ctx, tx, conv, false, newMessage{convID: conv.id, messageType: Activity, content: text, at: now}); err != nil {
+			return err
+		}
+		if err := s.conversationEvent(ctx, tx, EventConversationOwner, conv, map[string]any{
+			"owner": map[string]any{"previous": t.From, "current": t.To, "app_id": t.ToAppID, "cause": t.Cause, "actor": t.Actor, "at": t.At},
+		}); err != nil {
+			return err
+		}
+		if prev != next {
+			if err := s.statusChanged(ctx, tx, conv, prev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func ownerName(o handover.Owner) string {
+	switch o {
+	case handover.OwnerAgent:
+		return "agents"
+	case handover.OwnerPageInbox:
+		return "Page Inbox"
+	}
+	return string(o)
+}
+
+func (s *Service) statusChanged(ctx context.Context, tx *store.Tx, conv conversation, prev string) error {
+	return s.conversationEvent(ctx, tx, EventConversationStatus, conv, map[string]any{
+		"changed_attributes": []map[string]any{{"status": map[string]string{"previous_value": prev, "current_value": conv.status}}},
+	})
+}
+
+// onAgentMessage records that an agent's message went out (or failed).
+func (s *Service) onAgentMessage(ctx context.Context, tx *store.Tx, th handover.Thread, m handover.AgentMessage) error {
+	var body struct {
+		Metadata string `json:"metadata"`
+	}
+	_ = json.Unmarshal(m.Message, &body)
+	idText, ok := strings.CutPrefix(body.Metadata, metaInbox)
+	if !ok {
+		return nil
+	}
+	id, _ := strconv.ParseInt(idText, 10, 64)
+	var convID int64
+	err := tx.QueryRowContext(ctx, `SELECT conversation_id FROM inbox_messages WHERE id = $1`, id).Scan(&convID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := store.Millis(s.now())
+	switch m.Status {
+	case handover.SendSent:
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
+			source_id = coalesce(source_id, $2), agent_message_id = $3, updated_at = $4 WHERE id = $1`, id, m.MID, m.ID, now); err != nil {
+			return err
+		}
+	case handover.SendFailed:
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET status = 'failed', error = $2, agent_message_id = $3, updated_at = $4 WHERE id = $1`,
+			id, m.Error, m.ID, now); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	conv, err := getConversation(ctx, tx, convID)
+	if err != nil {
+		return err
+	}
+	if m.Status == handover.SendSent && conv.waitingSince.Valid {
+		s.metrics.InboxFirstReply.Observe(s.now().Sub(store.Time(conv.waitingSince.Int64)).Seconds())
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET agent_waiting_since = NULL WHERE id = $1`, conv.id); err != nil {
+			return err
+		}
+	}
+	return s.messageEvent(ctx, tx, EventMessageUpdated, conv, id)
+}
+
+// conversationFor returns the thread's current (not resolved) conversation,
+// creating its contact, contact inbox and conversation if create is set.
+// A zero conversation means none exists and create was not set.
+func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, create bool) (conversation, bool, error) {
+	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
+		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`, ref.id, th.PSID))
+	if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
+		return conv, false, err
+	}
+	now := store.Millis(s.now())
+	var contactID, ciID int64
+	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err = tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, "Messenger user "+th.PSID, th.PSID,
+			`{"social_profiles":{"facebook":"`+th.PSID+`"}}`, now).Scan(&contactID); err != nil {
+			return conv, false, err
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+			contactID, ref.id, th.PSID, now).Scan(&ciID)
+	}
+	if err != nil {
+		return conv, false, err
+	}
+	status := statusFor(th.Owner)
+	if status == "" {
+		status = StatusOpen
+		if s.pages[th.PageID].BotAppID != "" {
+			status = StatusPending
+		}
+	}
+	var waiting sql.NullInt64
+	if status == StatusOpen {
+		waiting = sql.NullInt64{Int64: now, Valid: true}
+	}
+	conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
+		(account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid, thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING `+conversationColumns,
+		ref.accountID, ref.id, contactID, ciID, status, th.PageID, th.PSID, string(th.Owner), waiting, now))
+	return conv, err == nil, err
+}
