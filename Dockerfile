@@ -15,5 +15,6 @@ USER 65532:65532
 WORKDIR /var/lib/handoverd
 EXPOSE 8080
 ENV HANDOVERD_CONFIG=/etc/handoverd/handoverd.yaml
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["/usr/local/bin/handoverd", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/handoverd"]
 CMD ["serve"]

@@ -6,10 +6,15 @@ export HANDOVERD_TEST_POSTGRES_URL
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test vet build bench clean
+.PHONY: run serve test vet build bench clean
 
-## run: build and run the broker on the embedded SQLite default (config: handoverd.example.yaml)
-run: build
+## run: the sandbox — the broker on the embedded SQLite default, with the Messenger
+## simulator, a demo bot and an agent token; prints a curl walkthrough
+run:
+	$(GO) run ./cmd/handoverd sandbox
+
+## serve: run the broker with handoverd.example.yaml (point graph.url at Facebook or a simulator)
+serve: build
 	HANDOVERD_APP_SECRET=$${HANDOVERD_APP_SECRET:-dev-app-secret} \
 	HANDOVERD_VERIFY_TOKEN=$${HANDOVERD_VERIFY_TOKEN:-dev-verify-token} \
 	HANDOVERD_PAGE_TOKEN=$${HANDOVERD_PAGE_TOKEN:-dev-page-token} \

@@ -57,6 +57,9 @@ const (
 type Config struct {
 	// Listen is the address of the public HTTP listener.
 	Listen string `yaml:"listen"`
+	// AdminListen, when set, serves /metrics and pprof on a second,
+	// private listener (keep it off the public network).
+	AdminListen string `yaml:"admin_listen"`
 	// Database is a sqlite:// path or a postgres:// URL.
 	Database string `yaml:"database"`
 	// Graph says where the Graph API is and how to call it.
@@ -75,6 +78,8 @@ type Config struct {
 	Inbox Inbox `yaml:"inbox"`
 	// Webhooks are account-level outbound webhooks.
 	Webhooks []Webhook `yaml:"webhooks"`
+	// Claims tunes the Lexer-compatible Chatbot User API.
+	Claims Claims `yaml:"claims"`
 	// Log sets the log level.
 	Log Log `yaml:"log"`
 }
@@ -171,6 +176,17 @@ type Inbox struct {
 	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
 }
 
+// Claims tunes bot claims (the Lexer-compatible Chatbot User API).
+type Claims struct {
+	// Grace is how long a new customer message in a conversation the bot
+	// handles waits for the bot's claim before it surfaces to the agents.
+	Grace time.Duration `yaml:"grace"`
+	// RatePerSecond limits claim and echo calls per bot token.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	// Burst is how many calls a token may make at once.
+	Burst int `yaml:"burst"`
+}
+
 // Webhook is an account-level outbound webhook.
 type Webhook struct {
 	// URL receives the events (POST, JSON).
@@ -185,7 +201,7 @@ type Webhook struct {
 
 // WebhookEvents are the events an outbound webhook may subscribe to.
 var WebhookEvents = []string{"message_created", "message_updated", "conversation_created",
-	"conversation_status_changed", "conversation_owner_changed"}
+	"conversation_status_changed", "conversation_owner_changed", "assignee_changed"}
 
 // Log configures logging.
 type Log struct {
@@ -320,6 +336,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Inbox.DeliveryTimeout == 0 {
 		c.Inbox.DeliveryTimeout = 10 * time.Second
+	}
+	if c.Claims.Grace == 0 {
+		c.Claims.Grace = 5 * time.Second
+	}
+	if c.Claims.RatePerSecond == 0 {
+		c.Claims.RatePerSecond = 20
+	}
+	if c.Claims.Burst == 0 {
+		c.Claims.Burst = 40
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -458,6 +483,15 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.events[%d]", k, j), "unknown event %q (want one of %s)", e, strings.Join(WebhookEvents, ", "))
 			}
 		}
+	}
+	if c.Claims.Grace < 0 {
+		bad("claims.grace", "must be positive")
+	}
+	if c.Claims.RatePerSecond < 0 {
+		bad("claims.rate_per_second", "must be positive")
+	}
+	if c.Claims.Burst < 0 {
+		bad("claims.burst", "must be positive")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -45,6 +45,7 @@ func TestParseGood(t *testing.T) {
 		Threads:  config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
 		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
 		Inbox:    config.Inbox{GiveUpAfter: 24 * time.Hour, DeliveryTimeout: 10 * time.Second},
+		Claims:   config.Claims{Grace: 5 * time.Second, RatePerSecond: 20, Burst: 40},
 		Log:      config.Log{Level: "info"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {

@@ -42,6 +42,9 @@ type Options struct {
 	Webhooks []config.Webhook
 	// Inbox tunes deliveries.
 	Inbox config.Inbox
+	// ClaimGrace is how long a message in a conversation the bot handles
+	// waits for a claim before it surfaces to agents (default 5 s).
+	ClaimGrace time.Duration
 	// Now is the clock.
 	Now func() time.Time
 	// Metrics records inbox metrics.
@@ -59,6 +62,7 @@ type Service struct {
 	pages    map[string]config.Page
 	webhooks []config.Webhook
 	cfg      config.Inbox
+	grace    time.Duration
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
@@ -80,11 +84,14 @@ type inboxRef struct {
 func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
 		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, now: o.Now, metrics: o.Metrics, log: o.Logger,
-		client: o.HTTPClient, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
+		client: o.HTTPClient, grace: o.ClaimGrace, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
 		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, stopping: make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.grace <= 0 {
+		s.grace = 5 * time.Second
 	}
 	if s.cfg.GiveUpAfter <= 0 {
 		s.cfg.GiveUpAfter = 24 * time.Hour
@@ -95,6 +102,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: s.cfg.DeliveryTimeout}
 	}
+	// A redirect would turn the signed POST into a bodiless GET: treat it
+	// as the receiver's answer (a non-2xx, so not delivered) instead.
+	client := *s.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s.client = &client
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}

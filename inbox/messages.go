@@ -36,6 +36,11 @@ func (s *Service) addMessage(ctx context.Context, tx *store.Tx, conv conversatio
 	if err != nil || id == 0 {
 		return err
 	}
+	return s.announce(ctx, tx, conv, created, id)
+}
+
+// announce emits conversation_created (when created) and message_created.
+func (s *Service) announce(ctx context.Context, tx *store.Tx, conv conversation, created bool, id int64) error {
 	if created {
 		if err := s.conversationEvent(ctx, tx, EventConversationCreated, conv, nil); err != nil {
 			return err

@@ -115,7 +115,15 @@ type MessageView struct {
 	SourceID          *string         `json:"source_id"`
 	Status            string          `json:"status"`
 	Attachments       json.RawMessage `json:"attachments"`
-	AccountID         int64           `json:"-"`
+	// ClaimedBy is the bot that claimed (and closed) the message, if any.
+	ClaimedBy string `json:"claimed_by,omitempty"`
+	// State is "closed" once a bot claimed the message.
+	State string `json:"state,omitempty"`
+	// Automated is true when the bot echoed the message as its own.
+	Automated bool `json:"automated,omitempty"`
+	// Surfaced is true when the message surfaced to the agents unclaimed.
+	Surfaced  bool  `json:"surfaced,omitempty"`
+	AccountID int64 `json:"-"`
 }
 
 // ConversationMeta is Chatwoot's conversation meta block.
@@ -271,7 +279,7 @@ func (s *Service) conversationView(ctx context.Context, q querier, c conversatio
 }
 
 const messageColumns = `id, account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes,
-	attachments, sender_type, sender_id, sender_name, source_id, status, error, created_at`
+	attachments, sender_type, sender_id, sender_name, source_id, status, error, created_at, claimed_by, automated, surfaced_at`
 
 func scanMessage(row interface{ Scan(...any) error }) (MessageView, error) {
 	var m MessageView
@@ -279,11 +287,17 @@ func scanMessage(row interface{ Scan(...any) error }) (MessageView, error) {
 	var private int64
 	var senderID sql.NullInt64
 	var source sql.NullString
-	var created int64
+	var created, automated int64
+	var claimedBy string
+	var surfaced sql.NullInt64
 	err := row.Scan(&m.ID, &m.AccountID, &m.InboxID, &m.ConversationID, &mtype, &private, &m.Content, &m.ContentType, &attrs,
-		&atts, &senderType, &senderID, &senderName, &source, &status, &errText, &created)
+		&atts, &senderType, &senderID, &senderName, &source, &status, &errText, &created, &claimedBy, &automated, &surfaced)
 	if err != nil {
 		return m, err
+	}
+	m.ClaimedBy, m.Automated, m.Surfaced = claimedBy, automated != 0, surfaced.Valid
+	if claimedBy != "" {
+		m.State = "closed"
 	}
 	m.MessageType, m.Private, m.Status = messageTypeCodes[mtype], private != 0, status
 	m.ContentAttributes, m.Attachments = json.RawMessage(attrs), json.RawMessage(atts)

@@ -121,6 +121,14 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 		return false, err
 	}
 	httpStatus, sendErr := s.post(ctx, d, secret)
+	if ctx.Err() != nil {
+		// Shutting down mid-attempt: hand the delivery back untouched (the
+		// same delivery id goes out again from whichever process is next).
+		return false, s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			_, err := tx.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1`, d.id)
+			return err
+		})
+	}
 	status := httpStatus
 	result, finished := "delivered", true
 	var next time.Time
@@ -206,7 +214,8 @@ func redactURL(u string) string {
 	return u
 }
 
-// Run delivers webhooks until ctx ends, every interval.
+// Run delivers webhooks and surfaces unclaimed messages until ctx ends,
+// every interval.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -215,6 +224,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if _, err := s.SurfaceDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("surfacing unclaimed messages failed")
+			}
 			if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Msg("webhook deliveries failed")
 			}

@@ -88,7 +88,17 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 		if in.sourceID == "" {
 			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
 		}
-		return s.addMessage(ctx, tx, conv, created, in)
+		id, err := s.insertMessage(ctx, tx, conv, in)
+		if err != nil || id == 0 {
+			return err
+		}
+		if err := s.markForSurfacing(ctx, tx, ref, conv, id); err != nil {
+			return err
+		}
+		if err := s.announce(ctx, tx, conv, created, id); err != nil {
+			return err
+		}
+		return s.applyBotObjects(ctx, tx, ref, id, in.sourceID)
 	case messenger.KindEcho:
 		return s.onEcho(ctx, tx, ref, th, ev)
 	case messenger.KindDelivery, messenger.KindRead:
@@ -139,7 +149,14 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 		return err
 	}
 	out.convID = conv.id
-	return s.addMessage(ctx, tx, conv, created, out)
+	id, err := s.insertMessage(ctx, tx, conv, out)
+	if err != nil || id == 0 {
+		return err
+	}
+	if err := s.announce(ctx, tx, conv, created, id); err != nil {
+		return err
+	}
+	return s.applyBotObjects(ctx, tx, ref, id, msg.MID)
 }
 
 func (s *Service) setAgentSender(m *newMessage) {

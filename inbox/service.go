@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -704,7 +705,8 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return errors.New("must be a numeric id")
+		// A type error lets encoding/json name the field in the message.
+		return &json.UnmarshalTypeError{Value: "string " + string(b), Type: reflect.TypeOf(int64(0))}
 	}
 	*f = flexID(n)
 	return nil

@@ -34,6 +34,7 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_outbox_oldest_age_seconds":         {Type: "gauge"},
 	"handoverd_conversations":                     {Type: "gauge", Labels: []string{"status"}},
 	"handoverd_inbox_queue_unassigned":            {Type: "gauge"},
+	"handoverd_claim_conversations":               {Type: "gauge", Labels: []string{"outcome"}},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and

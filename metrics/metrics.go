@@ -63,6 +63,13 @@ type Metrics struct {
 	// (delivered, retry, failed).
 	OutboxDeliveries *prometheus.CounterVec
 
+	// Claims counts bot claim and echo calls by kind (claim, echo) and
+	// result (accepted, repeat, applied, mismatched, invalid, unauthorized, rate_limited).
+	Claims *prometheus.CounterVec
+	// ClaimSurfaced counts customer messages surfaced to agents because the
+	// bot did not claim them within the grace period.
+	ClaimSurfaced prometheus.Counter
+
 	// HTTPRequests counts API requests by route template, method and status code.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes API request latency by route template and method.
@@ -141,6 +148,14 @@ func New() *Metrics {
 		Namespace: namespace, Name: "outbox_deliveries_total",
 		Help: "Outbound webhook delivery attempts, by result (delivered, retry, failed).",
 	}, []string{"result"})
+	m.Claims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "claims_total",
+		Help: "Bot claim and echo calls (Lexer Chatbot User API), by kind (claim, echo) and result (accepted, applied, mismatched, invalid, unauthorized, rate_limited).",
+	}, []string{"kind", "result"})
+	m.ClaimSurfaced = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "claim_surfaced_messages_total",
+		Help: "Customer messages surfaced to the agents because the bot did not claim them within the grace period.",
+	})
 	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
@@ -153,7 +168,7 @@ func New() *Metrics {
 
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
-		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries,
+		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.Claims, m.ClaimSurfaced,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
@@ -188,6 +203,11 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range []string{"sent", "failed"} {
 		m.AgentSends.WithLabelValues(r)
+	}
+	for _, k := range []string{"claim", "echo"} {
+		for _, r := range []string{"accepted", "applied", "invalid", "unauthorized", "rate_limited"} {
+			m.Claims.WithLabelValues(k, r)
+		}
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.OutboxDeliveries.WithLabelValues(r)

@@ -7,8 +7,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -118,7 +120,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
 	})
 	s.inbox, err = inbox.New(ctx, inbox.Options{
-		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox,
+		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox, ClaimGrace: cfg.Claims.Grace,
 		Now: now, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
 	})
 	if err != nil {
@@ -142,11 +144,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
+	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.HandleFunc(http.MethodGet, "/readyz", s.readyz)
-	r.Handle(http.MethodGet, "/metrics", m.Handler())
+	if cfg.AdminListen == "" { // with an admin listener, metrics stay off the public one
+		r.Handle(http.MethodGet, "/metrics", m.Handler())
+	}
 	r.Handle(http.MethodGet, "/openapi.yaml", openapi.Handler())
 	s.router = r
 	return s, nil
@@ -227,9 +232,41 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	if s.cfg.AdminListen != "" {
+		adminLn, err := net.Listen("tcp", s.cfg.AdminListen)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		admin := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			s.log.Info().Str("addr", adminLn.Addr().String()).Msg("admin listening (metrics, pprof)")
+			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return admin.Shutdown(sctx)
+		})
+	}
 	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
 	g.Go(func() error { s.inbox.Run(gctx, s.outbox); return nil })
 	return g.Wait()
+}
+
+// adminHandler serves /metrics and the pprof endpoints on the admin listener.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // registerGauges exports gauges counted in the shared database, so every
@@ -288,6 +325,13 @@ func (s *Server) registerGauges() {
 	})
 	s.metrics.GaugeFunc("inbox_queue_unassigned", "Open conversations nobody is assigned to: the agents' queue depth.",
 		count(`SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL`))
+	s.metrics.LabeledGaugeFunc("claim_conversations", "Conversations whose bot claims messages, by outcome: contained (every customer message claimed) or surfaced (at least one reached the agents).",
+		[]string{"outcome"}, func() map[string]float64 {
+			return map[string]float64{
+				metrics.LabelKey("contained"): count(`SELECT count(*) FROM conversations WHERE claimed_messages > 0 AND surfaced_messages = 0`)(),
+				metrics.LabelKey("surfaced"):  count(`SELECT count(*) FROM conversations WHERE surfaced_messages > 0`)(),
+			}
+		})
 	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",
 		count(`SELECT count(*) FROM outbox WHERE status = 'pending'`))
 	oldestOutbox := count(`SELECT coalesce(min(created_at), 0) FROM outbox WHERE status = 'pending'`)

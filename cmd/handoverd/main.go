@@ -4,6 +4,8 @@
 //
 //	handoverd [serve] --config FILE   run the broker (the default command)
 //	handoverd migrate --config FILE   apply database migrations and exit
+//	handoverd sandbox                 run the broker with a Messenger simulator, a demo bot and a walkthrough
+//	handoverd healthcheck [--url URL]  exit 0 when /readyz answers 200 (for container health checks)
 //	handoverd version                 print the version
 //
 // HANDOVERD_CONFIG names the config file when --config is not given.
@@ -15,13 +17,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/sandbox"
 	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store"
 )
@@ -45,6 +51,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("handoverd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", getenv("HANDOVERD_CONFIG"), "config file (or HANDOVERD_CONFIG)")
+	listen := fs.String("listen", "127.0.0.1:8080", "sandbox: handoverd's address")
+	simListen := fs.String("sim-listen", "127.0.0.1:9090", "sandbox: the Messenger simulator's address")
+	dir := fs.String("dir", "", "sandbox: directory for the SQLite file (default: a new temporary directory)")
+	checkURL := fs.String("url", "", "healthcheck: the readiness URL (default: /readyz on the config's listen address)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -52,9 +62,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "handoverd", version)
 		return 0
+	case "sandbox":
+		if err := runSandbox(ctx, sandbox.Options{Listen: *listen, SimListen: *simListen, Dir: *dir, Logger: newLogger(stderr, "warn")}, stdout); err != nil {
+			fmt.Fprintln(stderr, "handoverd sandbox:", err)
+			return 1
+		}
+		return 0
+	case "healthcheck":
+		return healthcheck(ctx, *checkURL, *cfgPath, stderr)
 	case "serve", "migrate":
 	default:
-		fmt.Fprintf(stderr, "handoverd: unknown command %q (want serve, migrate or version)\n", cmd)
+		fmt.Fprintf(stderr, "handoverd: unknown command %q (want serve, migrate, sandbox, healthcheck or version)\n", cmd)
 		return 2
 	}
 	if *cfgPath == "" {
@@ -100,6 +118,62 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Msg("handoverd stopped")
+	return nil
+}
+
+// healthcheck asks /readyz and returns 0 when it answers 200.
+func healthcheck(ctx context.Context, url, cfgPath string, stderr io.Writer) int {
+	if url == "" {
+		listen := config.DefaultListen
+		if cfgPath != "" {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				fmt.Fprintln(stderr, "handoverd healthcheck:", err)
+				return 1
+			}
+			listen = cfg.Listen
+		}
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			fmt.Fprintln(stderr, "handoverd healthcheck:", err)
+			return 1
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url = "http://" + net.JoinHostPort(host, port) + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "handoverd healthcheck:", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "handoverd healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "handoverd healthcheck: not ready:", resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func runSandbox(ctx context.Context, o sandbox.Options, stdout io.Writer) error {
+	sb, err := sandbox.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := sb.Walkthrough(stdout); err != nil {
+		return err
+	}
+	if err := sb.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 

@@ -90,6 +90,10 @@ func TestServeUntilSignalled(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/readyz = %d", resp.StatusCode)
 	}
+	var errh bytes.Buffer
+	if code := run(context.Background(), []string{"healthcheck", "--config", cfg}, getenv(nil), &bytes.Buffer{}, &errh); code != 0 {
+		t.Errorf("healthcheck = %d: %s", code, errh.String())
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -101,5 +105,8 @@ func TestServeUntilSignalled(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "the-app-secret") {
 		t.Error("the app secret reached the logs")
+	}
+	if code := run(context.Background(), []string{"healthcheck", "--url", "http://" + listen + "/readyz"}, getenv(nil), &bytes.Buffer{}, &bytes.Buffer{}); code != 1 {
+		t.Errorf("healthcheck after shutdown = %d, want 1", code)
 	}
 }
