@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/handoverd/handoverd/relay"
 )
 
 // PageInboxAppID is the app id Meta gives the Page Inbox (Meta Business Suite).
@@ -80,6 +82,9 @@ type Config struct {
 	Webhooks []Webhook `yaml:"webhooks"`
 	// Claims tunes the Lexer-compatible Chatbot User API.
 	Claims Claims `yaml:"claims"`
+	// RelayBots are chatbots without a Facebook app of their own, run behind
+	// handoverd's app over the Userlike-compatible chatbot protocol.
+	RelayBots []relay.Bot `yaml:"relay_bots"`
 	// Log sets the log level.
 	Log Log `yaml:"log"`
 }
@@ -492,6 +497,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Claims.Burst < 0 {
 		bad("claims.burst", "must be positive")
+	}
+	if err := relay.ValidateBots(c.RelayBots); err != nil {
+		errs = append(errs, err)
+	}
+	for i, b := range c.RelayBots {
+		for j, id := range b.Pages {
+			p, ok := c.Page(id)
+			k := fmt.Sprintf("relay_bots[%d].pages[%d]", i, j)
+			switch {
+			case !ok:
+				bad(k, "page %s is not configured under pages", id)
+			case p.DefaultApp != DefaultAppAgent && p.DefaultApp != DefaultAppNone:
+				bad(k, "page %s must have default_app agent (or none): a relay bot speaks through handoverd's app, which must hold the thread", id)
+			}
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

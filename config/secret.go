@@ -1,28 +1,6 @@
 package config
 
-// Secret is a string that never prints: fmt, encoding/json, encoding/text and
-// zerolog all see a redaction marker. Call Reveal to use the value.
-type Secret string
+import "github.com/handoverd/handoverd/secret"
 
-const redacted = "<redacted>"
-
-// Reveal returns the secret's value; only call sites that send it to its
-// destination (HMAC keys, the Graph API) should call it.
-func (s Secret) Reveal() string { return string(s) }
-
-// String implements fmt.Stringer with a redaction marker.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString implements fmt.GoStringer so %#v does not print the value either.
-func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
-
-// MarshalText implements encoding.TextMarshaler with the redaction marker.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// MarshalJSON implements json.Marshaler with the redaction marker.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+// Secret is a string that never prints (see package secret).
+type Secret = secret.Secret

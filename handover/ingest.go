@@ -260,7 +260,11 @@ func (s *Service) evidence(th *Thread, page config.Page, ev messenger.Event) (Ow
 		return ownerOf(app, s.appID, page), app, CausePass, true
 	case messenger.KindTake:
 		app := ev.Handover.NewOwnerAppID
-		return ownerOf(app, s.appID, page), app, CauseTake, app != "" || ev.Handover.PreviousOwnerAppID != ""
+		if app == "" {
+			// Older payloads omit new_owner_app_id: someone else took it.
+			return OwnerOther, "", CauseTake, true
+		}
+		return ownerOf(app, s.appID, page), app, CauseTake, true
 	case messenger.KindMessage, messenger.KindPostback, messenger.KindReferral:
 		if zeroConfig {
 			return "", "", "", false

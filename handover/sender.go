@@ -55,16 +55,19 @@ type AgentMessage struct {
 	DeadlineAt time.Time
 	// FinishedAt is when it was sent or failed.
 	FinishedAt *time.Time
+	// Automated is true for a relay bot's messages (no HUMAN_AGENT tag).
+	Automated bool
 }
 
-const agentMessageColumns = `id, page_id, psid, intervention_id, actor, message, status, mid, messaging_type, error, created_at, deadline_at, finished_at`
+const agentMessageColumns = `id, page_id, psid, intervention_id, actor, message, status, mid, messaging_type, error, created_at, deadline_at, finished_at, automated`
 
 func scanAgentMessage(row rowScanner) (AgentMessage, error) {
 	var m AgentMessage
 	var iv, finished sql.NullInt64
 	var msg string
-	var created, deadline int64
-	err := row.Scan(&m.ID, &m.PageID, &m.PSID, &iv, &m.Actor, &msg, &m.Status, &m.MID, &m.MessagingType, &m.Error, &created, &deadline, &finished)
+	var created, deadline, automated int64
+	err := row.Scan(&m.ID, &m.PageID, &m.PSID, &iv, &m.Actor, &msg, &m.Status, &m.MID, &m.MessagingType, &m.Error, &created, &deadline, &finished, &automated)
+	m.Automated = automated != 0
 	m.InterventionID, m.Message = iv.Int64, json.RawMessage(msg)
 	m.CreatedAt, m.DeadlineAt, m.FinishedAt = store.Time(created), store.Time(deadline), store.TimePtr(finished)
 	return m, err
@@ -74,6 +77,18 @@ func scanAgentMessage(row rowScanner) (AgentMessage, error) {
 // (AcquireControl), wakes the sender and waits up to wait for the message
 // to leave the queue. It returns the message as it stands.
 func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration) (AgentMessage, error) {
+	return s.send(ctx, pageID, psid, interventionID, agent, message, wait, false)
+}
+
+// SendAutomated queues a message from an automated sender (a relay bot):
+// like SendAsAgent, but without an intervention and only within Messenger's
+// 24-hour window (automated messages may not use the HUMAN_AGENT tag).
+// It does not wait for the message to go out.
+func (s *Service) SendAutomated(ctx context.Context, pageID, psid, sender string, message json.RawMessage) (AgentMessage, error) {
+	return s.send(ctx, pageID, psid, 0, sender, message, 0, true)
+}
+
+func (s *Service) send(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration, automated bool) (AgentMessage, error) {
 	if _, ok := s.pages[pageID]; !ok {
 		return AgentMessage{}, apperr.Field("page_id", "page %s is not configured", pageID)
 	}
@@ -88,11 +103,15 @@ func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interven
 			iv = sql.NullInt64{Int64: interventionID, Valid: true}
 		}
 		var err error
+		auto := 0
+		if automated {
+			auto = 1
+		}
 		m, err = scanAgentMessage(tx.QueryRowContext(ctx, `INSERT INTO agent_messages
-			(page_id, psid, intervention_id, actor, message, status, created_at, deadline_at)
-			VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7) RETURNING `+agentMessageColumns,
-			pageID, psid, iv, agent, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout))))
-		if err != nil {
+			(page_id, psid, intervention_id, actor, message, status, created_at, deadline_at, automated)
+			VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8) RETURNING `+agentMessageColumns,
+			pageID, psid, iv, agent, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)), auto))
+		if err != nil || automated {
 			return err
 		}
 		return touchIntervention(ctx, tx, pageID, psid, now)
@@ -173,8 +192,10 @@ func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string)
 	return err
 }
 
-// leaseFor bounds how long one process holds a message while sending it.
-const leaseFor = 30 * time.Second
+// leaseFor bounds how long one process holds a message while sending it:
+// longer than one Send with all its retries (30 s) and timeouts, so no
+// other process sends it meanwhile.
+const leaseFor = 2 * time.Minute
 
 // SendDue sends every waiting agent message whose thread handoverd now
 // holds — the oldest per thread first, so a conversation's messages keep
@@ -275,6 +296,8 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		return false, s.failAgentMessage(ctx, id, "the customer has not written yet; Messenger allows no reply")
 	case since <= StandardWindow:
 		req.MessagingType = "RESPONSE"
+	case m.Automated:
+		return false, s.failAgentMessage(ctx, id, "outside Messenger's 24-hour window; automated messages cannot use the HUMAN_AGENT tag")
 	case since <= HumanAgentWindow:
 		req.MessagingType, req.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
 	default:
@@ -318,7 +341,7 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingType string) error {
 	now := s.now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL
+		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, error = ''
 			WHERE id = $1`, m.ID, mid, messagingType, store.Millis(now)); err != nil {
 			return err
 		}
@@ -379,7 +402,7 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 
 // observeAgentMessage tells the observer an agent message was sent or failed.
 func (s *Service) observeAgentMessage(ctx context.Context, tx *store.Tx, id int64) error {
-	if s.observer == nil {
+	if len(s.observers) == 0 {
 		return nil
 	}
 	m, err := scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id))

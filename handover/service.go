@@ -83,7 +83,7 @@ type Service struct {
 	graph     Graph
 	hcfg      config.Handover
 	kick      chan struct{}
-	observer  Observer
+	observers []Observer
 }
 
 // New returns a Service.
@@ -163,15 +163,18 @@ func (s *Service) record(c committed) {
 	}
 }
 
-// SetObserver installs the observer; call it before serving.
-func (s *Service) SetObserver(o Observer) { s.observer = o }
+// SetObservers installs the observers, called in order for every change;
+// call it before serving.
+func (s *Service) SetObservers(o ...Observer) { s.observers = o }
 
-// observe hands a change to the observer, if any.
+// observe hands a change to every observer.
 func (s *Service) observe(ctx context.Context, tx *store.Tx, ch Change) error {
-	if s.observer == nil {
-		return nil
+	for _, o := range s.observers {
+		if err := o.ThreadChanged(ctx, tx, ch); err != nil {
+			return err
+		}
 	}
-	return s.observer.ThreadChanged(ctx, tx, ch)
+	return nil
 }
 
 // Kick wakes the background worker (e.g. a thread just became ours).

@@ -70,6 +70,9 @@ func (s *Service) RecordBotObject(ctx context.Context, o BotObject) error {
 		return apperr.New(apperr.NotFound, "page %s", o.PageID)
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.LockKey(ctx, objectLock(o.PageID, o.ObjectID)); err != nil {
+			return err
+		}
 		now := store.Millis(s.now())
 		res, err := tx.ExecContext(ctx, `INSERT INTO bot_objects (page_id, object_id, kind, bot, published_at, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (page_id, object_id, kind) DO NOTHING`,
@@ -251,3 +254,7 @@ func (s *Service) SurfaceDue(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// objectLock names the lock a message and the claims and echoes naming it
+// share, whichever comes first.
+func objectLock(pageID, mid string) string { return "inbox:object:" + pageID + ":" + mid }

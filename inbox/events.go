@@ -27,6 +27,13 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 	if err != nil {
 		return err
 	}
+	// Event ids must become visible in id order, or a live stream that
+	// resumes after id N would skip a smaller id committed later (and a
+	// conversation's deliveries could go out of order): one writer per
+	// account at a time. (SQLite's single writer does this anyway.)
+	if err := tx.LockKey(ctx, "inbox:events:"+itoa(accountID)); err != nil {
+		return err
+	}
 	now := store.Millis(s.now())
 	var convID int64
 	if conv != nil {
@@ -40,12 +47,12 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 	type target struct{ key, url string }
 	var targets []target
 	if conv != nil {
-		var url string
-		if err := tx.QueryRowContext(ctx, `SELECT webhook_url FROM inboxes WHERE id = $1`, conv.inboxID).Scan(&url); err != nil {
+		iv, err := s.inboxView(ctx, tx, conv.inboxID)
+		if err != nil {
 			return err
 		}
-		if url != "" {
-			targets = append(targets, target{"inbox:" + itoa(conv.inboxID), url})
+		if iv.WebhookURL != "" {
+			targets = append(targets, target{"inbox:" + itoa(conv.inboxID), iv.WebhookURL})
 		}
 	}
 	for _, w := range s.webhooks {

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -68,8 +69,10 @@ type Service struct {
 	log      zerolog.Logger
 	client   *http.Client
 
-	stopping   chan struct{}       // closed when the process starts draining: live streams end
+	stopping   chan struct{} // closed when the process starts draining: live streams end
+	newStatus  func(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error)
 	pageInbox  map[string]inboxRef // page id → its inbox
+	inboxCache sync.Map            // inbox id → InboxView (inboxes never change)
 	agentIDs   map[string]int64    // user name → agent id
 	agentNames map[int64]string
 }

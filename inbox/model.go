@@ -198,7 +198,12 @@ func getConversation(ctx context.Context, q querier, id int64) (conversation, er
 	return c, err
 }
 
+// inboxView returns an inbox. Inboxes do not change once created, so each
+// is read once per process and then served from memory.
 func (s *Service) inboxView(ctx context.Context, q querier, id int64) (InboxView, error) {
+	if v, ok := s.inboxCache.Load(id); ok {
+		return v.(InboxView), nil
+	}
 	var v InboxView
 	var ct string
 	var page sql.NullString
@@ -208,6 +213,9 @@ func (s *Service) inboxView(ctx context.Context, q querier, id int64) (InboxView
 		return v, apperr.New(apperr.NotFound, "inbox %d does not exist", id)
 	}
 	v.ChannelType, v.PageID = channelType(ct), page.String
+	if err == nil {
+		s.inboxCache.Store(id, v)
+	}
 	return v, err
 }
 

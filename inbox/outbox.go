@@ -6,9 +6,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -117,6 +119,14 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 		return false, err
 	}
 	secret, err := s.secretFor(ctx, d.target)
+	if errors.Is(err, errWebhookRemoved) {
+		s.metrics.OutboxDeliveries.WithLabelValues("failed").Inc()
+		return false, s.db.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET status = 'failed', last_error = $2, finished_at = $3, lease_until = NULL WHERE id = $1`,
+				d.id, err.Error(), store.Millis(s.now()))
+			return err
+		})
+	}
 	if err != nil {
 		return false, err
 	}
@@ -145,7 +155,7 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 	}
 	errText := ""
 	if sendErr != nil {
-		errText = sendErr.Error()
+		errText = redactErr(sendErr)
 	} else if result != "delivered" {
 		errText = fmt.Sprintf("HTTP %d", status)
 	}
@@ -198,12 +208,26 @@ func (s *Service) secretFor(ctx context.Context, target string) (string, error) 
 				return w.Secret.Reveal(), nil
 			}
 		}
-		return "", nil // the webhook left the config; deliver unsigned-by-known-key rather than never
+		return "", errWebhookRemoved
 	}
 	id, _ := strconv.ParseInt(strings.TrimPrefix(target, "inbox:"), 10, 64)
 	var secret string
 	err := s.db.Reader().QueryRowContext(ctx, `SELECT webhook_secret FROM inboxes WHERE id = $1`, id).Scan(&secret)
 	return secret, err
+}
+
+// errWebhookRemoved: the delivery's webhook is no longer in the config.
+var errWebhookRemoved = errors.New("the webhook is no longer configured")
+
+// redactErr is err's text with any URL's query string removed.
+func redactErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		c := *ue
+		c.URL = redactURL(c.URL)
+		return c.Error()
+	}
+	return err.Error()
 }
 
 // redactURL keeps scheme, host and path: query strings may carry tokens.

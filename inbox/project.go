@@ -88,6 +88,9 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 		if in.sourceID == "" {
 			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
 		}
+		if err := tx.LockKey(ctx, objectLock(th.PageID, in.sourceID)); err != nil {
+			return err
+		}
 		id, err := s.insertMessage(ctx, tx, conv, in)
 		if err != nil || id == 0 {
 			return err
@@ -111,6 +114,9 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 // came from; the bot's and the Page Inbox's become outgoing messages.
 func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, ev messenger.Event) error {
 	msg := ev.Message
+	if err := tx.LockKey(ctx, objectLock(th.PageID, msg.MID)); err != nil {
+		return err
+	}
 	var dup int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM inbox_messages WHERE inbox_id = $1 AND source_id = $2`, ref.id, msg.MID).Scan(&dup); err != nil || dup > 0 {
 		return err
@@ -136,7 +142,11 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 		n, _ := strconv.ParseInt(strings.TrimPrefix(msg.Metadata, metaAgentMessage), 10, 64)
 		out.senderType, out.agentMessageID = SenderAgent, sql.NullInt64{Int64: n, Valid: n > 0}
 		_ = tx.QueryRowContext(ctx, `SELECT actor FROM agent_messages WHERE id = $1`, n).Scan(&out.senderName)
-		s.setAgentSender(&out)
+		if bot, ok := strings.CutPrefix(out.senderName, RelaySenderPrefix); ok {
+			out.senderType, out.senderName = SenderBot, bot
+		} else {
+			s.setAgentSender(&out)
+		}
 	case app == config.PageInboxAppID || app == "":
 		out.senderType, out.senderName = SenderAgent, "Page Inbox"
 	case app == page.BotAppID:
@@ -217,6 +227,15 @@ func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.T
 	for _, t := range trs {
 		prev := conv.status
 		next := statusFor(t.To)
+		if s.newStatus != nil { // e.g. a relay bot handles it inside our app
+			st, err := s.newStatus(ctx, tx, th.PageID, th.PSID)
+			if err != nil {
+				return err
+			}
+			if st != "" {
+				next = st
+			}
+		}
 		if next == "" || prev == StatusResolved {
 			next = prev
 		}
@@ -340,6 +359,15 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 		return conv, false, err
 	}
 	status := statusFor(th.Owner)
+	if s.newStatus != nil {
+		st, err := s.newStatus(ctx, tx, th.PageID, th.PSID)
+		if err != nil {
+			return conv, false, err
+		}
+		if st != "" {
+			status = st
+		}
+	}
 	if status == "" {
 		status = StatusOpen
 		if s.pages[th.PageID].BotAppID != "" {

@@ -152,12 +152,30 @@ type Batch struct {
 	Object string
 	// Events are all events of all entries, in the order received.
 	Events []Event
+	// Malformed are the items that could not be read. They are reported,
+	// not fatal: one bad item must not make Meta redeliver (and finally
+	// drop) the good ones delivered with it.
+	Malformed []MalformedItem
+}
+
+// MalformedItem is an item of a webhook that could not be read.
+type MalformedItem struct {
+	// PageID is the entry's Page.
+	PageID string
+	// Where is the item's position, e.g. entry[0].messaging[2].
+	Where string
+	// Err says what is wrong.
+	Err error
+	// Raw is the item as received.
+	Raw json.RawMessage
 }
 
 // ErrMalformed wraps every parse failure.
 var ErrMalformed = errors.New("malformed webhook")
 
-// ParseWebhook decodes a webhook body into typed events.
+// ParseWebhook decodes a webhook body into typed events. It fails only when
+// the envelope itself is unreadable; items that cannot be read are listed
+// in Batch.Malformed.
 func ParseWebhook(body []byte) (Batch, error) {
 	var env struct {
 		Object string `json:"object"`
@@ -188,7 +206,9 @@ func ParseWebhook(body []byte) (Batch, error) {
 			for j, raw := range list.items {
 				ev, err := parseItem(string(e.ID), list.ch, raw)
 				if err != nil {
-					return Batch{}, fmt.Errorf("%w: entry[%d].%s[%d]: %v", ErrMalformed, i, list.ch, j, err)
+					b.Malformed = append(b.Malformed, MalformedItem{PageID: string(e.ID), Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
+						Err: fmt.Errorf("%w: %v", ErrMalformed, err), Raw: raw})
+					continue
 				}
 				b.Events = append(b.Events, ev)
 			}

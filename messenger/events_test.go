@@ -145,22 +145,46 @@ func TestParseWebhookTimestamps(t *testing.T) {
 	}
 }
 
-func TestParseWebhookRejectsMalformed(t *testing.T) {
+func TestParseWebhookRejectsMalformedEnvelope(t *testing.T) {
 	tests := map[string]string{
-		"not json":           `{"object":`,
-		"no entry":           `{"object":"page"}`,
-		"entry without id":   `{"object":"page","entry":[{"messaging":[]}]}`,
-		"message without id": `{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"timestamp":1,"message":{"text":"x"}}]}]}`,
-		"no timestamp":       `{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"message":{"mid":"m"}}]}]}`,
-		"bad timestamp":      `{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"timestamp":"soon","message":{"mid":"m"}}]}]}`,
-		"no sender":          `{"object":"page","entry":[{"id":"1","messaging":[{"timestamp":1,"message":{"mid":"m"}}]}]}`,
-		"app id of bad type": `{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"timestamp":1,"pass_thread_control":{"new_owner_app_id":{}}}]}]}`,
+		"not json":         `{"object":`,
+		"no entry":         `{"object":"page"}`,
+		"entry without id": `{"object":"page","entry":[{"messaging":[]}]}`,
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
 			_, err := messenger.ParseWebhook([]byte(body))
 			if !errors.Is(err, messenger.ErrMalformed) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+// TestParseWebhookKeepsGoodItemsBesideBadOnes: an unreadable item is
+// reported, and the other items of the same webhook are still read.
+func TestParseWebhookKeepsGoodItemsBesideBadOnes(t *testing.T) {
+	bad := map[string]string{
+		"message without id": `{"sender":{"id":"2"},"timestamp":1,"message":{"text":"x"}}`,
+		"no timestamp":       `{"sender":{"id":"2"},"message":{"mid":"m"}}`,
+		"bad timestamp":      `{"sender":{"id":"2"},"timestamp":"soon","message":{"mid":"m"}}`,
+		"no sender":          `{"timestamp":1,"message":{"mid":"m"}}`,
+		"app id of bad type": `{"sender":{"id":"2"},"timestamp":1,"pass_thread_control":{"new_owner_app_id":{}}}`,
+		"guest user_ref":     `{"sender":{"user_ref":"abc"},"recipient":{"id":"1"},"timestamp":1,"referral":{"ref":"x","source":"CUSTOMER_CHAT_PLUGIN"}}`,
+	}
+	good := `{"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1700000000000,"message":{"mid":"m_good","text":"ok"}}`
+	for name, item := range bad {
+		t.Run(name, func(t *testing.T) {
+			body := `{"object":"page","entry":[{"id":"1","messaging":[` + item + `,` + good + `]}]}`
+			b, err := messenger.ParseWebhook([]byte(body))
+			if err != nil {
+				t.Fatalf("err = %v, want the batch read", err)
+			}
+			if len(b.Events) != 1 || b.Events[0].Message.MID != "m_good" {
+				t.Errorf("events = %+v, want the good message", b.Events)
+			}
+			if len(b.Malformed) != 1 || b.Malformed[0].Where != "entry[0].messaging[0]" || !errors.Is(b.Malformed[0].Err, messenger.ErrMalformed) {
+				t.Errorf("malformed = %+v, want entry[0].messaging[0]", b.Malformed)
 			}
 		})
 	}

@@ -117,6 +117,10 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "EVENT_RECEIVED")
 		return
 	}
+	for _, m := range batch.Malformed {
+		wh.Metrics.WebhookEvents.WithLabelValues(string(KindUnknown), "malformed").Inc()
+		log.Warn().Str("page_id", m.PageID).Str("item", m.Where).Err(m.Err).Msg("unreadable webhook item acknowledged and dropped")
+	}
 	events := make([]Event, 0, len(batch.Events))
 	for _, ev := range batch.Events {
 		switch {

@@ -61,6 +61,11 @@ func touchAll(t *testing.T, m *metrics.Metrics) map[string]map[string]string {
 	m.HandoverControlWait.Observe(1.5)
 	m.AgentSends.WithLabelValues("sent").Inc()
 	m.InterventionsClosed.WithLabelValues("agent").Inc()
+	m.RelayCalls.WithLabelValues("message", "ok").Inc()
+	m.RelayLatency.Observe(0.3)
+	m.RelayFallbacks.Inc()
+	m.RelaySessions.WithLabelValues("started").Inc()
+	m.RelayActions.WithLabelValues("message", "done").Inc()
 	m.HTTPRequests.WithLabelValues("/webhooks/messenger", "POST", "200").Inc()
 	m.HTTPDuration.WithLabelValues("/webhooks/messenger", "POST").Observe(0.01)
 

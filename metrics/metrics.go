@@ -70,6 +70,17 @@ type Metrics struct {
 	// bot did not claim them within the grace period.
 	ClaimSurfaced prometheus.Counter
 
+	// RelayCalls counts webhook calls to relay bots by packet and result (ok, error).
+	RelayCalls *prometheus.CounterVec
+	// RelayLatency observes relay bots' webhook response time.
+	RelayLatency prometheus.Histogram
+	// RelayFallbacks counts conversations forwarded to agents because a relay bot was down.
+	RelayFallbacks prometheus.Counter
+	// RelaySessions counts relay sessions by outcome (started, ended, forwarded, forward_failed).
+	RelaySessions *prometheus.CounterVec
+	// RelayActions counts relay bots' events run, by event and result (done, failed).
+	RelayActions *prometheus.CounterVec
+
 	// HTTPRequests counts API requests by route template, method and status code.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes API request latency by route template and method.
@@ -94,7 +105,7 @@ func New() *Metrics {
 	}, []string{"result"})
 	m.WebhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "webhook_events_total",
-		Help: "Messenger webhook events, by kind and result (applied, duplicate, stale, unknown_page, ignored).",
+		Help: "Messenger webhook events, by kind and result (applied, duplicate, stale, unknown_page, ignored, malformed).",
 	}, []string{"kind", "result"})
 	m.WebhookSignatureFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "webhook_signature_failures_total",
@@ -156,6 +167,27 @@ func New() *Metrics {
 		Namespace: namespace, Name: "claim_surfaced_messages_total",
 		Help: "Customer messages surfaced to the agents because the bot did not claim them within the grace period.",
 	})
+	m.RelayCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "relay_calls_total",
+		Help: "Webhook calls to relay bots (each attempt), by packet (start, message, click, media, location, forward_failed) and result (ok, error).",
+	}, []string{"packet", "result"})
+	m.RelayLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "relay_response_seconds",
+		Help:    "Relay bots' webhook response time.",
+		Buckets: prometheus.DefBuckets,
+	})
+	m.RelayFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "relay_bot_down_fallbacks_total",
+		Help: "Conversations forwarded to the agents because a relay bot did not answer.",
+	})
+	m.RelaySessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "relay_sessions_total",
+		Help: "Relay bot sessions, by outcome (started, ended, forwarded, forward_failed).",
+	}, []string{"outcome"})
+	m.RelayActions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "relay_actions_total",
+		Help: "Relay bots' events run, by event and result (done, failed).",
+	}, []string{"event", "result"})
 	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
@@ -169,6 +201,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
 		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.Claims, m.ClaimSurfaced,
+		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
@@ -208,6 +241,9 @@ func (m *Metrics) initSeries() {
 		for _, r := range []string{"accepted", "applied", "invalid", "unauthorized", "rate_limited"} {
 			m.Claims.WithLabelValues(k, r)
 		}
+	}
+	for _, o := range []string{"started", "ended", "forwarded", "forward_failed"} {
+		m.RelaySessions.WithLabelValues(o)
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.OutboxDeliveries.WithLabelValues(r)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/handoverd/handoverd/secret"
 )
 
 // Mode is a relay bot's behaviour mode: when it takes new conversations.
@@ -52,30 +54,8 @@ const (
 	TimeoutForward TimeoutAction = "forward"
 )
 
-// Secret is a string that never prints: fmt and encoding/json see a
-// redaction marker. Call Reveal to use the value. (It mirrors config.Secret,
-// which this package cannot import without a cycle once config embeds Bot.)
-type Secret string
-
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
-
-// String implements fmt.Stringer with a redaction marker.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "<redacted>"
-}
-
-// GoString implements fmt.GoStringer so %#v does not print the value either.
-func (s Secret) GoString() string { return `relay.Secret("` + s.String() + `")` }
-
-// MarshalText implements encoding.TextMarshaler with the redaction marker.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// MarshalJSON implements json.Marshaler with the redaction marker.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+// Secret is a string that never prints (see package secret).
+type Secret = secret.Secret
 
 // Bot is one relay bot: a chatbot behind handoverd's Facebook app, reached
 // over the chatbot webhook protocol. It is meant to be a list under the

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,12 +34,7 @@ import (
 // openapi.yaml deliberately does not describe, each with the reason. An
 // entry for a route that no longer exists, or that the document now
 // describes, fails the test too.
-var undocumentedRoutes = map[string]string{
-	"POST /api/clients/{client_id}/bots/objects/claim": lexerPending,
-	"POST /api/clients/{client_id}/bots/objects/echo":  lexerPending,
-}
-
-const lexerPending = "the Lexer-compatible claim/echo API (inbox/lexer.go) is being built; describe it in openapi.yaml and remove as it lands"
+var undocumentedRoutes = map[string]string{}
 
 // TestOpenAPIDescribesEveryRoute holds the router and openapi.yaml to each
 // other: every registered route has an operation, and every operation a
@@ -251,8 +247,10 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 			t.Errorf("webhook answered %q", body)
 		}
 		o.call(openapiCall{method: http.MethodPost, path: "/webhooks/messenger", body: event, status: 401, invalid: true})
-		malformed := []byte(`{"object":"page","entry":[{"id":"` + pageID + `","messaging":[{"sender":{"id":"7199"},"timestamp":1,"message":{"text":"no mid"}}]}]}`)
-		o.call(openapiCall{method: http.MethodPost, path: "/webhooks/messenger", header: signed(malformed), body: malformed, status: 400})
+		malformed := []byte(`{"object":"page","entry":[{"messaging":[]}]}`) // an entry without its Page id
+		o.call(openapiCall{method: http.MethodPost, path: "/webhooks/messenger", header: signed(malformed), body: malformed, status: 400, invalid: true})
+		badItem := []byte(`{"object":"page","entry":[{"id":"` + pageID + `","messaging":[{"sender":{"id":"7199"},"timestamp":1,"message":{"text":"no mid"}}]}]}`)
+		o.call(openapiCall{method: http.MethodPost, path: "/webhooks/messenger", header: signed(badItem), body: badItem, status: 200})
 
 		// The thread read API.
 		h.customerSays(psid, "I need a human")
@@ -315,6 +313,12 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		// The inbox API, its live updates and its outbound webhooks.
 		checkInboxAPI(t, h, o, psid)
 
+		// The Lexer-compatible Chatbot User API: claims and echoes.
+		checkLexerAPI(t, h, o)
+
+		// The relay bots' event API, on a handoverd whose Page a relay bot serves.
+		checkRelayAPI(t, b, o)
+
 		ops, err := openapi.Operations()
 		if err != nil {
 			t.Fatal(err)
@@ -324,6 +328,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 				t.Errorf("%s is documented but not exercised by this test: add a real call", op)
 			}
 		}
+
+		// Last, as it restarts handoverd: the Chatbot User API's rate limit.
+		checkLexerRateLimit(t, h)
 	})
 }
 
@@ -645,4 +652,293 @@ func checkInboxAPI(t *testing.T, h *harness, o *openapiChecker, psid string) {
 		t.Errorf("%d webhook deliveries failed", failed)
 	}
 	o.checkInboxEventWebhook(rec, secret)
+}
+
+// lexerCall posts body to the Chatbot User API's action (claim or echo) for
+// client, with token in Auth-Api-Token (none when empty), through the
+// checker, and returns the trimmed response body.
+func (o *openapiChecker) lexerCall(action, client, token, body string, status int, invalid bool) string {
+	o.t.Helper()
+	header := http.Header{}
+	if token != "" {
+		header.Set("Auth-Api-Token", token)
+	}
+	return strings.TrimSpace(string(o.call(openapiCall{method: http.MethodPost, path: "/api/clients/" + client + "/bots/objects/" + action,
+		header: header, body: []byte(body), status: status, invalid: invalid})))
+}
+
+// checkLexerAPI drives the Chatbot User API through the checker: claims
+// and echoes in each accepted published_at form (before and after their
+// message lands, and repeated), every error answer, and the claimed and
+// echoed messages as the inbox API shows them.
+func checkLexerAPI(t *testing.T, h *harness, o *openapiChecker) {
+	const psid = "7301"
+	const ok = `{"status":"ok"}`
+	lexer := func(action, client, token, body string, status int, invalid bool, want string) {
+		t.Helper()
+		if got := o.lexerCall(action, client, token, body, status, invalid); want != "" && got != want {
+			t.Errorf("%s %s = %s, want %s", action, body, got, want)
+		}
+	}
+	claim := func(mid, publishedAt, accountID string) string {
+		return fmt.Sprintf(`{"object_id":%q,"published_at":%s,"source":"facebook","state":"closed","account_id":%s}`, mid, publishedAt, accountID)
+	}
+
+	// Claims: after the message's webhook, repeated, and before it.
+	mid := h.customerSays(psid, "claim me")
+	lexer("claim", "1", botAPIKey, claimBody(mid), 201, false, ok)
+	lexer("claim", "1", botAPIKey, claimBody(mid), 201, false, ok)
+	lexer("claim", "1", botAPIKey, claim(mid, "1458692752478", `"`+pageID+`"`), 201, false, ok)
+	lexer("claim", "1", botAPIKey, claim("m_openapi_early", `"1458692752"`, pageID), 201, false, ok)
+	lexer("claim", "1", botAPIKey, claim("m_openapi_early2", `"2017-08-01T07:29:44+02:00"`, `"`+pageID+`"`), 201, false, ok)
+	lexer("claim", "1", botAPIKey, claim("m_openapi_early3", `1458692752.5`, `"`+pageID+`"`), 201, false, ok)
+
+	// Echoes: before the bot's message lands, and after, repeated.
+	sent, err := h.bot.Send(context.Background(), h.botPage(), sendText(psid, "automated answer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lexer("echo", "1", botAPIKey, echoBody(sent.MessageID), 201, false, ok)
+	h.flush()
+	sent2, err := h.bot.Send(context.Background(), h.botPage(), sendText(psid, "second automated answer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.flush()
+	echo2 := fmt.Sprintf(`{"object_id":%q,"published_at":"2017-08-01t05:29:44z","source":"facebook","account_id":%s,"state":"closed"}`, sent2.MessageID, pageID)
+	lexer("echo", "1", botAPIKey, echo2, 201, false, ok)
+	lexer("echo", "1", botAPIKey, echo2, 201, false, ok)
+
+	// The inbox shows the claimed message closed by the bot, the echoed
+	// ones automated (MessageView checked against the document).
+	m := h.message("claim me")
+	if m == nil {
+		t.Fatal("no inbox message for the claimed customer message")
+	}
+	token := http.Header{}
+	token.Set("api_access_token", agentToken)
+	var list struct {
+		Payload []map[string]any `json:"payload"`
+	}
+	body := o.call(openapiCall{method: http.MethodGet, path: fmt.Sprintf("/api/v1/accounts/1/conversations/%d/messages", int(m["conversation_id"].(float64))),
+		header: token, status: 200})
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("messages: %v: %s", err, body)
+	}
+	seen := map[string]bool{}
+	for _, msg := range list.Payload {
+		switch msg["content"] {
+		case "claim me":
+			seen["claim"] = msg["claimed_by"] == "support-bot" && msg["state"] == "closed"
+		case "automated answer", "second automated answer":
+			seen[msg["content"].(string)] = msg["automated"] == true && msg["sender"].(map[string]any)["type"] == "bot"
+		}
+	}
+	for _, want := range []string{"claim", "automated answer", "second automated answer"} {
+		if !seen[want] {
+			t.Errorf("%s: not applied in the inbox: %v", want, list.Payload)
+		}
+	}
+
+	// 400: an account that is not a Page of the bot's client; malformed JSON.
+	lexer("claim", "1", botAPIKey, claim(mid, "1458692752478", `"12345"`), 400, false,
+		`{"status":"400 Invalid Account","error":"Cannot find an integrated account: 12345"}`)
+	lexer("echo", "1", botAPIKey, `{"object_id":"m_x","published_at":1458692752478,"source":"facebook","account_id":12345}`, 400, false,
+		`{"status":"400 Invalid Account","error":"Cannot find an integrated account: 12345"}`)
+	lexer("claim", "2", "other-client-token-0123", claimBody(mid), 400, false,
+		`{"status":"400 Invalid Account","error":"Cannot find an integrated account: `+pageID+`"}`)
+	for _, bad := range []string{`{"object_id":`, `[1]`, `null`} {
+		var e map[string]any
+		got := o.lexerCall("claim", "1", botAPIKey, bad, 400, true)
+		if err := json.Unmarshal([]byte(got), &e); err != nil || len(e) != 1 || e["error"] == "" {
+			t.Errorf("claim %s = %s, want {\"error\":\"...\"}", bad, got)
+		}
+	}
+	// 413: over 64 KiB.
+	lexer("echo", "1", botAPIKey, fmt.Sprintf(`{"object_id":%q,"published_at":1,"source":"facebook","account_id":%q}`, strings.Repeat("m", 64<<10), pageID), 413, false,
+		`{"error":"request body is over 65536 bytes"}`)
+
+	// 422: each missing field, in order, and each invalid value.
+	for _, tt := range []struct{ action, body, want string }{
+		{"claim", `{"published_at":1458692752478,"source":"facebook","state":"closed","account_id":"1001"}`, "object_id is missing"},
+		{"claim", `{"object_id":"m","published_at":null,"source":"facebook","state":"closed","account_id":"1001"}`, "published_at is missing"},
+		{"claim", `{"object_id":"m","published_at":1,"source":"","state":"closed","account_id":"1001"}`, "source is missing"},
+		{"claim", `{"object_id":"m","published_at":1,"source":"facebook","account_id":"1001"}`, "state is missing"},
+		{"claim", `{"object_id":"m","published_at":1,"source":"facebook","state":"closed"}`, "account_id is missing"},
+		{"echo", `{"source":"facebook","account_id":"1001"}`, "object_id is missing"},
+		{"echo", `{"object_id":"m","source":"facebook","account_id":"1001"}`, "published_at is missing"},
+		{"echo", `{"object_id":"m","published_at":1,"account_id":"1001"}`, "source is missing"},
+		{"echo", `{"object_id":"m","published_at":1,"source":"facebook"}`, "account_id is missing"},
+		{"claim", `{"object_id":true,"published_at":1,"source":"facebook","state":"closed","account_id":"1001"}`, "object_id does not have a valid value"},
+		{"claim", strings.Replace(claimBody(mid), `"facebook"`, `"twitter"`, 1), "source does not have a valid value"},
+		{"claim", strings.Replace(claimBody(mid), `"closed"`, `"open"`, 1), "state does not have a valid value"},
+		{"claim", strings.Replace(claimBody(mid), `"2017-08-01t05:29:44Z"`, `"yesterday"`, 1), "published_at does not have a valid value"},
+		{"echo", strings.Replace(echoBody(mid), `1458692752478`, `-5`, 1), "published_at does not have a valid value"},
+		{"echo", strings.Replace(echoBody(mid), `"facebook"`, `"twitter"`, 1), "source does not have a valid value"},
+	} {
+		lexer(tt.action, "1", botAPIKey, tt.body, 422, true, `{"error":"`+tt.want+`"}`)
+	}
+
+	// 401 and 403.
+	lexer("claim", "1", "", claimBody(mid), 401, true, `{"error":"missing API token"}`)
+	lexer("echo", "1", "no-such-token-0123456789", echoBody(mid), 401, false, `{"error":"invalid API token"}`)
+	lexer("claim", "1", agentToken, claimBody(mid), 403, false, `{"error":"role agent may not use this API"}`)
+	lexer("echo", "2", botAPIKey, echoBody(mid), 403, false, `{"error":"this token may not act for client 2"}`)
+	lexer("claim", "acme", botAPIKey, claimBody(mid), 403, true, `{"error":"this token may not act for client acme"}`)
+}
+
+// checkLexerRateLimit restarts handoverd with a rate of one call per 100 s
+// and checks the second call of a bot token answers 429 with Retry-After,
+// against the document.
+func checkLexerRateLimit(t *testing.T, h *harness) {
+	h.cfg.Claims.RatePerSecond, h.cfg.Claims.Burst = 0.01, 1
+	h.restart()
+	o := newOpenAPIChecker(t, h) // the new process listens elsewhere
+	if got := o.lexerCall("echo", "1", botAPIKey, echoBody("m_openapi_rate"), 201, false); got != `{"status":"ok"}` {
+		t.Errorf("first echo = %s", got)
+	}
+	for _, action := range []string{"echo", "claim"} {
+		if got := o.lexerCall(action, "1", botAPIKey, claimBody("m_openapi_rate"), 429, false); got != `{"error":"rate limit exceeded"}` {
+			t.Errorf("%s over the rate = %s", action, got)
+		}
+	}
+}
+
+// checkRelayAPI drives the relay bots' event API (both routes) through a
+// second handoverd whose Page is served by a relay bot (relayHarness: the
+// seed's Python sample bot), on a fresh database of b's dialect: events
+// accepted one by one and as a list, and every error answer, each request
+// and response checked against the document. Its calls count for o.
+func checkRelayAPI(t *testing.T, b storetest.Backend, o *openapiChecker) {
+	fresh := storetest.SQLite
+	if b.Name == "postgres" {
+		fresh = storetest.Postgres
+	}
+	h, _ := relayHarness(t, fresh(t))
+	r := newOpenAPIChecker(t, h)
+	defer func() {
+		for op, n := range r.called {
+			o.called[op] += n
+		}
+	}()
+	const v1, unversioned = "/api/chatbot/v1/events", "/api/chatbot/events"
+	const relayAPIToken = "relay-bot-api-token-0123456789" // relayHarness's bot's api_token
+	type errorBody struct {
+		Error struct{ Code, Field, Message string }
+	}
+	post := func(path, token, body string, status int, invalid bool) errorBody {
+		t.Helper()
+		header := http.Header{}
+		if token != "" {
+			header.Set("SECURITY-TOKEN", token)
+		}
+		got := r.call(openapiCall{method: http.MethodPost, path: path, header: header, body: []byte(body), status: status, invalid: invalid})
+		var e errorBody
+		if status == http.StatusOK {
+			if s := strings.TrimSpace(string(got)); s != `{"status":"ok"}` {
+				t.Errorf("POST %s = %s, want {\"status\":\"ok\"}", path, s)
+			}
+		} else if err := json.Unmarshal(got, &e); err != nil {
+			t.Errorf("POST %s: %v: %s", path, err, got)
+		}
+		return e
+	}
+	event := func(cid, name, payload string) string {
+		return fmt.Sprintf(`{"info":{"cid":%q},"packet":{"name":%q,"payload":%s}}`, cid, name, payload)
+	}
+	// session starts a relay session for psid (the sample bot welcomes the
+	// customer) and returns its cid.
+	session := func(psid string) string {
+		t.Helper()
+		h.customerSays(psid, "hi")
+		waitFor(t, "the welcome", func() bool { return len(h.customerInbox(psid)) == 1 })
+		var cid string
+		if err := h.srv.DB().Reader().QueryRow(`SELECT cid FROM relay_sessions WHERE psid = '` + psid + `'`).Scan(&cid); err != nil {
+			t.Fatalf("the relay session of %s: %v", psid, err)
+		}
+		return cid
+	}
+	const psid = "7401"
+	cid := session(psid)
+
+	// 200: one event, and a list (the seed's Python sample reply, for this
+	// session). Both run: the customer gets the messages.
+	counted := 0 // requests for cid the rate limit has counted
+	post(v1, relayAPIToken, event(cid, "message", `{"body":"Your order **4711** was shipped","text_format":"markdown_v1"}`), 200, false)
+	counted++
+	seed, err := os.ReadFile("../relay/testdata/seed/python_name_reply.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post(unversioned, relayAPIToken, strings.ReplaceAll(string(seed), "chatbot::258:a56785fb6fb84edd890905913b0c0821", cid), 200, false)
+	counted++
+	waitFor(t, "the bot's events to reach the customer", func() bool { return len(h.customerInbox(psid)) == 3 })
+	if got := h.customerInbox(psid)[1:]; got[0] != "Your order *4711* was shipped" || got[1] != "Hello Jane Doe! Could you tell me your email as well?" {
+		t.Errorf("the customer got %q", got)
+	}
+
+	// 401: no token, an unknown one.
+	for _, tt := range []struct {
+		path, token string
+		invalid     bool
+	}{{v1, "", true}, {unversioned, "no-such-relay-token-0123", false}} {
+		if e := post(tt.path, tt.token, event(cid, "message", `{"body":"x"}`), 401, tt.invalid); e.Error.Code != "unauthorized" || e.Error.Field != "SECURITY-TOKEN" {
+			t.Errorf("token %q = %+v", tt.token, e)
+		}
+	}
+
+	// 400: what the parser refuses (nothing of it counts for the rate),
+	// and a cid that is no session of this bot.
+	for _, tt := range []struct {
+		path, body, field string
+		invalid           bool
+	}{
+		{v1, event(cid, "teleport", `{}`), "packet.name", true},
+		{unversioned, event(cid, "message", fmt.Sprintf(`{"body":%q}`, strings.Repeat("x", 5001))), "packet.payload.body", true},
+		{v1, fmt.Sprintf(`{"info":{"cid":%q,"context":{"k":%q}},"packet":{"name":"end"}}`, cid, strings.Repeat("y", 11000)), "info.context", false},
+		{unversioned, "[" + event(cid, "message", `{"body":"a"}`) + "," + event("chatbot::other", "message", `{"body":"b"}`) + "]", "events[1].info.cid", false},
+		{v1, `{"info":`, "", true},
+		{unversioned, event("chatbot::258:a56785fb6fb84edd890905913b0c0821", "message", `{"body":"x"}`), "cid", false},
+	} {
+		if e := post(tt.path, relayAPIToken, tt.body, 400, tt.invalid); e.Error.Code != "invalid" || e.Error.Field != tt.field {
+			t.Errorf("%.80s = %+v, want invalid %q", tt.body, e, tt.field)
+		}
+	}
+
+	// 413: over 256 KiB.
+	if e := post(v1, relayAPIToken, event(cid, "message", fmt.Sprintf(`{"body":%q}`, strings.Repeat("z", 300<<10))), 413, true); e.Error.Code != "too_large" {
+		t.Errorf("a big body = %+v", e)
+	}
+
+	// 409: a session the bot ended.
+	ended := session("7402")
+	post(unversioned, relayAPIToken, fmt.Sprintf(`{"info":{"cid":%q},"packet":{"name":"end"}}`, ended), 200, false)
+	waitFor(t, "the end event to run", func() bool {
+		return h.count(`SELECT count(*) FROM relay_sessions WHERE psid = '7402' AND status = 'ended'`) == 1
+	})
+	if e := post(v1, relayAPIToken, event(ended, "message", `{"body":"too late"}`), 409, false); e.Error.Code != "conflict" {
+		t.Errorf("an ended session = %+v", e)
+	}
+
+	// 429: the 21st request in a minute for a cid, on either route, with
+	// Retry-After: 60 (the fake clock stands still).
+	for ; counted < 20; counted++ {
+		path := []string{v1, unversioned}[counted%2]
+		post(path, relayAPIToken, event(cid, "conversation_update", `{"subject":"Delivery status","topics":["shipping"]}`), 200, false)
+	}
+	for _, path := range []string{v1, unversioned} {
+		if e := post(path, relayAPIToken, event(cid, "message", `{"body":"one too many"}`), 429, false); e.Error.Code != "rate_limited" {
+			t.Errorf("POST %s over the rate = %+v", path, e)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url+v1, strings.NewReader(event(cid, "message", `{"body":"still too many"}`)))
+	req.Header.Set("SECURITY-TOKEN", relayAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "60" {
+		t.Errorf("over the rate = %d, Retry-After %q; want 429, 60", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 }

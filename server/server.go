@@ -26,6 +26,7 @@ import (
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/openapi"
+	"github.com/handoverd/handoverd/relaybot"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	WebhookClient *http.Client
 	// OutboxEvery is how often due webhook deliveries are attempted (default 500 ms).
 	OutboxEvery time.Duration
+	// RelayRetry is the first delay between relay bot webhook attempts
+	// (default 1 s, doubling; the bot counts as down after 5).
+	RelayRetry time.Duration
 }
 
 // Server is one handoverd process.
@@ -59,6 +63,7 @@ type Server struct {
 	metrics  *metrics.Metrics
 	handover *handover.Service
 	inbox    *inbox.Service
+	relay    *relaybot.Service
 	graph    *messenger.Graph
 	router   *httpapi.Router
 	draining atomic.Bool
@@ -127,7 +132,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s.handover.SetObserver(s.inbox)
+	pageRefs := map[string]messenger.PageRef{}
+	for _, p := range cfg.Pages {
+		pageRefs[p.ID] = messenger.PageRef{ID: p.ID, Token: p.AccessToken}
+	}
+	s.relay = relaybot.New(relaybot.Options{
+		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Inbox: s.inbox, Graph: s.graph, PageTokens: pageRefs,
+		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
+	})
+	// The relay bots see a customer message before the inbox does, so a
+	// conversation a relay bot takes starts pending.
+	s.handover.SetObservers(s.relay, s.inbox)
+	s.inbox.SetNewConversationStatus(s.relay.NewConversationStatus)
 	s.registerGauges()
 	s.restoreLastWebhook(ctx)
 
@@ -144,6 +160,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
+	(&relaybot.API{Service: s.relay}).Routes(r)
 	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -182,6 +199,9 @@ func (s *Server) Handover() *handover.Service { return s.handover }
 
 // Inbox returns the inbox service.
 func (s *Server) Inbox() *inbox.Service { return s.inbox }
+
+// Relay returns the relay bot service.
+func (s *Server) Relay() *relaybot.Service { return s.relay }
 
 // Graph returns the Graph API client.
 func (s *Server) Graph() *messenger.Graph { return s.graph }
@@ -254,6 +274,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
 	g.Go(func() error { s.inbox.Run(gctx, s.outbox); return nil })
+	g.Go(func() error { s.relay.Run(gctx, 200*time.Millisecond); return nil })
 	return g.Wait()
 }
 

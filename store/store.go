@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,6 +48,13 @@ type DB struct {
 	Dialect Dialect
 	write   *sql.DB
 	read    *sql.DB
+
+	// On SQLite, statements that transactions run are prepared once on the
+	// writer connection and reused (preparing dominated the cost of small
+	// transactions). pgx caches prepared statements itself.
+	stmts     sync.Map // query → *sql.Stmt
+	mu        sync.Mutex
+	toPrepare map[string]bool // seen in a transaction, prepared after it
 }
 
 // Open connects to the database. driver is "sqlite" (dsn is a file path) or
@@ -118,6 +126,7 @@ func redactURL(u *url.URL) string {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -141,6 +150,7 @@ type Tx struct {
 	*sql.Tx
 	// Dialect describes the backend.
 	Dialect Dialect
+	db      *DB
 }
 
 // maxAttempts bounds how often InTx retries a transaction the database
@@ -172,15 +182,94 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{Tx: sqlTx, Dialect: db.Dialect}
-	if err := fn(tx); err != nil {
+	tx := &Tx{Tx: sqlTx, Dialect: db.Dialect, db: db}
+	err = fn(tx)
+	if err != nil {
 		_ = sqlTx.Rollback()
-		return err
+	} else if err = sqlTx.Commit(); err != nil {
+		err = fmt.Errorf("store: commit: %w", err)
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+	db.prepareSeen(ctx)
+	return err
+}
+
+// prepareSeen prepares, on the now free writer, the statements the last
+// transaction ran unprepared.
+func (db *DB) prepareSeen(ctx context.Context) {
+	if db.Dialect.Name != "sqlite" {
+		return
 	}
+	db.mu.Lock()
+	queries := db.toPrepare
+	db.toPrepare = nil
+	db.mu.Unlock()
+	for q := range queries {
+		if _, ok := db.stmts.Load(q); ok {
+			continue
+		}
+		if st, err := db.write.PrepareContext(context.WithoutCancel(ctx), q); err == nil {
+			if _, loaded := db.stmts.LoadOrStore(q, st); loaded {
+				st.Close()
+			}
+		}
+	}
+}
+
+// stmt returns the transaction's handle on the prepared statement for
+// query, or nil (and notes the query, to prepare it after the transaction).
+func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if tx.db == nil || tx.Dialect.Name != "sqlite" {
+		return nil
+	}
+	if st, ok := tx.db.stmts.Load(query); ok {
+		return tx.Tx.StmtContext(ctx, st.(*sql.Stmt))
+	}
+	tx.db.mu.Lock()
+	if tx.db.toPrepare == nil {
+		tx.db.toPrepare = map[string]bool{}
+	}
+	if len(tx.db.toPrepare) < 256 && len(query) < 4096 && !strings.Contains(query, ";") { // not scripts (migrations)
+		tx.db.toPrepare[query] = true
+	}
+	tx.db.mu.Unlock()
 	return nil
+}
+
+// LockKey takes a lock named key until the transaction ends, so that two
+// transactions about the same thing (e.g. a message and a bot's claim on
+// it, which may come in either order) run one after the other and the
+// second sees the first's writes. On SQLite the single writer already
+// serialises every transaction.
+func (tx *Tx) LockKey(ctx context.Context, key string) error {
+	if tx.Dialect.Name != "postgres" {
+		return nil
+	}
+	_, err := tx.Tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7215))`, key)
+	return err
+}
+
+// ExecContext runs a statement in the transaction (prepared once, on SQLite).
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a query in the transaction (prepared once, on SQLite).
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return tx.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a one-row query in the transaction (prepared once, on SQLite).
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // retryable reports whether err is a conflict the database resolved by

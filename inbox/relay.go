@@ -1,0 +1,132 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/handoverd/handoverd/store"
+)
+
+// RelaySenderPrefix marks agent messages sent by a relay bot: their actor
+// is "relay:<bot name>", and they show as sent by that bot.
+const RelaySenderPrefix = "relay:"
+
+// ContactFields are a contact's editable fields.
+type ContactFields struct {
+	// Name, Email, PhoneNumber and Identifier; empty fields are not changed
+	// by UpdateContact.
+	Name, Email, PhoneNumber, Identifier string
+}
+
+// SetNewConversationStatus installs a function that may choose the status
+// of a new Messenger conversation (e.g. pending while a relay bot handles
+// it); it returns "" to leave the choice to the thread owner.
+func (s *Service) SetNewConversationStatus(f func(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error)) {
+	s.newStatus = f
+}
+
+// CurrentStatus returns the status of the thread's current (not resolved)
+// conversation, or "" when there is none.
+func (s *Service) CurrentStatus(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {
+	ref, ok := s.pageInbox[pageID]
+	if !ok {
+		return "", nil
+	}
+	var st string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM conversations WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved'
+		ORDER BY id DESC LIMIT 1`, ref.id, psid).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return st, err
+}
+
+// SetStatus moves the thread's current conversation to status ("" keeps
+// it), recording why as an activity message, and emits
+// conversation_status_changed.
+func (s *Service) SetStatus(ctx context.Context, tx *store.Tx, pageID, psid, status, why string) error {
+	conv, err := s.current(ctx, tx, pageID, psid)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	now := s.now()
+	if why != "" {
+		if err := s.addMessage(ctx, tx, conv, false, newMessage{convID: conv.id, messageType: Activity, content: why, at: now}); err != nil {
+			return err
+		}
+	}
+	if status == "" || conv.status == status {
+		return nil
+	}
+	prev := conv.status
+	conv.status = status
+	var waiting sql.NullInt64
+	if status == StatusOpen {
+		waiting = sql.NullInt64{Int64: store.Millis(now), Valid: true}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = $2, agent_waiting_since = $3, updated_at = $4 WHERE id = $1`,
+		conv.id, status, waiting, store.Millis(now)); err != nil {
+		return err
+	}
+	return s.statusChanged(ctx, tx, conv, prev)
+}
+
+// UpdateContact sets the non-empty fields of the thread's contact.
+func (s *Service) UpdateContact(ctx context.Context, tx *store.Tx, pageID, psid string, f ContactFields) error {
+	conv, err := s.current(ctx, tx, pageID, psid)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE contacts SET
+		name = CASE WHEN $2 = '' THEN name ELSE $2 END,
+		email = CASE WHEN $3 = '' THEN email ELSE $3 END,
+		phone_number = CASE WHEN $4 = '' THEN phone_number ELSE $4 END,
+		identifier = CASE WHEN $5 = '' THEN identifier ELSE $5 END,
+		updated_at = $6 WHERE id = $1`, conv.contactID, f.Name, f.Email, f.PhoneNumber, f.Identifier, store.Millis(s.now()))
+	return err
+}
+
+// ContactOf returns the thread's contact fields (ok false when none yet).
+func (s *Service) ContactOf(ctx context.Context, pageID, psid string) (ContactFields, bool, error) {
+	var f ContactFields
+	ref, ok := s.pageInbox[pageID]
+	if !ok {
+		return f, false, nil
+	}
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT c.name, c.email, c.phone_number, c.identifier FROM contact_inboxes ci
+		JOIN contacts c ON c.id = ci.contact_id WHERE ci.inbox_id = $1 AND ci.source_id = $2`, ref.id, psid).
+		Scan(&f.Name, &f.Email, &f.PhoneNumber, &f.Identifier)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	return f, err == nil, err
+}
+
+// AddNote adds a private note to the thread's current conversation.
+func (s *Service) AddNote(ctx context.Context, tx *store.Tx, pageID, psid, author, text string) error {
+	conv, err := s.current(ctx, tx, pageID, psid)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	return s.addMessage(ctx, tx, conv, false, newMessage{convID: conv.id, messageType: Outgoing, private: true, content: text,
+		senderType: SenderBot, senderName: author, at: s.now()})
+}
+
+// current returns the thread's current conversation (zero when none).
+func (s *Service) current(ctx context.Context, tx *store.Tx, pageID, psid string) (conversation, error) {
+	ref, ok := s.pageInbox[pageID]
+	if !ok {
+		return conversation{}, nil
+	}
+	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
+		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`, ref.id, psid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return conversation{}, nil
+	}
+	return conv, err
+}
+
+// RedactError is err's text with the query string of any URL in it removed
+// (webhook URLs may carry tokens).
+func RedactError(err error) string { return redactErr(err) }

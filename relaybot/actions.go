@@ -1,0 +1,304 @@
+package relaybot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/relay"
+	"github.com/handoverd/handoverd/store"
+)
+
+// acceptEvents stores a bot's events as actions, each due at its offset
+// (a delay holds back the events after it), and applies their context at
+// once so the next call carries it.
+func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, events []relay.Event) error {
+	now := s.now()
+	offsets := relay.Offsets(events)
+	contextJSON := json.RawMessage(ss.context)
+	for i, ev := range events {
+		if ev.Context != nil {
+			merged, err := relay.MergeContext(contextJSON, ev.Context)
+			if err != nil {
+				return err
+			}
+			contextJSON = merged
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO relay_actions (session_id, event, due_at, status, created_at) VALUES ($1, $2, $3, 'pending', $4)`,
+			ss.id, string(b), store.Millis(now.Add(offsets[i])), store.Millis(now)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET context = $2, last_activity_at = $3 WHERE id = $1`,
+		ss.id, string(contextJSON), store.Millis(now)); err != nil {
+		return err
+	}
+	s.Kick()
+	return nil
+}
+
+// RunDue runs every due action — per session only the oldest pending one,
+// in order — and returns how many ran.
+func (s *Service) RunDue(ctx context.Context) (int, error) {
+	n := 0
+	for round := 0; round < 20; round++ { // follow chains of actions due now, boundedly
+		now := store.Millis(s.now())
+		rows, err := s.db.Reader().QueryContext(ctx, `SELECT a.id FROM relay_actions a
+			WHERE a.status = 'pending' AND a.due_at <= $1 AND (a.lease_until IS NULL OR a.lease_until < $1)
+			AND a.id = (SELECT min(p.id) FROM relay_actions p WHERE p.session_id = a.session_id AND p.status = 'pending')
+			ORDER BY a.id LIMIT 50`, now)
+		if err != nil {
+			return n, err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return n, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if len(ids) == 0 {
+			return n, nil
+		}
+		for _, id := range ids {
+			ran, err := s.runOne(ctx, id)
+			if err != nil {
+				return n, err
+			}
+			if ran {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) runOne(ctx context.Context, id int64) (bool, error) {
+	now := s.now()
+	var ss session
+	var raw string
+	claimed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE relay_actions SET lease_until = $2 WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)`,
+			id, store.Millis(now.Add(time.Minute)), store.Millis(now))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		claimed = true
+		var sid int64
+		if err := tx.QueryRowContext(ctx, `SELECT session_id, event FROM relay_actions WHERE id = $1`, id).Scan(&sid, &raw); err != nil {
+			return err
+		}
+		ss, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions WHERE id = $1`, sid))
+		return err
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	if ss.status != SessionActive {
+		return false, s.finishAction(ctx, id, "aborted", "session is "+ss.status)
+	}
+	var ev relay.Event
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		return false, s.finishAction(ctx, id, "failed", err.Error())
+	}
+	actionErr := s.perform(ctx, ss, ev)
+	status, msg := "done", ""
+	if actionErr != nil {
+		status, msg = "failed", apperr.As(actionErr).Message
+		s.log.Warn().Str("bot", ss.bot).Str("event", string(ev.Name)).Str("error", msg).Msg("relay action failed")
+	}
+	s.metrics.RelayActions.WithLabelValues(string(ev.Name), status).Inc()
+	return true, s.finishAction(ctx, id, status, msg)
+}
+
+func (s *Service) finishAction(ctx context.Context, id int64, status, reason string) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE relay_actions SET status = $2, error = $3, done_at = $4, lease_until = NULL WHERE id = $1 AND status = 'pending'`,
+			id, status, reason, store.Millis(s.now()))
+		return err
+	})
+}
+
+// perform carries out one event of the bot's.
+func (s *Service) perform(ctx context.Context, ss session, ev relay.Event) error {
+	bot := s.bots[ss.bot]
+	sender := inbox.RelaySenderPrefix + ss.bot
+	switch {
+	case ev.Name.ShowsCustomer():
+		msgs, pending, err := relay.ToMessenger(ev)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			b, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if _, err := s.handover.SendAutomated(ctx, ss.pageID, ss.psid, sender, b); err != nil {
+				return err
+			}
+		}
+		if pending != nil {
+			b, _ := json.Marshal(pending)
+			return s.inTx(ctx, `UPDATE relay_sessions SET pending_choice = $2 WHERE id = $1`, ss.id, string(b))
+		}
+		return nil
+	}
+	switch ev.Name {
+	case relay.EventDelay:
+		if ev.Delay != nil && ev.Delay.Typing && s.graph != nil {
+			if ref, ok := s.pages[ss.pageID]; ok {
+				_, _ = s.graph.Send(ctx, ref, messenger.SendRequest{PSID: ss.psid, SenderAction: "typing_on"})
+			}
+		}
+		return nil
+	case relay.EventContactUpdate:
+		u := ev.ContactUpdate
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			return s.inbox.UpdateContact(ctx, tx, ss.pageID, ss.psid, inbox.ContactFields{Name: u.Name, Email: u.Email,
+				PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID})
+		})
+	case relay.EventConversationUpdate:
+		var conv relay.Conversation
+		_ = json.Unmarshal([]byte(ss.conversation), &conv)
+		conv, err := conv.Apply(*ev.ConversationUpdate)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(conv)
+		return s.inTx(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
+	case relay.EventNoteCreate:
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, ev.Note.Body)
+		})
+	case relay.EventAbort:
+		// The bot steps back: its remaining events are dropped and the
+		// conversation goes to normal routing, the agents' queue.
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			return s.endSession(ctx, tx, ss, SessionForwarded, "abort", "The bot "+ss.bot+" stepped back: in the agents' queue", inbox.StatusOpen)
+		})
+	case relay.EventEnd:
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			return s.endSession(ctx, tx, ss, SessionEnded, "end", "The bot "+ss.bot+" ended the conversation", inbox.StatusResolved)
+		})
+	case relay.EventForwardGroup, relay.EventForwardSkills, relay.EventForwardAny:
+		if !s.agentsAvailable(bot, s.now()) && ev.Forward.Feedback() {
+			s.metrics.RelaySessions.WithLabelValues("forward_failed").Inc()
+			return s.db.InTx(ctx, func(tx *store.Tx) error { return s.enqueueCall(ctx, tx, ss.id, relay.ForwardFailedPacket()) })
+		}
+		why := "Forwarded to the agents by the bot " + ss.bot
+		switch {
+		case ev.Forward.GroupID != "":
+			why += " (group " + ev.Forward.GroupID + ")"
+		case len(ev.Forward.Skills) > 0:
+			why += " (skills " + strings.Join(ev.Forward.Skills, ", ") + ")"
+		}
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			return s.endSession(ctx, tx, ss, SessionForwarded, "forward", why, inbox.StatusOpen)
+		})
+	case relay.EventAddonDispatch, relay.EventEmailDispatch:
+		note := fmt.Sprintf("The bot %s asked for %s", ss.bot, strings.ReplaceAll(string(ev.Name), "_", " "))
+		if d := ev.EmailDispatch; d != nil {
+			note += fmt.Sprintf(" to the %s", d.RecipientType)
+		}
+		return s.db.InTx(ctx, func(tx *store.Tx) error { return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, note) })
+	}
+	return apperr.New(apperr.Invalid, "unknown event %s", ev.Name)
+}
+
+func (s *Service) inTx(ctx context.Context, query string, args ...any) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+// endSession ends a session (forwarded or ended), drops its pending
+// actions, and moves the conversation to convStatus with why.
+func (s *Service) endSession(ctx context.Context, tx *store.Tx, ss session, status, reason, why, convStatus string) error {
+	now := store.Millis(s.now())
+	res, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET status = $2, end_reason = $3, ended_at = $4 WHERE id = $1 AND status = 'active'`,
+		ss.id, status, reason, now)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil // already over: leave the conversation alone
+	}
+	s.metrics.RelaySessions.WithLabelValues(status).Inc() // ended or forwarded
+	if _, err := tx.ExecContext(ctx, `UPDATE relay_calls SET status = 'failed', last_error = 'session over', finished_at = $2
+		WHERE session_id = $1 AND status = 'pending' AND lease_until IS NULL`, ss.id, now); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE relay_actions SET status = 'aborted', done_at = $2 WHERE session_id = $1 AND status = 'pending' AND lease_until IS NULL`,
+		ss.id, now); err != nil {
+		return err
+	}
+	if convStatus == "" { // the conversation already moved on
+		return s.inbox.SetStatus(ctx, tx, ss.pageID, ss.psid, "", why)
+	}
+	return s.inbox.SetStatus(ctx, tx, ss.pageID, ss.psid, convStatus, why)
+}
+
+// TimeOutIdle applies each bot's conversation_timeout to its active
+// sessions without activity: end resolves the conversation; unassign and
+// forward give it to the agents. It returns how many sessions it closed.
+func (s *Service) TimeOutIdle(ctx context.Context) (int, error) {
+	n := 0
+	for _, bot := range s.bots {
+		if bot.ConversationTimeout <= 0 {
+			continue
+		}
+		cutoff := store.Millis(s.now().Add(-bot.ConversationTimeout))
+		rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions
+			WHERE bot = $1 AND status = 'active' AND last_activity_at <= $2 ORDER BY id LIMIT 200`, bot.Name, cutoff)
+		if err != nil {
+			return n, err
+		}
+		var idle []session
+		for rows.Next() {
+			ss, err := scanSession(rows)
+			if err != nil {
+				rows.Close()
+				return n, err
+			}
+			idle = append(idle, ss)
+		}
+		rows.Close()
+		for _, ss := range idle {
+			status, conv, why := SessionForwarded, inbox.StatusOpen, fmt.Sprintf("No messages for %s: the bot %s handed the conversation to the agents", bot.ConversationTimeout, bot.Name)
+			if bot.TimeoutAction == relay.TimeoutEnd {
+				status, conv, why = SessionEnded, inbox.StatusResolved, fmt.Sprintf("No messages for %s: the bot %s ended the conversation", bot.ConversationTimeout, bot.Name)
+			}
+			err := s.db.InTx(ctx, func(tx *store.Tx) error {
+				var still int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM relay_sessions WHERE id = $1 AND status = 'active' AND last_activity_at <= $2`,
+					ss.id, cutoff).Scan(&still); err != nil || still == 0 {
+					return err
+				}
+				n++
+				return s.endSession(ctx, tx, ss, status, "timeout", why, conv)
+			})
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,317 @@
+// Package relaybot runs relay bots: chatbots that are not Facebook apps
+// (Rasa, a small Flask app, an LLM service) behind handoverd's own app, over
+// the Userlike-compatible chatbot webhook protocol (package relay speaks the
+// wire format).
+//
+// handoverd holds Messenger thread control itself; "the bot owns the
+// conversation" means a relay session is active, and the conversation is
+// pending in the inbox. Customer messages become webhook calls to the bot,
+// queued in the same transaction that stores the message and delivered at
+// least once, in order per session, with retries; a bot that stays down is
+// replaced by the agents (the conversation says so). The bot's events —
+// from its webhook answers or posted to POST /api/chatbot/v1/events — are
+// stored as actions and run in order (a delay holds back the ones after
+// it): messages go out through the Send API, forwards hand the
+// conversation to the agents, contact updates reach the inbox.
+package relaybot
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/metrics"
+	"github.com/handoverd/handoverd/relay"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Session statuses.
+const (
+	SessionActive    = "active"
+	SessionForwarded = "forwarded"
+	SessionEnded     = "ended"
+)
+
+// Options configures a Service.
+type Options struct {
+	// DB is the database.
+	DB *store.DB
+	// Bots are the configured relay bots.
+	Bots []relay.Bot
+	// Handover sends the bots' messages.
+	Handover *handover.Service
+	// Inbox shows the conversations to the agents.
+	Inbox *inbox.Service
+	// Graph sends typing indicators.
+	Graph *messenger.Graph
+	// PageTokens maps Page ids to handoverd's Page access tokens.
+	PageTokens map[string]messenger.PageRef
+	// Now is the clock.
+	Now func() time.Time
+	// Metrics records relay metrics.
+	Metrics *metrics.Metrics
+	// Logger logs.
+	Logger zerolog.Logger
+	// HTTPClient calls the bots (nil: 10 s timeout).
+	HTTPClient *http.Client
+	// Retry is the first delay between webhook attempts (default 1 s,
+	// doubling); after Attempts failures the bot counts as down.
+	Retry    time.Duration
+	Attempts int
+}
+
+// Service runs the relay bots.
+type Service struct {
+	db       *store.DB
+	bots     map[string]relay.Bot // by name
+	byPage   map[string]relay.Bot // by page id
+	handover *handover.Service
+	inbox    *inbox.Service
+	graph    *messenger.Graph
+	pages    map[string]messenger.PageRef
+	now      func() time.Time
+	metrics  *metrics.Metrics
+	log      zerolog.Logger
+	client   *http.Client
+	retry    time.Duration
+	attempts int
+	limiter  *cidLimiter
+	kick     chan struct{}
+}
+
+// New returns the service.
+func New(o Options) *Service {
+	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, inbox: o.Inbox,
+		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
+		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
+	for _, b := range o.Bots {
+		s.bots[b.Name] = b
+		for _, p := range b.Pages {
+			s.byPage[p] = b
+		}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if s.retry <= 0 {
+		s.retry = time.Second
+	}
+	if s.attempts <= 0 {
+		s.attempts = 5
+	}
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
+	return s
+}
+
+// Kick wakes the worker.
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// session is a relay_sessions row.
+type session struct {
+	id                      int64
+	pageID, psid, bot, cid  string
+	status                  string
+	context, conversation   string
+	pendingChoice           string
+	startedAt, lastActivity int64
+}
+
+const sessionColumns = `id, page_id, psid, bot, cid, status, context, conversation, pending_choice, started_at, last_activity_at`
+
+func scanSession(row interface{ Scan(...any) error }) (session, error) {
+	var ss session
+	err := row.Scan(&ss.id, &ss.pageID, &ss.psid, &ss.bot, &ss.cid, &ss.status, &ss.context, &ss.conversation, &ss.pendingChoice,
+		&ss.startedAt, &ss.lastActivity)
+	return ss, err
+}
+
+func activeSession(ctx context.Context, tx *store.Tx, pageID, psid string) (session, bool, error) {
+	ss, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions
+		WHERE page_id = $1 AND psid = $2 AND status = 'active'`, pageID, psid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ss, false, nil
+	}
+	return ss, err == nil, err
+}
+
+// NewConversationStatus tells the inbox that a conversation a relay bot
+// handles is pending (with the bot), not in the agents' queue.
+func (s *Service) NewConversationStatus(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {
+	if _, ok := s.byPage[pageID]; !ok {
+		return "", nil
+	}
+	_, active, err := activeSession(ctx, tx, pageID, psid)
+	if err != nil || !active {
+		return "", err
+	}
+	return inbox.StatusPending, nil
+}
+
+var _ handover.Observer = (*Service)(nil)
+
+// ThreadChanged turns a customer's message on a relay bot's Page into a
+// webhook call to the bot, starting a session when the bot takes the chat.
+// It runs before the inbox sees the message, in the same transaction.
+func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
+	if _, ok := s.byPage[ch.Thread.PageID]; !ok {
+		return nil
+	}
+	if s.humanTookOver(ch) {
+		ss, active, err := activeSession(ctx, tx, ch.Thread.PageID, ch.Thread.PSID)
+		if err != nil || !active {
+			return err
+		}
+		return s.endSession(ctx, tx, ss, SessionForwarded, "agent", "A person took over from the bot "+ss.bot, "")
+	}
+	ev := ch.Event
+	if ev == nil || (ev.Kind != messenger.KindMessage && ev.Kind != messenger.KindPostback) || ev.Channel != messenger.ChannelMessaging {
+		return nil // on standby another app (or a person in the Page Inbox) holds the thread
+	}
+	bot := s.byPage[ev.PageID]
+	ss, active, err := activeSession(ctx, tx, ev.PageID, ev.PSID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if active {
+		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
+		if err != nil {
+			return err
+		}
+		if st == inbox.StatusOpen || st == inbox.StatusSnoozed { // the agents have it now
+			return s.endSession(ctx, tx, ss, SessionForwarded, "agent", "The agents took over from the bot "+ss.bot, "")
+		}
+	}
+	if !active {
+		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
+		if err != nil {
+			return err
+		}
+		if st == inbox.StatusOpen || st == inbox.StatusSnoozed {
+			return nil // with the agents
+		}
+		if !bot.Active(now, s.agentsAvailable(bot, now)) {
+			return nil
+		}
+		first := s.packetFor(nil, *ev)
+		ss = session{pageID: ev.PageID, psid: ev.PSID, bot: bot.Name, cid: "handoverd::" + ev.PageID + ":" + uuid.NewString()}
+		if err := tx.QueryRowContext(ctx, `INSERT INTO relay_sessions (page_id, psid, bot, cid, status, started_at, last_activity_at)
+			VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING id`, ss.pageID, ss.psid, ss.bot, ss.cid, store.Millis(now)).Scan(&ss.id); err != nil {
+			return err
+		}
+		s.metrics.RelaySessions.WithLabelValues("started").Inc()
+		return s.enqueueCall(ctx, tx, ss.id, relay.StartPacket(&first))
+	}
+	var pending *relay.PendingChoice
+	if ss.pendingChoice != "" {
+		pending = &relay.PendingChoice{}
+		_ = json.Unmarshal([]byte(ss.pendingChoice), pending)
+	}
+	p := s.packetFor(pending, *ev)
+	if _, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET pending_choice = '', last_activity_at = $2 WHERE id = $1`, ss.id, store.Millis(now)); err != nil {
+		return err
+	}
+	return s.enqueueCall(ctx, tx, ss.id, p)
+}
+
+// humanTookOver reports whether a change means a person now handles the
+// thread: an agent's (not a relay bot's) message went out, or another app
+// such as the Page Inbox took the thread.
+func (s *Service) humanTookOver(ch handover.Change) bool {
+	if m := ch.AgentMessage; m != nil {
+		return !m.Automated && m.Status == handover.SendSent
+	}
+	for _, t := range ch.Transitions {
+		if t.To == handover.OwnerPageInbox || t.To == handover.OwnerOther {
+			return true
+		}
+	}
+	return false
+}
+
+// packetFor converts a customer event to the packet the bot gets: a click
+// for a tapped option (or a valid number answering a numbered choice), media
+// or location for attachments, otherwise a message.
+func (s *Service) packetFor(pending *relay.PendingChoice, ev messenger.Event) relay.Packet {
+	if ev.Postback != nil {
+		if p, ok := relay.ParsePostback(ev.Postback.Payload); ok {
+			return p
+		}
+		return relay.MessagePacket(ev.Postback.Title)
+	}
+	m := ev.Message
+	if p, ok := relay.ParsePostback(m.QuickReplyPayload); ok {
+		return p
+	}
+	if len(m.Attachments) > 0 && m.Text == "" {
+		a := m.Attachments[0]
+		if p, ok := relay.AttachmentPacket(a.Type, a.URL, a.Payload); ok {
+			return p
+		}
+	}
+	return relay.TextPacket(pending, m.Text)
+}
+
+// agentsAvailable is whether a forward can reach an agent: within the
+// humans' service time for service_time bots, always otherwise (handoverd
+// has no agent presence; the queue is always open).
+func (s *Service) agentsAvailable(b relay.Bot, now time.Time) bool {
+	if b.Mode == relay.ModeServiceTime {
+		return b.Schedule.Contains(now)
+	}
+	return true
+}
+
+func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64, p relay.Packet) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	now := store.Millis(s.now())
+	_, err = tx.ExecContext(ctx, `INSERT INTO relay_calls (session_id, packet, status, next_attempt_at, created_at) VALUES ($1, $2, 'pending', $3, $3)`,
+		sessionID, string(b), now)
+	return err
+}
+
+// Run delivers calls, runs actions and times out idle sessions until ctx
+// ends, every interval (and when kicked).
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("relay calls failed")
+		}
+		if _, err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("relay actions failed")
+		}
+		if _, err := s.TimeOutIdle(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("relay timeouts failed")
+		}
+	}
+}

@@ -1,0 +1,30 @@
+// Package secret holds the Secret type: a string that never prints, for app
+// secrets, tokens and webhook keys in configuration.
+package secret
+
+// Secret is a string that never prints: fmt, encoding/json, encoding/text and
+// zerolog all see a redaction marker. Call Reveal to use the value.
+type Secret string
+
+const redacted = "<redacted>"
+
+// Reveal returns the secret's value; only call sites that send it to its
+// destination (HMAC keys, the Graph API) should call it.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer with a redaction marker.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer so %#v does not print the value either.
+func (s Secret) GoString() string { return `secret.Secret("` + s.String() + `")` }
+
+// MarshalText implements encoding.TextMarshaler with the redaction marker.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalJSON implements json.Marshaler with the redaction marker.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
