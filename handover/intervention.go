@@ -175,20 +175,10 @@ func (s *Service) CloseIdleInterventions(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	cutoff := store.Millis(s.now().Add(-s.hcfg.InterventionIdle))
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id FROM interventions WHERE status = 'open' AND last_activity_at <= $1 ORDER BY id LIMIT 200`, cutoff)
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM interventions WHERE status = 'open' AND last_activity_at <= $1 ORDER BY id LIMIT 200`, cutoff)
 	if err != nil {
 		return 0, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	n := 0
 	var errs []error
 	for _, id := range ids {

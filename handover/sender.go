@@ -203,28 +203,18 @@ const leaseFor = 2 * time.Minute
 // may run it at once: a message is claimed with a lease before it is sent.
 func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
 	now := s.now()
-	var expired []int64
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
+	expired, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
 		AND (lease_until IS NULL OR lease_until < $1)`, store.Millis(now))
 	if err != nil {
 		return 0, err
 	}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		expired = append(expired, id)
-	}
-	rows.Close()
 	for _, id := range expired {
 		if err := s.failAgentMessage(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
 			return 0, err
 		}
 	}
 
-	rows, err = s.db.Reader().QueryContext(ctx, `SELECT m.id FROM agent_messages m
+	due, err := store.IDs(ctx, s.db.Reader(), `SELECT m.id FROM agent_messages m
 		JOIN threads t ON t.page_id = m.page_id AND t.psid = m.psid
 		WHERE m.status = 'waiting' AND t.owner = 'agent' AND (m.lease_until IS NULL OR m.lease_until < $1)
 		AND m.id = (SELECT min(w.id) FROM agent_messages w WHERE w.page_id = m.page_id AND w.psid = m.psid AND w.status = 'waiting')
@@ -232,16 +222,6 @@ func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	var due []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		due = append(due, id)
-	}
-	rows.Close()
 	for _, id := range due {
 		ok, err := s.sendOne(ctx, id)
 		if err != nil {

@@ -193,21 +193,11 @@ func (s *Service) markForSurfacing(ctx context.Context, tx *store.Tx, ref inboxR
 // agents' queue: their conversation opens, with an activity message saying
 // why. It returns how many messages surfaced.
 func (s *Service) SurfaceDue(ctx context.Context) (int, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id FROM inbox_messages
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM inbox_messages
 		WHERE surface_at IS NOT NULL AND surfaced_at IS NULL AND claimed_at IS NULL AND surface_at <= $1 ORDER BY id LIMIT 200`, store.Millis(s.now()))
 	if err != nil {
 		return 0, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	n := 0
 	for _, id := range ids {
 		err := s.db.InTx(ctx, func(tx *store.Tx) error {

@@ -52,24 +52,11 @@ func retryDelay(attempts int) time.Duration {
 // may run it at once: a delivery is claimed with a lease first.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	now := store.Millis(s.now())
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT o.id FROM outbox o
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT o.id FROM outbox o
 		WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
 		AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.status = 'pending' AND p.target = o.target AND p.conversation_id = o.conversation_id)
 		ORDER BY o.id LIMIT 100`, now)
 	if err != nil {
-		return 0, err
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	delivered := 0

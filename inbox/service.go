@@ -28,20 +28,10 @@ func account(p auth.Principal, accountID int64) error {
 
 // Inboxes lists an account's inboxes.
 func (s *Service) Inboxes(ctx context.Context, accountID int64) ([]InboxView, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id FROM inboxes WHERE account_id = $1 ORDER BY id`, accountID)
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM inboxes WHERE account_id = $1 ORDER BY id`, accountID)
 	if err != nil {
 		return nil, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	out := []InboxView{}
 	for _, id := range ids {
 		v, err := s.inboxView(ctx, s.db.Reader(), id)

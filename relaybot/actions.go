@@ -52,23 +52,13 @@ func (s *Service) RunDue(ctx context.Context) (int, error) {
 	n := 0
 	for round := 0; round < 20; round++ { // follow chains of actions due now, boundedly
 		now := store.Millis(s.now())
-		rows, err := s.db.Reader().QueryContext(ctx, `SELECT a.id FROM relay_actions a
+		ids, err := store.IDs(ctx, s.db.Reader(), `SELECT a.id FROM relay_actions a
 			WHERE a.status = 'pending' AND a.due_at <= $1 AND (a.lease_until IS NULL OR a.lease_until < $1)
 			AND a.id = (SELECT min(p.id) FROM relay_actions p WHERE p.session_id = a.session_id AND p.status = 'pending')
 			ORDER BY a.id LIMIT 50`, now)
 		if err != nil {
 			return n, err
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return n, err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
 		if len(ids) == 0 {
 			return n, nil
 		}

@@ -23,23 +23,13 @@ const callLease = time.Minute
 // the bot answered.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	now := store.Millis(s.now())
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT c.id FROM relay_calls c
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT c.id FROM relay_calls c
 		WHERE c.status = 'pending' AND c.next_attempt_at <= $1 AND (c.lease_until IS NULL OR c.lease_until < $1)
 		AND c.id = (SELECT min(p.id) FROM relay_calls p WHERE p.session_id = c.session_id AND p.status = 'pending')
 		ORDER BY c.id LIMIT 50`, now)
 	if err != nil {
 		return 0, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	done := 0
 	for _, id := range ids {
 		ok, err := s.callOne(ctx, id)

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-//go:embed migrations
+//go:embed migrations/*.sql
 var migrations embed.FS
 
 // migrationLockKey serialises migrations across PostgreSQL processes.
@@ -28,9 +28,17 @@ type Migration struct {
 	SQL string
 }
 
+// identityPlaceholder in a migration stands for the dialect's
+// auto-incrementing primary key column type: one set of files serves both.
+const identityPlaceholder = "{{identity}}"
+
 // Migrations returns the dialect's migrations in order.
 func Migrations(dialect string) ([]Migration, error) {
-	dir := path.Join("migrations", dialect)
+	d, ok := dialects[dialect]
+	if !ok {
+		return nil, fmt.Errorf("store: unknown dialect %q", dialect)
+	}
+	dir := "migrations"
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrations for %s: %w", dialect, err)
@@ -49,7 +57,7 @@ func Migrations(dialect string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Version: v, Name: e.Name(), SQL: string(b)})
+		out = append(out, Migration{Version: v, Name: e.Name(), SQL: strings.ReplaceAll(string(b), identityPlaceholder, d.Identity)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i := 1; i < len(out); i++ {

@@ -16,7 +16,7 @@ ALTER TABLE conversations ADD COLUMN surfaced_messages BIGINT NOT NULL DEFAULT 0
 -- Claims and echoes as the bot sent them, kept until (and after) the
 -- message they name lands: either may come before Meta's webhook.
 CREATE TABLE bot_objects (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           {{identity}},
     page_id      TEXT    NOT NULL,
     object_id    TEXT    NOT NULL,   -- the Messenger mid
     kind         TEXT    NOT NULL,   -- claim | echo

@@ -3,7 +3,7 @@
 
 -- A bot's session with one customer (Userlike's cid).
 CREATE TABLE relay_sessions (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               {{identity}},
     page_id          TEXT    NOT NULL,
     psid             TEXT    NOT NULL,
     bot              TEXT    NOT NULL,
@@ -22,7 +22,7 @@ CREATE UNIQUE INDEX relay_sessions_active ON relay_sessions (page_id, psid) WHER
 
 -- Webhook calls to the bot, in order per session, at least once.
 CREATE TABLE relay_calls (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              {{identity}},
     session_id      BIGINT  NOT NULL REFERENCES relay_sessions (id),
     packet          TEXT    NOT NULL,            -- {"name","payload"}
     status          TEXT    NOT NULL,            -- pending | delivered | failed
@@ -38,7 +38,7 @@ CREATE INDEX relay_calls_pending ON relay_calls (session_id, id) WHERE status = 
 -- Events the bot triggered, run in order per session when due (delay holds
 -- back the ones after it).
 CREATE TABLE relay_actions (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         {{identity}},
     session_id BIGINT  NOT NULL REFERENCES relay_sessions (id),
     event      TEXT    NOT NULL,                 -- the event as the bot sent it
     due_at     BIGINT  NOT NULL,

@@ -3,12 +3,12 @@
 -- replay from; and the outbox of signed webhook deliveries.
 
 CREATE TABLE agents (
-    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    id   {{identity}},
     name TEXT    NOT NULL UNIQUE             -- the config user's name
 );
 
 CREATE TABLE inboxes (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             {{identity}},
     account_id     BIGINT  NOT NULL,
     name           TEXT    NOT NULL,
     channel_type   TEXT    NOT NULL,          -- facebook | api
@@ -19,7 +19,7 @@ CREATE TABLE inboxes (
 );
 
 CREATE TABLE contacts (
-    id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                    {{identity}},
     account_id            BIGINT  NOT NULL,
     name                  TEXT    NOT NULL DEFAULT '',
     email                 TEXT    NOT NULL DEFAULT '',
@@ -33,7 +33,7 @@ CREATE TABLE contacts (
 );
 
 CREATE TABLE contact_inboxes (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         {{identity}},
     contact_id BIGINT  NOT NULL REFERENCES contacts (id),
     inbox_id   BIGINT  NOT NULL REFERENCES inboxes (id),
     source_id  TEXT    NOT NULL,              -- the session id; for Messenger the PSID
@@ -42,7 +42,7 @@ CREATE TABLE contact_inboxes (
 );
 
 CREATE TABLE conversations (
-    id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                    {{identity}},
     account_id            BIGINT  NOT NULL,
     inbox_id              BIGINT  NOT NULL REFERENCES inboxes (id),
     contact_id            BIGINT  NOT NULL REFERENCES contacts (id),
@@ -63,7 +63,7 @@ CREATE INDEX conversations_account_status ON conversations (account_id, status, 
 CREATE INDEX conversations_contact_inbox ON conversations (contact_inbox_id, id);
 
 CREATE TABLE inbox_messages (
-    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                 {{identity}},
     account_id         BIGINT  NOT NULL,
     inbox_id           BIGINT  NOT NULL,
     conversation_id    BIGINT  NOT NULL REFERENCES conversations (id),
@@ -88,7 +88,7 @@ CREATE INDEX inbox_messages_conversation ON inbox_messages (conversation_id, id)
 
 -- Every inbox event, in order: live updates resume from it by id.
 CREATE TABLE inbox_events (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              {{identity}},
     account_id      BIGINT  NOT NULL,
     conversation_id BIGINT,
     event           TEXT    NOT NULL,
@@ -99,7 +99,7 @@ CREATE INDEX inbox_events_account ON inbox_events (account_id, id);
 
 -- Signed webhook deliveries, retried until delivered or given up.
 CREATE TABLE outbox (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              {{identity}},
     event_id        BIGINT  NOT NULL REFERENCES inbox_events (id),
     account_id      BIGINT  NOT NULL,
     conversation_id BIGINT  NOT NULL DEFAULT 0,

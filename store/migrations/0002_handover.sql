@@ -4,7 +4,7 @@
 -- One thread-control operation handoverd performs against the Graph API.
 -- At most one is in flight per thread; concurrent callers wait on it.
 CREATE TABLE control_ops (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            {{identity}},
     page_id       TEXT    NOT NULL,
     psid          TEXT    NOT NULL,
     direction     TEXT    NOT NULL,              -- to_agent | to_bot | release
@@ -23,7 +23,7 @@ CREATE INDEX control_ops_thread ON control_ops (page_id, psid, id);
 
 -- An agent's engagement with one identity (Engage Digital's intervention).
 CREATE TABLE interventions (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               {{identity}},
     page_id          TEXT    NOT NULL,
     psid             TEXT    NOT NULL,
     status           TEXT    NOT NULL,           -- open | closed
@@ -39,7 +39,7 @@ CREATE INDEX interventions_thread ON interventions (page_id, psid, id);
 
 -- Agent messages: sent once handoverd holds the thread, durably queued until then.
 CREATE TABLE agent_messages (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              {{identity}},
     page_id         TEXT    NOT NULL,
     psid            TEXT    NOT NULL,
     intervention_id BIGINT,
