@@ -250,12 +250,11 @@ func TestSilentBotSurfacesAfterGrace(t *testing.T) {
 			t.Fatalf("surfaced before the grace period ended")
 		}
 		h.clock.Advance(2 * time.Second)
-		if n, _ := h.srv.Inbox().SurfaceDue(context.Background()); n != 1 {
-			t.Fatalf("surfaced %d, want 1", n)
+		// The test's call and the background worker race; either surfaces it.
+		if _, err := h.srv.Inbox().SurfaceDue(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		if st := h.conversationStatus(psid); st != "open" {
-			t.Errorf("status = %s, want open (the agents' queue)", st)
-		}
+		waitFor(t, "the agents' queue", func() bool { return h.conversationStatus(psid) == "open" })
 		if m := h.message("three"); m["surfaced"] != true {
 			t.Errorf("message = %v, want surfaced", m)
 		}

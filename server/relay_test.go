@@ -257,11 +257,15 @@ func TestRelayConversationTimeout(t *testing.T) {
 		t.Fatalf("timed out %d sessions after 5 minutes", n)
 	}
 	h.clock.Advance(6 * time.Minute)
-	if n, err := h.srv.Relay().TimeOutIdle(t.Context()); err != nil || n != 1 {
-		t.Fatalf("TimeOutIdle = %d, %v; want 1", n, err)
+	// The test's call and the background worker race; either closes it once.
+	if _, err := h.srv.Relay().TimeOutIdle(t.Context()); err != nil {
+		t.Fatal(err)
 	}
-	if st := h.conversationStatus("4404"); st != "open" {
-		t.Errorf("status after the timeout = %q, want open (forwarded)", st)
+	waitFor(t, "the timeout's forward", func() bool { return h.conversationStatus("4404") == "open" })
+	var reason string
+	_ = h.srv.DB().Reader().QueryRow(`SELECT end_reason FROM relay_sessions WHERE psid = '4404'`).Scan(&reason)
+	if reason != "timeout" {
+		t.Errorf("end reason = %q, want timeout", reason)
 	}
 }
 
