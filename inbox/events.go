@@ -27,21 +27,19 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 	if err != nil {
 		return err
 	}
-	// Event ids must become visible in id order, or a live stream that
-	// resumes after id N would skip a smaller id committed later (and a
-	// conversation's deliveries could go out of order): one writer per
-	// account at a time. (SQLite's single writer does this anyway.)
-	if err := tx.LockKey(ctx, "inbox:events:"+itoa(accountID)); err != nil {
-		return err
-	}
 	now := store.Millis(s.now())
 	var convID int64
 	if conv != nil {
 		convID = conv.id
 	}
 	var eventID int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`, accountID, convID, event, string(payload), now).Scan(&eventID); err != nil {
+	insert := `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`
+	if tx.Dialect.Name == "sqlite" { // one writer: write order is commit order
+		insert = `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at, seq)
+		VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) + 1 FROM inbox_events)) RETURNING id`
+	}
+	if err := tx.QueryRowContext(ctx, insert, accountID, convID, event, string(payload), now).Scan(&eventID); err != nil {
 		return err
 	}
 	type target struct{ key, url string }
@@ -124,4 +122,35 @@ func (s *Service) conversationEvent(ctx context.Context, tx *store.Tx, event str
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// sequencerLock keeps one sequencer at a time across processes.
+const sequencerLock = "inbox:sequencer"
+
+// Sequence gives committed events without a seq the next ones, in id
+// order, and returns how many it numbered. Only PostgreSQL needs it (see
+// the inbox_events migration); one process at a time does the work.
+func (s *Service) Sequence(ctx context.Context) (int, error) {
+	if s.db.Dialect.Name != "postgres" {
+		return 0, nil
+	}
+	n := 0
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		locked, err := tx.TryLockKey(ctx, sequencerLock)
+		if err != nil || !locked {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_events e SET seq = base.max + next.rn
+			FROM (SELECT coalesce(max(seq), 0) AS max FROM inbox_events) base,
+			     (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM
+			        (SELECT id FROM inbox_events WHERE seq IS NULL ORDER BY id LIMIT 1000) u) next
+			WHERE e.id = next.id`)
+		if err != nil {
+			return err
+		}
+		k, err := res.RowsAffected()
+		n = int(k)
+		return err
+	})
+	return n, err
 }

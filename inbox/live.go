@@ -13,7 +13,8 @@ import (
 
 // LiveEvent is one event of the account's ordered log.
 type LiveEvent struct {
-	// ID orders events; clients resume after it (Last-Event-ID).
+	// ID is the event's seq: events are streamed in its order, and clients
+	// resume after it (Last-Event-ID).
 	ID int64
 	// Event is the event's name.
 	Event string
@@ -21,9 +22,9 @@ type LiveEvent struct {
 	Payload string
 }
 
-// EventsAfter returns up to limit of the account's events after id.
+// EventsAfter returns up to limit of the account's events after seq after.
 func (s *Service) EventsAfter(ctx context.Context, accountID, after int64, limit int) ([]LiveEvent, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, event, payload FROM inbox_events WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT seq, event, payload FROM inbox_events WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		accountID, after, limit)
 	if err != nil {
 		return nil, err
@@ -40,10 +41,10 @@ func (s *Service) EventsAfter(ctx context.Context, accountID, after int64, limit
 	return out, rows.Err()
 }
 
-// LastEventID returns the account's newest event id (0 when none).
+// LastEventID returns the account's newest event seq (0 when none).
 func (s *Service) LastEventID(ctx context.Context, accountID int64) (int64, error) {
 	var id int64
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM inbox_events WHERE account_id = $1`, accountID).Scan(&id)
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM inbox_events WHERE account_id = $1`, accountID).Scan(&id)
 	return id, err
 }
 
@@ -93,6 +94,9 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	defer poll.Stop()
 	defer ping.Stop()
 	for {
+		if _, err := a.Service.Sequence(ctx); err != nil {
+			return
+		}
 		evs, err := a.Service.EventsAfter(ctx, c.accountID, last, 200)
 		if err != nil {
 			return

@@ -51,11 +51,15 @@ func retryDelay(attempts int) time.Duration {
 // events in order — and returns how many were delivered. Several processes
 // may run it at once: a delivery is claimed with a lease first.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
+	if _, err := s.Sequence(ctx); err != nil {
+		return 0, err
+	}
 	now := store.Millis(s.now())
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT o.id FROM outbox o
-		WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
-		AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.status = 'pending' AND p.target = o.target AND p.conversation_id = o.conversation_id)
-		ORDER BY o.id LIMIT 100`, now)
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT o.id FROM outbox o JOIN inbox_events e ON e.id = o.event_id
+		WHERE o.status = 'pending' AND e.seq IS NOT NULL AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
+		AND e.seq = (SELECT min(pe.seq) FROM outbox p JOIN inbox_events pe ON pe.id = p.event_id
+			WHERE p.status = 'pending' AND p.target = o.target AND p.conversation_id = o.conversation_id)
+		ORDER BY e.seq LIMIT 100`, now)
 	if err != nil {
 		return 0, err
 	}
@@ -235,6 +239,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if _, err := s.Sequence(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("numbering inbox events failed")
+			}
 			if _, err := s.SurfaceDue(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Msg("surfacing unclaimed messages failed")
 			}

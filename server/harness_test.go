@@ -138,7 +138,7 @@ func (h *harness) restart() {
 
 func (h *harness) flush() {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := h.sim.Flush(ctx); err != nil {
 		h.t.Fatalf("Flush: %v", err)

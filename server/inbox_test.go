@@ -411,7 +411,7 @@ func TestOutboundWebhooksSurviveOutageAndRestart(t *testing.T) {
 		}
 		// In order per conversation: the event log order restricted to each conversation.
 		var want []string
-		rows, err := h.srv.DB().Reader().Query(`SELECT e.conversation_id, e.event, o.delivery_id FROM outbox o JOIN inbox_events e ON e.id = o.event_id ORDER BY e.id`)
+		rows, err := h.srv.DB().Reader().Query(`SELECT e.conversation_id, e.event, o.delivery_id FROM outbox o JOIN inbox_events e ON e.id = o.event_id ORDER BY e.seq`)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -252,6 +252,17 @@ func (tx *Tx) LockKey(ctx context.Context, key string) error {
 	return err
 }
 
+// TryLockKey takes the lock named key until the transaction ends if it is
+// free, and reports whether it did. SQLite's single writer always has it.
+func (tx *Tx) TryLockKey(ctx context.Context, key string) (bool, error) {
+	if tx.Dialect.Name != "postgres" {
+		return true, nil
+	}
+	var ok bool
+	err := tx.Tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7215))`, key).Scan(&ok)
+	return ok, err
+}
+
 // ExecContext runs a statement in the transaction (prepared once, on SQLite).
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := tx.stmt(ctx, query); st != nil {

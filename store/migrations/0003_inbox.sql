@@ -86,16 +86,22 @@ CREATE TABLE inbox_messages (
 );
 CREATE INDEX inbox_messages_conversation ON inbox_messages (conversation_id, id);
 
--- Every inbox event, in order: live updates resume from it by id.
+-- Every inbox event. seq orders them in commit order (live updates resume
+-- after a seq; deliveries go out in seq order): on SQLite it is set as the
+-- event is written (one writer), on PostgreSQL by the sequencer just after
+-- commit, because ids are handed out before commit and so can commit out of
+-- order.
 CREATE TABLE inbox_events (
     id              {{identity}},
     account_id      BIGINT  NOT NULL,
     conversation_id BIGINT,
     event           TEXT    NOT NULL,
     payload         TEXT    NOT NULL,
+    seq             BIGINT  UNIQUE,
     created_at      BIGINT  NOT NULL
 );
-CREATE INDEX inbox_events_account ON inbox_events (account_id, id);
+CREATE INDEX inbox_events_account ON inbox_events (account_id, seq);
+CREATE INDEX inbox_events_unsequenced ON inbox_events (id) WHERE seq IS NULL;
 
 -- Signed webhook deliveries, retried until delivered or given up.
 CREATE TABLE outbox (
