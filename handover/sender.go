@@ -119,8 +119,12 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 	if err != nil {
 		return m, err
 	}
-	if _, err := s.AcquireControl(ctx, pageID, psid, agent); err != nil {
-		if ferr := s.failAgentMessage(ctx, m.ID, "thread control could not be acquired: "+apperr.As(err).Message); ferr != nil {
+	// The message is committed: asking for control must not die with the
+	// caller's request (a client that hangs up would leave it stranded).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, err := s.AcquireControl(actx, pageID, psid, agent); err != nil {
+		if ferr := s.failAgentMessage(actx, m.ID, "thread control could not be acquired: "+apperr.As(err).Message); ferr != nil {
 			return m, ferr
 		}
 		got, gerr := s.AgentMessage(ctx, m.ID)

@@ -500,7 +500,10 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		return MessageView{}, err
 	}
 	if reply {
-		if err := s.sendReply(ctx, p, conv, id, send); err != nil {
+		// The reply is committed: hand it on even if the client hangs up.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := s.sendReply(rctx, p, conv, id, send); err != nil {
 			return MessageView{}, err
 		}
 	}
