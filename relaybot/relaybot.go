@@ -212,6 +212,13 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 		if !bot.Active(now, s.agentsAvailable(bot, now)) {
 			return nil
 		}
+		var open int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM relay_sessions WHERE bot = $1 AND status = 'active'`, bot.Name).Scan(&open); err != nil {
+			return err
+		}
+		if !bot.HasFreeSlot(open) {
+			return nil // all the bot's chat slots are taken: the agents get it
+		}
 		first := s.packetFor(nil, *ev)
 		ss = session{pageID: ev.PageID, psid: ev.PSID, bot: bot.Name, cid: "handoverd::" + ev.PageID + ":" + uuid.NewString()}
 		if err := tx.QueryRowContext(ctx, `INSERT INTO relay_sessions (page_id, psid, bot, cid, status, started_at, last_activity_at)

@@ -423,3 +423,53 @@ func TestRelayBotStopsWhenAnAgentTakesOver(t *testing.T) {
 		}
 	})
 }
+
+// TestRelayEventsAtWork runs the events that change more than the chat —
+// a note for the agents, a delay that holds back what follows, a
+// conversation update, the end of the conversation — and the chat-slot
+// limit that sends the next customer to the agents.
+func TestRelayEventsAtWork(t *testing.T) {
+	h := newHarness(t, storetest.SQLite(t), "agent")
+	bot := &scriptedBot{script: []string{`[
+		{"info":{"cid":"CID"},"packet":{"name":"note_create","payload":{"body":"VIP customer"}}},
+		{"info":{"cid":"CID"},"packet":{"name":"conversation_update","payload":{"subject":"billing"}}},
+		{"info":{"cid":"CID"},"packet":{"name":"delay","payload":{"duration":30,"typing_indicator":true}}},
+		{"info":{"cid":"CID"},"packet":{"name":"message","payload":{"body":"Thanks for waiting."}}},
+		{"info":{"cid":"CID"},"packet":{"name":"end","payload":{}}}]`}}
+	srv := httptest.NewServer(bot)
+	defer srv.Close()
+	h.cfg.RelayBots = []relay.Bot{{Name: "busy", Pages: []string{pageID}, WebhookURL: srv.URL, Mode: relay.ModeHuman, ChatSlots: 1}}
+	h.restart()
+	h.customerSays("4601", "hi")
+	waitFor(t, "the note", func() bool { return h.message("VIP customer") != nil })
+	if m := h.message("VIP customer"); m["private"] != true {
+		t.Errorf("note = %v, want a private note", m)
+	}
+	// The slot is taken: the next customer goes straight to the agents.
+	h.customerSays("4602", "hello?")
+	if st := h.conversationStatus("4602"); st != "open" {
+		t.Errorf("second customer's conversation = %q, want open (no free chat slot)", st)
+	}
+	// The delay holds the message back 30 s (of the fake clock).
+	if n := len(h.customerInbox("4601")); n != 0 {
+		t.Fatalf("the customer got %d messages before the delay ended", n)
+	}
+	h.clock.Advance(31 * time.Second)
+	waitFor(t, "the delayed message", func() bool { return len(h.customerInbox("4601")) == 1 })
+	waitFor(t, "the end", func() bool {
+		_, list := h.api(http.MethodGet, "/conversations?status=resolved", nil)
+		return len(list["data"].(map[string]any)["payload"].([]any)) == 1
+	})
+	var conv string
+	_ = h.srv.DB().Reader().QueryRow(`SELECT conversation FROM relay_sessions WHERE psid = '4601'`).Scan(&conv)
+	if !strings.Contains(conv, `"subject":"billing"`) {
+		t.Errorf("session conversation = %s, want the subject", conv)
+	}
+	var typing bool
+	for _, c := range h.sim.Calls() {
+		typing = typing || c.Params["sender_action"] == "typing_on"
+	}
+	if !typing {
+		t.Error("no typing indicator during the delay")
+	}
+}
