@@ -132,7 +132,7 @@ func (s *Service) applyBotObjects(ctx context.Context, tx *store.Tx, ref inboxRe
 	if err != nil {
 		return err
 	}
-	conv, err := getConversation(ctx, tx, m.ConversationID)
+	conv, err := lockConversation(ctx, tx, m.ConversationID)
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (s *Service) SurfaceDue(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			conv, err := getConversation(ctx, tx, m.ConversationID)
+			conv, err := lockConversation(ctx, tx, m.ConversationID)
 			if err != nil {
 				return err
 			}

@@ -198,6 +198,18 @@ func getConversation(ctx context.Context, q querier, id int64) (conversation, er
 	return c, err
 }
 
+// lockConversation reads a conversation for update: on PostgreSQL its row
+// stays locked until the transaction ends, so two writers (a resolve and
+// an ingest, say) take turns and neither writes over the other with a
+// stale read.
+func lockConversation(ctx context.Context, tx *store.Tx, id int64) (conversation, error) {
+	c, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`+tx.Dialect.ForUpdate, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, apperr.New(apperr.NotFound, "conversation %d does not exist", id)
+	}
+	return c, err
+}
+
 // inboxView returns an inbox. Inboxes do not change once created, so each
 // is read once per process and then served from memory.
 func (s *Service) inboxView(ctx context.Context, q querier, id int64) (InboxView, error) {

@@ -318,7 +318,7 @@ func (s *Service) onAgentMessage(ctx context.Context, tx *store.Tx, th handover.
 	default:
 		return nil
 	}
-	conv, err := getConversation(ctx, tx, convID)
+	conv, err := lockConversation(ctx, tx, convID)
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func (s *Service) onAgentMessage(ctx context.Context, tx *store.Tx, th handover.
 // A zero conversation means none exists and create was not set.
 func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, create bool) (conversation, bool, error) {
 	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`, ref.id, th.PSID))
+		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, th.PSID))
 	if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
 		if errors.Is(err, sql.ErrNoRows) {
 			err = nil

@@ -120,7 +120,7 @@ func (s *Service) current(ctx context.Context, tx *store.Tx, pageID, psid string
 		return conversation{}, nil
 	}
 	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`, ref.id, psid))
+		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, psid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return conversation{}, nil
 	}

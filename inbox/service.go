@@ -652,7 +652,7 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		c, err := getConversation(ctx, tx, conv.id)
+		c, err := lockConversation(ctx, tx, conv.id)
 		if err != nil || c.status == status {
 			return err
 		}
