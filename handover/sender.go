@@ -77,18 +77,24 @@ func scanAgentMessage(row rowScanner) (AgentMessage, error) {
 // (AcquireControl), wakes the sender and waits up to wait for the message
 // to leave the queue. It returns the message as it stands.
 func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration) (AgentMessage, error) {
-	return s.send(ctx, pageID, psid, interventionID, agent, message, wait, false)
+	return s.send(ctx, pageID, psid, interventionID, agent, message, wait)
 }
 
-// SendAutomated queues a message from an automated sender (a relay bot):
-// like SendAsAgent, but without an intervention and only within Messenger's
-// 24-hour window (automated messages may not use the HUMAN_AGENT tag).
-// It does not wait for the message to go out.
-func (s *Service) SendAutomated(ctx context.Context, pageID, psid, sender string, message json.RawMessage) (AgentMessage, error) {
-	return s.send(ctx, pageID, psid, 0, sender, message, 0, true)
+// QueueAutomated queues a message from an automated sender (a relay bot)
+// in the caller's transaction, so it is queued exactly when the caller's
+// work commits. It goes out once handoverd holds the thread, only within
+// Messenger's 24-hour window (automated messages may not use the
+// HUMAN_AGENT tag); call Kick after the commit.
+func (s *Service) QueueAutomated(ctx context.Context, tx *store.Tx, pageID, psid, sender string, message json.RawMessage) error {
+	now := s.now()
+	_, err := tx.ExecContext(ctx, `INSERT INTO agent_messages
+		(page_id, psid, actor, message, status, created_at, deadline_at, automated)
+		VALUES ($1, $2, $3, $4, 'waiting', $5, $6, 1)`,
+		pageID, psid, sender, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)))
+	return err
 }
 
-func (s *Service) send(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration, automated bool) (AgentMessage, error) {
+func (s *Service) send(ctx context.Context, pageID, psid string, interventionID int64, agent string, message json.RawMessage, wait time.Duration) (AgentMessage, error) {
 	if _, ok := s.pages[pageID]; !ok {
 		return AgentMessage{}, apperr.Field("page_id", "page %s is not configured", pageID)
 	}
@@ -103,15 +109,11 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 			iv = sql.NullInt64{Int64: interventionID, Valid: true}
 		}
 		var err error
-		auto := 0
-		if automated {
-			auto = 1
-		}
 		m, err = scanAgentMessage(tx.QueryRowContext(ctx, `INSERT INTO agent_messages
-			(page_id, psid, intervention_id, actor, message, status, created_at, deadline_at, automated)
-			VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8) RETURNING `+agentMessageColumns,
-			pageID, psid, iv, agent, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)), auto))
-		if err != nil || automated {
+			(page_id, psid, intervention_id, actor, message, status, created_at, deadline_at)
+			VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7) RETURNING `+agentMessageColumns,
+			pageID, psid, iv, agent, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout))))
+		if err != nil {
 			return err
 		}
 		return touchIntervention(ctx, tx, pageID, psid, now)

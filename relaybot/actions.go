@@ -107,14 +107,41 @@ func (s *Service) runOne(ctx context.Context, id int64) (bool, error) {
 	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
 		return false, s.finishAction(ctx, id, "failed", err.Error())
 	}
-	actionErr := s.perform(ctx, ss, ev)
-	status, msg := "done", ""
+	if ev.Name == relay.EventDelay && ev.Delay != nil && ev.Delay.Typing {
+		s.typing(ctx, ss) // best effort, and harmless to repeat
+	}
+	// The event's effects and the action's completion commit together: a
+	// crash before the commit runs the action again from scratch, after it
+	// never again (messages are queued in this transaction, not sent).
+	actionErr := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := s.perform(ctx, tx, ss, ev); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE relay_actions SET status = 'done', done_at = $2, lease_until = NULL WHERE id = $1 AND status = 'pending'`,
+			id, store.Millis(s.now()))
+		return err
+	})
+	status := "done"
 	if actionErr != nil {
-		status, msg = "failed", apperr.As(actionErr).Message
+		status = "failed"
+		msg := apperr.As(actionErr).Message
 		s.log.Warn().Str("bot", ss.bot).Str("event", string(ev.Name)).Str("error", msg).Msg("relay action failed")
+		if err := s.finishAction(ctx, id, status, msg); err != nil {
+			return false, err
+		}
 	}
 	s.metrics.RelayActions.WithLabelValues(string(ev.Name), status).Inc()
-	return true, s.finishAction(ctx, id, status, msg)
+	if ev.Name.ShowsCustomer() && actionErr == nil {
+		s.handover.Kick() // queued messages: the sender takes them from here
+	}
+	return true, nil
+}
+
+// typing shows the customer a typing indicator.
+func (s *Service) typing(ctx context.Context, ss session) {
+	if ref, ok := s.pages[ss.pageID]; ok && s.graph != nil {
+		_, _ = s.graph.Send(ctx, ref, messenger.SendRequest{PSID: ss.psid, SenderAction: "typing_on"})
+	}
 }
 
 func (s *Service) finishAction(ctx context.Context, id int64, status, reason string) error {
@@ -125,12 +152,10 @@ func (s *Service) finishAction(ctx context.Context, id int64, status, reason str
 	})
 }
 
-// perform carries out one event of the bot's.
-func (s *Service) perform(ctx context.Context, ss session, ev relay.Event) error {
+// perform carries out one event of the bot's, in tx.
+func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev relay.Event) error {
 	bot := s.bots[ss.bot]
-	sender := inbox.RelaySenderPrefix + ss.bot
-	switch {
-	case ev.Name.ShowsCustomer():
+	if ev.Name.ShowsCustomer() {
 		msgs, pending, err := relay.ToMessenger(ev)
 		if err != nil {
 			return err
@@ -140,30 +165,24 @@ func (s *Service) perform(ctx context.Context, ss session, ev relay.Event) error
 			if err != nil {
 				return err
 			}
-			if _, err := s.handover.SendAutomated(ctx, ss.pageID, ss.psid, sender, b); err != nil {
+			if err := s.handover.QueueAutomated(ctx, tx, ss.pageID, ss.psid, inbox.RelaySenderPrefix+ss.bot, b); err != nil {
 				return err
 			}
 		}
-		if pending != nil {
-			b, _ := json.Marshal(pending)
-			return s.inTx(ctx, `UPDATE relay_sessions SET pending_choice = $2 WHERE id = $1`, ss.id, string(b))
+		if pending == nil {
+			return nil
 		}
-		return nil
+		b, _ := json.Marshal(pending)
+		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET pending_choice = $2 WHERE id = $1`, ss.id, string(b))
+		return err
 	}
 	switch ev.Name {
 	case relay.EventDelay:
-		if ev.Delay != nil && ev.Delay.Typing && s.graph != nil {
-			if ref, ok := s.pages[ss.pageID]; ok {
-				_, _ = s.graph.Send(ctx, ref, messenger.SendRequest{PSID: ss.psid, SenderAction: "typing_on"})
-			}
-		}
-		return nil
+		return nil // the typing indicator went out before; the delay itself is the due time of what follows
 	case relay.EventContactUpdate:
 		u := ev.ContactUpdate
-		return s.db.InTx(ctx, func(tx *store.Tx) error {
-			return s.inbox.UpdateContact(ctx, tx, ss.pageID, ss.psid, inbox.ContactFields{Name: u.Name, Email: u.Email,
-				PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID})
-		})
+		return s.inbox.UpdateContact(ctx, tx, ss.pageID, ss.psid, inbox.ContactFields{Name: u.Name, Email: u.Email,
+			PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID})
 	case relay.EventConversationUpdate:
 		var conv relay.Conversation
 		_ = json.Unmarshal([]byte(ss.conversation), &conv)
@@ -172,25 +191,20 @@ func (s *Service) perform(ctx context.Context, ss session, ev relay.Event) error
 			return err
 		}
 		b, _ := json.Marshal(conv)
-		return s.inTx(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
+		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
+		return err
 	case relay.EventNoteCreate:
-		return s.db.InTx(ctx, func(tx *store.Tx) error {
-			return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, ev.Note.Body)
-		})
+		return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, ev.Note.Body)
 	case relay.EventAbort:
 		// The bot steps back: its remaining events are dropped and the
 		// conversation goes to normal routing, the agents' queue.
-		return s.db.InTx(ctx, func(tx *store.Tx) error {
-			return s.endSession(ctx, tx, ss, SessionForwarded, "abort", "The bot "+ss.bot+" stepped back: in the agents' queue", inbox.StatusOpen)
-		})
+		return s.endSession(ctx, tx, ss, SessionForwarded, "abort", "The bot "+ss.bot+" stepped back: in the agents' queue", inbox.StatusOpen)
 	case relay.EventEnd:
-		return s.db.InTx(ctx, func(tx *store.Tx) error {
-			return s.endSession(ctx, tx, ss, SessionEnded, "end", "The bot "+ss.bot+" ended the conversation", inbox.StatusResolved)
-		})
+		return s.endSession(ctx, tx, ss, SessionEnded, "end", "The bot "+ss.bot+" ended the conversation", inbox.StatusResolved)
 	case relay.EventForwardGroup, relay.EventForwardSkills, relay.EventForwardAny:
 		if !s.agentsAvailable(bot, s.now()) && ev.Forward.Feedback() {
 			s.metrics.RelaySessions.WithLabelValues("forward_failed").Inc()
-			return s.db.InTx(ctx, func(tx *store.Tx) error { return s.enqueueCall(ctx, tx, ss.id, relay.ForwardFailedPacket()) })
+			return s.enqueueCall(ctx, tx, ss.id, relay.ForwardFailedPacket())
 		}
 		why := "Forwarded to the agents by the bot " + ss.bot
 		switch {
@@ -199,24 +213,15 @@ func (s *Service) perform(ctx context.Context, ss session, ev relay.Event) error
 		case len(ev.Forward.Skills) > 0:
 			why += " (skills " + strings.Join(ev.Forward.Skills, ", ") + ")"
 		}
-		return s.db.InTx(ctx, func(tx *store.Tx) error {
-			return s.endSession(ctx, tx, ss, SessionForwarded, "forward", why, inbox.StatusOpen)
-		})
+		return s.endSession(ctx, tx, ss, SessionForwarded, "forward", why, inbox.StatusOpen)
 	case relay.EventAddonDispatch, relay.EventEmailDispatch:
 		note := fmt.Sprintf("The bot %s asked for %s", ss.bot, strings.ReplaceAll(string(ev.Name), "_", " "))
 		if d := ev.EmailDispatch; d != nil {
 			note += fmt.Sprintf(" to the %s", d.RecipientType)
 		}
-		return s.db.InTx(ctx, func(tx *store.Tx) error { return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, note) })
+		return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, note)
 	}
 	return apperr.New(apperr.Invalid, "unknown event %s", ev.Name)
-}
-
-func (s *Service) inTx(ctx context.Context, query string, args ...any) error {
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, query, args...)
-		return err
-	})
 }
 
 // endSession ends a session (forwarded or ended), drops its pending
