@@ -308,7 +308,7 @@ func (s *Service) PassToBot(ctx context.Context, pageID, psid, botAppID, actor s
 		if th.OwnerAppID == botAppID {
 			return controlPlan{op: opNone}, nil
 		}
-		if th.PendingAppID == s.appID && th.Owner != OwnerAgent {
+		if th.PendingAppID == s.appID && th.Owner != OwnerAgent && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout {
 			return controlPlan{}, apperr.New(apperr.Conflict, "a handover to the agents is pending for this identity")
 		}
 		return controlPlan{op: opPass, target: botAppID}, nil

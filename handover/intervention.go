@@ -112,6 +112,16 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 		return iv, err
 	}
 	now := store.Millis(s.now())
+	// A request for control still pending is withdrawn on our side (Meta has
+	// no call for that): should the bot pass anyway, the conversation shows
+	// up in the agents' queue rather than being taken for a live handover.
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE threads SET pending_app_id = '', pending_at = NULL
+			WHERE page_id = $1 AND psid = $2 AND pending_app_id = $3 AND owner <> 'agent'`, iv.PageID, iv.PSID, s.appID)
+		return err
+	}); err != nil {
+		return iv, err
+	}
 	closed := false
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'closed', closed_by = $2, closed_at = $3, close_reason = $4

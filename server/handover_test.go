@@ -409,3 +409,31 @@ func TestInterventionIdleCloses(t *testing.T) {
 		t.Errorf("list = %d %+v", st, list)
 	}
 }
+
+// TestClosingWithdrawsAPendingRequest: an intervention closed before the
+// bot passed control withdraws handoverd's request on its side.
+func TestClosingWithdrawsAPendingRequest(t *testing.T) {
+	h := newHarness(t, storetest.SQLite(t), "bot")
+	const psid = "7010"
+	h.customerSays(psid, "hi")
+	h.botPasses.Store(false)
+	var iv handover.InterventionView
+	h.agentJSON(http.MethodPost, "/1.0/interventions", map[string]string{"identity_foreign_id": psid}, &iv)
+	if v, _ := h.thread(psid); v.PendingRequest == nil {
+		t.Fatal("no pending request after opening the intervention")
+	}
+	if st := h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", iv.ID), nil, &iv); st != 200 {
+		t.Fatalf("close = %d", st)
+	}
+	if v, _ := h.thread(psid); v.PendingRequest != nil || v.Owner != handover.OwnerBot {
+		t.Errorf("after close: owner %s, pending %+v; want bot and no pending request", v.Owner, v.PendingRequest)
+	}
+	// A new bot→agent handover asks again (one more request).
+	h.sim.ResetCalls()
+	if status, body := h.engage(botAPIKey, psid, "bot", "agent", ""); status != 200 {
+		t.Fatalf("bot→agent = %d %s", status, body)
+	}
+	if diff := cmp.Diff([]string{"111 request_thread_control"}, h.calls()); diff != "" {
+		t.Errorf("Graph calls (-want +got):\n%s", diff)
+	}
+}
