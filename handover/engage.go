@@ -197,8 +197,18 @@ func (a *EngageAPI) agent(r *http.Request) (auth.Principal, error) {
 	return a.Users.Require(tok, config.RoleAgent, config.RoleAdmin)
 }
 
-// intervention loads an intervention the caller may see.
-func (a *EngageAPI) intervention(r *http.Request, p auth.Principal) (Intervention, error) {
+// intervention authenticates an agent and loads the path's intervention,
+// which must belong to the agent's client.
+func (a *EngageAPI) intervention(r *http.Request) (auth.Principal, Intervention, error) {
+	p, err := a.agent(r)
+	if err != nil {
+		return p, Intervention{}, err
+	}
+	iv, err := a.loadIntervention(r, p)
+	return p, iv, err
+}
+
+func (a *EngageAPI) loadIntervention(r *http.Request, p auth.Principal) (Intervention, error) {
 	id, err := strconv.ParseInt(httpapi.Var(r, "id"), 10, 64)
 	if err != nil {
 		return Intervention{}, apperr.New(apperr.NotFound, "intervention %q does not exist", httpapi.Var(r, "id"))
@@ -276,29 +286,24 @@ func (a *EngageAPI) listInterventions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *EngageAPI) getIntervention(w http.ResponseWriter, r *http.Request) {
-	p, err := a.agent(r)
-	if err == nil {
-		var iv Intervention
-		if iv, err = a.intervention(r, p); err == nil {
-			httpapi.WriteJSON(w, http.StatusOK, viewIntervention(iv))
-			return
-		}
+	_, iv, err := a.intervention(r)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
-	httpapi.WriteError(w, r, err)
+	httpapi.WriteJSON(w, http.StatusOK, viewIntervention(iv))
 }
 
 func (a *EngageAPI) closeIntervention(w http.ResponseWriter, r *http.Request) {
-	p, err := a.agent(r)
+	p, iv, err := a.intervention(r)
 	if err == nil {
-		var iv Intervention
-		if iv, err = a.intervention(r, p); err == nil {
-			if iv, err = a.Service.CloseIntervention(r.Context(), iv.ID, p.Name, CloseByAgent); err == nil {
-				httpapi.WriteJSON(w, http.StatusOK, viewIntervention(iv))
-				return
-			}
-		}
+		iv, err = a.Service.CloseIntervention(r.Context(), iv.ID, p.Name, CloseByAgent)
 	}
-	httpapi.WriteError(w, r, err)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, viewIntervention(iv))
 }
 
 // AgentMessageView is an agent message as the API shows it.
@@ -321,12 +326,7 @@ func viewAgentMessage(m AgentMessage) AgentMessageView {
 }
 
 func (a *EngageAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
-	p, err := a.agent(r)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	iv, err := a.intervention(r, p)
+	p, iv, err := a.intervention(r)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
@@ -380,12 +380,7 @@ func (a *EngageAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *EngageAPI) listMessages(w http.ResponseWriter, r *http.Request) {
-	p, err := a.agent(r)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	iv, err := a.intervention(r, p)
+	_, iv, err := a.intervention(r)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return

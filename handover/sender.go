@@ -248,16 +248,10 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 	var reacquired int
 	claimed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2
-			WHERE id = $1 AND status = 'waiting' AND (lease_until IS NULL OR lease_until < $3)`,
-			id, store.Millis(now.Add(leaseFor)), store.Millis(now))
-		if err != nil {
+		var err error
+		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, now.Add(leaseFor), now, false); err != nil || !claimed {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		claimed = true
 		if m, err = scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id)); err != nil {
 			return err
 		}

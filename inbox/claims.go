@@ -149,9 +149,6 @@ func (s *Service) applyBotObjects(ctx context.Context, tx *store.Tx, ref inboxRe
 			if n, _ := res.RowsAffected(); n > 0 {
 				changed = true
 				s.metrics.Claims.WithLabelValues(KindClaim, "applied").Inc()
-				if _, err := tx.ExecContext(ctx, `UPDATE conversations SET claimed_messages = claimed_messages + 1 WHERE id = $1`, conv.id); err != nil {
-					return err
-				}
 			}
 		case o.kind == KindEcho && m.MessageType == messageTypeCodes[Outgoing]:
 			if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET automated = 1, sender_type = 'bot',
@@ -218,9 +215,6 @@ func (s *Service) SurfaceDue(ctx context.Context) (int, error) {
 			}
 			conv, err := lockConversation(ctx, tx, m.ConversationID)
 			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET surfaced_messages = surfaced_messages + 1 WHERE id = $1`, conv.id); err != nil {
 				return err
 			}
 			if conv.status != StatusPending {

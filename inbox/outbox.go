@@ -89,16 +89,10 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 	var d delivery
 	claimed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = $2, attempts = attempts + 1
-			WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)`,
-			id, store.Millis(now.Add(outboxLease)), store.Millis(now))
-		if err != nil {
+		var err error
+		if claimed, err = tx.Lease(ctx, "outbox", "pending", id, now.Add(outboxLease), now, true); err != nil || !claimed {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		claimed = true
 		var payload string
 		err = tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, e.payload
 			FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).

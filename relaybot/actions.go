@@ -81,15 +81,10 @@ func (s *Service) runOne(ctx context.Context, id int64) (bool, error) {
 	var raw string
 	claimed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE relay_actions SET lease_until = $2 WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)`,
-			id, store.Millis(now.Add(time.Minute)), store.Millis(now))
-		if err != nil {
+		var err error
+		if claimed, err = tx.Lease(ctx, "relay_actions", "pending", id, now.Add(time.Minute), now, false); err != nil || !claimed {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		claimed = true
 		var sid int64
 		if err := tx.QueryRowContext(ctx, `SELECT session_id, event FROM relay_actions WHERE id = $1`, id).Scan(&sid, &raw); err != nil {
 			return err

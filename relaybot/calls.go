@@ -50,15 +50,10 @@ func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
 	var attempts int
 	claimed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE relay_calls SET lease_until = $2, attempts = attempts + 1
-			WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)`, id, store.Millis(now.Add(callLease)), store.Millis(now))
-		if err != nil {
+		var err error
+		if claimed, err = tx.Lease(ctx, "relay_calls", "pending", id, now.Add(callLease), now, true); err != nil || !claimed {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil
-		}
-		claimed = true
 		var sid int64
 		if err := tx.QueryRowContext(ctx, `SELECT session_id, packet, attempts FROM relay_calls WHERE id = $1`, id).Scan(&sid, &packet, &attempts); err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/store/storetest"
 )
@@ -156,10 +158,13 @@ func TestClaimsAndEchoes(t *testing.T) {
 				t.Errorf("repeat claim = %d", st)
 			}
 		}
-		var claims int
-		_ = h.srv.DB().Reader().QueryRow(`SELECT claimed_messages FROM conversations WHERE psid = $1`, psid).Scan(&claims)
-		if claims != 1 {
-			t.Errorf("claimed messages counted %d times", claims)
+		var objects, applied int
+		_ = h.srv.DB().Reader().QueryRow(`SELECT count(*), count(applied_at) FROM bot_objects WHERE object_id = $1`, mid).Scan(&objects, &applied)
+		if objects != 1 || applied != 1 {
+			t.Errorf("repeated claims stored %d claims (%d applied), want 1", objects, applied)
+		}
+		if n := testutil.ToFloat64(h.srv.Metrics().Claims.WithLabelValues("claim", "applied")); n != 1 {
+			t.Errorf("claims applied = %v, want 1", n)
 		}
 
 		// Echo before Meta's echo webhook: the bot says it will send "m_next".

@@ -349,8 +349,9 @@ func (s *Server) registerGauges() {
 	s.metrics.LabeledGaugeFunc("claim_conversations", "Conversations whose bot claims messages, by outcome: contained (every customer message claimed) or surfaced (at least one reached the agents).",
 		[]string{"outcome"}, func() map[string]float64 {
 			return map[string]float64{
-				metrics.LabelKey("contained"): count(`SELECT count(*) FROM conversations WHERE claimed_messages > 0 AND surfaced_messages = 0`)(),
-				metrics.LabelKey("surfaced"):  count(`SELECT count(*) FROM conversations WHERE surfaced_messages > 0`)(),
+				metrics.LabelKey("contained"): count(`SELECT count(DISTINCT conversation_id) FROM inbox_messages m WHERE claimed_at IS NOT NULL
+					AND NOT EXISTS (SELECT 1 FROM inbox_messages s WHERE s.conversation_id = m.conversation_id AND s.surfaced_at IS NOT NULL)`)(),
+				metrics.LabelKey("surfaced"): count(`SELECT count(DISTINCT conversation_id) FROM inbox_messages WHERE surfaced_at IS NOT NULL`)(),
 			}
 		})
 	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",

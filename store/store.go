@@ -252,6 +252,25 @@ func (tx *Tx) LockKey(ctx context.Context, key string) error {
 	return err
 }
 
+// Lease claims row id of table for a worker until until: only while the
+// row's status is pending and no unexpired lease holds it, so of several
+// processes exactly one gets it. countAttempt also counts the attempt. It
+// reports whether this caller got the row. table and pending are
+// constants of the caller's, never input.
+func (tx *Tx) Lease(ctx context.Context, table, pending string, id int64, until, now time.Time, countAttempt bool) (bool, error) {
+	attempts := ""
+	if countAttempt {
+		attempts = ", attempts = attempts + 1"
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET lease_until = $2`+attempts+`
+		WHERE id = $1 AND status = $4 AND (lease_until IS NULL OR lease_until < $3)`, id, Millis(until), Millis(now), pending)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // TryLockKey takes the lock named key until the transaction ends if it is
 // free, and reports whether it did. SQLite's single writer always has it.
 func (tx *Tx) TryLockKey(ctx context.Context, key string) (bool, error) {

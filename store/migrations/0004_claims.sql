@@ -10,8 +10,6 @@ ALTER TABLE inbox_messages ADD COLUMN automated BIGINT NOT NULL DEFAULT 0; -- th
 CREATE INDEX inbox_messages_surface ON inbox_messages (surface_at) WHERE surface_at IS NOT NULL AND surfaced_at IS NULL AND claimed_at IS NULL;
 
 ALTER TABLE inboxes ADD COLUMN bot_claims_at BIGINT;             -- the Page's bot claims what it handles
-ALTER TABLE conversations ADD COLUMN claimed_messages BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE conversations ADD COLUMN surfaced_messages BIGINT NOT NULL DEFAULT 0;
 
 -- Claims and echoes as the bot sent them, kept until (and after) the
 -- message they name lands: either may come before Meta's webhook.
