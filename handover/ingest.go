@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,60 +40,14 @@ import (
 //   - An owned thread without activity for IdleAfter is idle from
 //     ExpiresAt on, whether the sweeper or a newer event notices first.
 
-// Ingest durably applies webhook events in one transaction (one commit,
-// one fsync, per webhook). It returns nil only when every event is
-// committed (or was already). Threads are locked in (page, PSID) order so
-// concurrent ingests cannot deadlock.
-func (s *Service) Ingest(ctx context.Context, events []messenger.Event) error {
-	type key struct{ page, psid string }
-	groups := map[key][]messenger.Event{}
-	var keys []key
-	for _, ev := range events {
-		k := key{ev.PageID, ev.PSID}
-		if _, ok := groups[k]; !ok {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], ev)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].page != keys[j].page {
-			return keys[i].page < keys[j].page
-		}
-		return keys[i].psid < keys[j].psid
-	})
-	for _, evs := range groups {
-		sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
-	}
-	var c committed
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		c = committed{}
-		for _, k := range keys {
-			var err error
-			if k.psid == "" {
-				err = s.applyPageEvents(ctx, tx, k.page, groups[k], &c)
-			} else {
-				err = s.applyThreadEvents(ctx, tx, k.page, k.psid, groups[k], &c)
-			}
-			if err != nil {
-				return fmt.Errorf("page %s: %w", k.page, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("handover: ingest: %w", err)
-	}
-	s.record(c)
-	return nil
-}
-
 // applyPageEvents stores Page-level events (app_roles).
-func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID string, evs []messenger.Event, c *committed) error {
+// On error it also returns the index of the event being applied.
+func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID string, evs []messenger.Event, c *committed) (int, error) {
 	now := store.Millis(s.now())
-	for _, ev := range evs {
+	for i, ev := range evs {
 		dup, err := isDuplicate(ctx, tx, ev)
 		if err != nil {
-			return err
+			return i, err
 		}
 		if dup {
 			c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
@@ -108,65 +61,63 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 				ON CONFLICT (page_id) DO UPDATE SET app_roles = excluded.app_roles, event_at = excluded.event_at, updated_at = excluded.updated_at
 				WHERE page_app_roles.event_at <= excluded.event_at`,
 				pageID, string(roles), store.Millis(ev.Time), now); err != nil {
-				return err
+				return i, err
 			}
 			outcome = "applied"
 		}
-		if _, err := insertEvent(ctx, tx, ev, outcome, now); err != nil {
-			return err
+		if _, _, err := insertEvent(ctx, tx, ev, outcome, now); err != nil {
+			return i, err
 		}
 		c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 	}
-	return nil
+	return 0, nil
 }
 
-// applyThreadEvents applies one thread's events under its row lock.
-func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, psid string, evs []messenger.Event, c *committed) error {
+// applyThreadEvents applies one thread's events under its row lock. On
+// error it also returns the index of the event being applied.
+func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, psid string, evs []messenger.Event, c *committed) (int, error) {
 	page := s.pages[pageID]
 	nowT := s.now()
 	now := store.Millis(nowT)
 	th, err := lockThread(ctx, tx, pageID, psid, nowT)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	applied := false
 	var trs []Transition
-	for _, ev := range evs {
-		dup, err := isDuplicate(ctx, tx, ev)
+	for i, ev := range evs {
+		// Fold the event in, then store it under its dedupe key; a key
+		// already stored means a redelivery, and the fold is undone.
+		before, n := th, len(trs)
+		outcome := s.apply(&th, page, ev, &trs)
+		id, dup, err := insertEvent(ctx, tx, ev, outcome, now)
 		if err != nil {
-			return err
+			return i, err
 		}
 		if dup {
+			th, trs = before, trs[:n]
 			c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
 			continue
 		}
 		applied = true
-		n := len(trs)
-		outcome := s.apply(&th, page, ev, &trs)
-		id, err := insertEvent(ctx, tx, ev, outcome, now)
-		if err != nil {
-			return err
-		}
-		for i := n; i < len(trs); i++ {
-			if trs[i].Cause != CauseExpired {
-				trs[i].EventID = id
+		for j := n; j < len(trs); j++ {
+			if trs[j].Cause != CauseExpired {
+				trs[j].EventID = id
 			}
 		}
-		if err := insertMessage(ctx, tx, ev, now); err != nil {
-			return err
-		}
 		if err := s.observe(ctx, tx, Change{Thread: th, Event: &ev, Outcome: outcome}); err != nil {
-			return err
+			return i, err
 		}
 		c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 	}
 	if !applied {
-		return nil
+		return 0, nil
 	}
+	last := len(evs) - 1
 	if err := writeThread(ctx, tx, &th, nowT); err != nil {
-		return err
+		return last, err
 	}
-	return s.saveTransitions(ctx, tx, &th, trs, now, c)
+	return last, s.saveTransitions(ctx, tx, &th, trs, now, c)
 }
 
 // saveTransitions stores a thread's new transitions and notes what the
@@ -354,40 +305,16 @@ func isDuplicate(ctx context.Context, tx *store.Tx, ev messenger.Event) (bool, e
 	return err == nil, err
 }
 
-func insertEvent(ctx context.Context, tx *store.Tx, ev messenger.Event, outcome string, now int64) (int64, error) {
-	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO webhook_events
+// insertEvent stores an applied event under its dedupe key and returns
+// its id, or dup when the key is already stored (a redelivery).
+func insertEvent(ctx context.Context, tx *store.Tx, ev messenger.Event, outcome string, now int64) (id int64, dup bool, err error) {
+	err = tx.QueryRowContext(ctx, `INSERT INTO webhook_events
 		(dedupe_key, page_id, psid, kind, channel, occurred_at, received_at, outcome, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
 		dedupeKey(ev), ev.PageID, ev.PSID, string(ev.Kind), string(ev.Channel), store.Millis(ev.Time), now, outcome, string(ev.Raw),
 	).Scan(&id)
-	return id, err
-}
-
-// insertMessage keeps customer messages, postbacks and echoes, once per mid.
-func insertMessage(ctx context.Context, tx *store.Tx, ev messenger.Event, now int64) error {
-	var mid, direction, appID, text string
-	var payload any
-	kind := "message"
-	switch {
-	case ev.Message != nil:
-		mid, text, payload = ev.Message.MID, ev.Message.Text, ev.Message
-		direction = "in"
-		if ev.Message.IsEcho {
-			direction, appID = "out", ev.Message.AppID
-		}
-	case ev.Postback != nil && ev.Postback.MID != "":
-		mid, text, payload, direction, kind = ev.Postback.MID, ev.Postback.Title, ev.Postback, "in", "postback"
-	default:
-		return nil
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, true, nil
 	}
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO messages
-		(mid, page_id, psid, direction, app_id, kind, text, payload, channel, occurred_at, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (mid) DO NOTHING`,
-		mid, ev.PageID, ev.PSID, direction, appID, kind, text, string(b), string(ev.Channel), store.Millis(ev.Time), now)
-	return err
+	return id, false, err
 }

@@ -84,6 +84,7 @@ type Service struct {
 	hcfg      config.Handover
 	kick      chan struct{}
 	observers []Observer
+	commit    committer
 }
 
 // New returns a Service.

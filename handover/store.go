@@ -36,15 +36,12 @@ func scanThread(row rowScanner) (Thread, error) {
 }
 
 // lockThread returns the thread's row, creating it (idle) if new, locked
-// for the rest of the transaction.
+// for the rest of the transaction: one upsert whose no-op update takes the
+// row lock on PostgreSQL (SQLite's single writer needs none).
 func lockThread(ctx context.Context, tx *store.Tx, pageID, psid string, now time.Time) (Thread, error) {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO threads (page_id, psid, owner, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $4) ON CONFLICT (page_id, psid) DO NOTHING`,
-		pageID, psid, string(OwnerIdle), store.Millis(now)); err != nil {
-		return Thread{}, err
-	}
-	return scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads
-		WHERE page_id = $1 AND psid = $2`+tx.Dialect.ForUpdate, pageID, psid))
+	return scanThread(tx.QueryRowContext(ctx, `INSERT INTO threads (page_id, psid, owner, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4) ON CONFLICT (page_id, psid) DO UPDATE SET version = threads.version
+		RETURNING `+threadColumns, pageID, psid, string(OwnerIdle), store.Millis(now)))
 }
 
 func writeThread(ctx context.Context, tx *store.Tx, th *Thread, now time.Time) error {

@@ -96,17 +96,13 @@ func (s *Service) RecordBotObject(ctx context.Context, o BotObject) error {
 		if err != nil {
 			return err
 		}
-		return s.applyBotObjects(ctx, tx, ref, msgID, o.ObjectID)
+		return s.applyBotObjects(ctx, tx, o.PageID, msgID, o.ObjectID)
 	})
 }
 
 // applyBotObjects applies the claims and echoes recorded for a message that
 // has landed (message id msgID, mid objectID), and marks them applied.
-func (s *Service) applyBotObjects(ctx context.Context, tx *store.Tx, ref inboxRef, msgID int64, objectID string) error {
-	var pageID string
-	if err := tx.QueryRowContext(ctx, `SELECT page_id FROM inboxes WHERE id = $1`, ref.id).Scan(&pageID); err != nil {
-		return err
-	}
+func (s *Service) applyBotObjects(ctx context.Context, tx *store.Tx, pageID string, msgID int64, objectID string) error {
 	rows, err := tx.QueryContext(ctx, `SELECT id, kind, bot FROM bot_objects WHERE page_id = $1 AND object_id = $2 AND applied_at IS NULL`, pageID, objectID)
 	if err != nil {
 		return err

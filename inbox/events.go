@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
@@ -20,12 +21,25 @@ const (
 	EventConversationAssigned = "assignee_changed"
 )
 
+// How events are stored. An inbox event records exactly what happened —
+// for a message event the message as it was then, for a conversation
+// event the attributes that changed — and the conversation it belongs to.
+// The conversation around it (status, contact, assignee, inbox) is
+// rendered when the event is read (live updates) or delivered (webhooks),
+// from the state at that time, as Chatwoot's own asynchronous webhooks do.
+// That keeps the write, which runs inside webhook ingest, to one small
+// insert per event instead of several lookups and encodings.
+
 // emit records an event in the account's ordered log and queues a signed
 // delivery to every webhook that wants it, in the caller's transaction.
-func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv *conversation, event string, body any) error {
-	payload, err := eventPayload(event, accountID, body)
-	if err != nil {
-		return err
+// part is what the event itself carries (nil for nothing).
+func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv *conversation, event string, part any) error {
+	payload := []byte("{}")
+	if part != nil {
+		var err error
+		if payload, err = json.Marshal(part); err != nil {
+			return err
+		}
 	}
 	now := store.Millis(s.now())
 	var convID int64
@@ -33,11 +47,11 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 		convID = conv.id
 	}
 	var eventID int64
-	insert := `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at)
-		VALUES ($1, $2, $3, $4, $5) RETURNING id`
+	insert := `INSERT INTO inbox_events (account_id, conversation_id, event, payload, lazy, created_at)
+		VALUES ($1, $2, $3, $4, 1, $5) RETURNING id`
 	if tx.Dialect.Name == "sqlite" { // one writer: write order is commit order
-		insert = `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at, seq)
-		VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(seq), 0) + 1 FROM inbox_events)) RETURNING id`
+		insert = `INSERT INTO inbox_events (account_id, conversation_id, event, payload, lazy, created_at, seq)
+		VALUES ($1, $2, $3, $4, 1, $5, (SELECT coalesce(max(seq), 0) + 1 FROM inbox_events)) RETURNING id`
 	}
 	if err := tx.QueryRowContext(ctx, insert, accountID, convID, event, string(payload), now).Scan(&eventID); err != nil {
 		return err
@@ -71,52 +85,82 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 	return nil
 }
 
-// eventPayload is the object's JSON with "event" and "account" added.
-func eventPayload(event string, accountID int64, body any) ([]byte, error) {
+// storedEvent is an inbox_events row as rendering needs it.
+type storedEvent struct {
+	accountID, conversationID int64
+	event, payload            string
+	lazy                      bool // payload is the event's own part, rendered with its conversation on read
+}
+
+// storedEventColumns are the columns scanStoredEvent reads, for a query
+// over inbox_events aliased e.
+const storedEventColumns = `e.account_id, coalesce(e.conversation_id, 0), e.event, e.payload, e.lazy`
+
+func scanStoredEvent(dest []any, e *storedEvent) []any {
+	return append(dest, &e.accountID, &e.conversationID, &e.event, &e.payload, &e.lazy)
+}
+
+// render returns an event's JSON as webhooks and live updates carry it:
+// message events are the message with its "conversation"; conversation
+// events are the conversation with the changed attributes; both with
+// "event" and "account".
+func (s *Service) render(ctx context.Context, q querier, e storedEvent) (string, error) {
+	if !e.lazy {
+		return e.payload, nil // stored whole by an earlier version
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(e.payload), &body); err != nil {
+		return "", fmt.Errorf("inbox: event payload: %w", err)
+	}
+	if body == nil {
+		body = map[string]any{}
+	}
+	if e.conversationID != 0 {
+		conv, err := getConversation(ctx, q, e.conversationID)
+		if err != nil {
+			return "", err
+		}
+		cv, err := s.conversationView(ctx, q, conv)
+		if err != nil {
+			return "", err
+		}
+		if e.event == EventMessageCreated || e.event == EventMessageUpdated {
+			body["conversation"] = cv
+		} else {
+			b, err := json.Marshal(cv)
+			if err != nil {
+				return "", err
+			}
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				return "", err
+			}
+			for k, v := range body {
+				m[k] = v
+			}
+			body = m
+		}
+	}
+	body["event"] = e.event
+	body["account"] = map[string]int64{"id": e.accountID}
 	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	m["event"] = event
-	m["account"] = map[string]int64{"id": accountID}
-	return json.Marshal(m)
+	return string(b), err
 }
 
 // messageEvent emits message_created or message_updated with the message
-// and its conversation.
+// as it is now.
 func (s *Service) messageEvent(ctx context.Context, tx *store.Tx, event string, conv conversation, messageID int64) error {
 	m, err := getMessage(ctx, tx, messageID)
 	if err != nil {
 		return err
 	}
-	cv, err := s.conversationView(ctx, tx, conv)
-	if err != nil {
-		return err
-	}
-	body := struct {
-		MessageView
-		Conversation ConversationView `json:"conversation"`
-	}{m, cv}
-	return s.emit(ctx, tx, conv.accountID, &conv, event, body)
+	return s.emit(ctx, tx, conv.accountID, &conv, event, m)
 }
 
-// conversationEvent emits a conversation event with extra fields.
+// conversationEvent emits a conversation event with extra fields (the
+// attributes that changed).
 func (s *Service) conversationEvent(ctx context.Context, tx *store.Tx, event string, conv conversation, extra map[string]any) error {
-	cv, err := s.conversationView(ctx, tx, conv)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(cv)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	for k, v := range extra {
-		m[k] = v
-	}
-	return s.emit(ctx, tx, conv.accountID, &conv, event, m)
+	return s.emit(ctx, tx, conv.accountID, &conv, event, extra)
 }
 
 func itoa(n int64) string {

@@ -24,21 +24,34 @@ type LiveEvent struct {
 
 // EventsAfter returns up to limit of the account's events after seq after.
 func (s *Service) EventsAfter(ctx context.Context, accountID, after int64, limit int) ([]LiveEvent, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT seq, event, payload FROM inbox_events WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		accountID, after, limit)
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT e.seq, `+storedEventColumns+` FROM inbox_events e
+		WHERE e.account_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`, accountID, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []LiveEvent
+	var stored []storedEvent
 	for rows.Next() {
 		var e LiveEvent
-		if err := rows.Scan(&e.ID, &e.Event, &e.Payload); err != nil {
+		var st storedEvent
+		if err := rows.Scan(scanStoredEvent([]any{&e.ID}, &st)...); err != nil {
+			rows.Close()
 			return nil, err
 		}
+		e.Event = st.event
 		out = append(out, e)
+		stored = append(stored, st)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Payload, err = s.render(ctx, s.db.Reader(), stored[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // LastEventID returns the account's newest event seq (0 when none).

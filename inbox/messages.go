@@ -32,26 +32,26 @@ type newMessage struct {
 // Messenger mid) is already stored is skipped — and emits
 // conversation_created (when created) and message_created.
 func (s *Service) addMessage(ctx context.Context, tx *store.Tx, conv conversation, created bool, m newMessage) error {
-	id, err := s.insertMessage(ctx, tx, conv, m)
-	if err != nil || id == 0 {
+	v, err := s.insertMessage(ctx, tx, conv, m)
+	if err != nil || v.ID == 0 {
 		return err
 	}
-	return s.announce(ctx, tx, conv, created, id)
+	return s.announce(ctx, tx, conv, created, v)
 }
 
 // announce emits conversation_created (when created) and message_created.
-func (s *Service) announce(ctx context.Context, tx *store.Tx, conv conversation, created bool, id int64) error {
+func (s *Service) announce(ctx context.Context, tx *store.Tx, conv conversation, created bool, m MessageView) error {
 	if created {
 		if err := s.conversationEvent(ctx, tx, EventConversationCreated, conv, nil); err != nil {
 			return err
 		}
 	}
-	return s.messageEvent(ctx, tx, EventMessageCreated, conv, id)
+	return s.emit(ctx, tx, conv.accountID, &conv, EventMessageCreated, m)
 }
 
-// insertMessage stores m and returns its id, or 0 when its source id was
-// already stored.
-func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversation, m newMessage) (int64, error) {
+// insertMessage stores m and returns it as stored, or a zero view (ID 0)
+// when its source id was already stored.
+func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversation, m newMessage) (MessageView, error) {
 	if m.contentType == "" {
 		m.contentType = "text"
 	}
@@ -66,11 +66,11 @@ func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversa
 	}
 	attrs, err := json.Marshal(m.attrs)
 	if err != nil {
-		return 0, err
+		return MessageView{}, err
 	}
 	atts, err := json.Marshal(m.attachments)
 	if err != nil {
-		return 0, err
+		return MessageView{}, err
 	}
 	var source sql.NullString
 	if m.sourceID != "" {
@@ -85,25 +85,24 @@ func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversa
 	if at.IsZero() {
 		at = now
 	}
-	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO inbox_messages
+	v, err := scanMessage(tx.QueryRowContext(ctx, `INSERT INTO inbox_messages
 		(account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes, attachments,
 		 sender_type, sender_id, sender_name, source_id, status, agent_message_id, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-		ON CONFLICT (inbox_id, source_id) DO NOTHING RETURNING id`,
+		ON CONFLICT (inbox_id, source_id) DO NOTHING RETURNING `+messageColumns,
 		conv.accountID, conv.inboxID, conv.id, m.messageType, private, m.content, m.contentType, string(attrs), string(atts),
-		m.senderType, m.senderID, m.senderName, source, m.status, m.agentMessageID, store.Millis(at), store.Millis(now)).Scan(&id)
+		m.senderType, m.senderID, m.senderName, source, m.status, m.agentMessageID, store.Millis(at), store.Millis(now)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		return MessageView{}, nil
 	}
 	if err != nil {
-		return 0, err
+		return MessageView{}, err
 	}
 	if m.messageType != Activity {
 		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = $2, updated_at = $3 WHERE id = $1 AND last_activity_at < $2`,
 			conv.id, store.Millis(at), store.Millis(now)); err != nil {
-			return 0, err
+			return MessageView{}, err
 		}
 	}
-	return id, nil
+	return v, nil
 }

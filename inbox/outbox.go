@@ -87,22 +87,25 @@ type delivery struct {
 func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 	now := s.now()
 	var d delivery
+	var ev storedEvent
 	claimed := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if claimed, err = tx.Lease(ctx, "outbox", "pending", id, now.Add(outboxLease), now, true); err != nil || !claimed {
 			return err
 		}
-		var payload string
-		err = tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, e.payload
-			FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
-			Scan(&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created, &payload)
-		d.payload = []byte(payload)
-		return err
+		return tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, `+
+			storedEventColumns+` FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
+			Scan(scanStoredEvent([]any{&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created}, &ev)...)
 	})
 	if err != nil || !claimed {
 		return false, err
 	}
+	payload, err := s.render(ctx, s.db.Reader(), ev)
+	if err != nil {
+		return false, err
+	}
+	d.payload = []byte(payload)
 	secret, err := s.secretFor(ctx, d.target)
 	if errors.Is(err, errWebhookRemoved) {
 		s.metrics.OutboxDeliveries.WithLabelValues("failed").Inc()

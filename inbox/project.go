@@ -91,17 +91,17 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 		if err := tx.LockKey(ctx, objectLock(th.PageID, in.sourceID)); err != nil {
 			return err
 		}
-		id, err := s.insertMessage(ctx, tx, conv, in)
-		if err != nil || id == 0 {
+		m, err := s.insertMessage(ctx, tx, conv, in)
+		if err != nil || m.ID == 0 {
 			return err
 		}
-		if err := s.markForSurfacing(ctx, tx, ref, conv, id); err != nil {
+		if err := s.markForSurfacing(ctx, tx, ref, conv, m.ID); err != nil {
 			return err
 		}
-		if err := s.announce(ctx, tx, conv, created, id); err != nil {
+		if err := s.announce(ctx, tx, conv, created, m); err != nil {
 			return err
 		}
-		return s.applyBotObjects(ctx, tx, ref, id, in.sourceID)
+		return s.applyBotObjects(ctx, tx, th.PageID, m.ID, in.sourceID)
 	case messenger.KindEcho:
 		return s.onEcho(ctx, tx, ref, th, ev)
 	case messenger.KindDelivery, messenger.KindRead:
@@ -159,14 +159,14 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 		return err
 	}
 	out.convID = conv.id
-	id, err := s.insertMessage(ctx, tx, conv, out)
-	if err != nil || id == 0 {
+	m, err := s.insertMessage(ctx, tx, conv, out)
+	if err != nil || m.ID == 0 {
 		return err
 	}
-	if err := s.announce(ctx, tx, conv, created, id); err != nil {
+	if err := s.announce(ctx, tx, conv, created, m); err != nil {
 		return err
 	}
-	return s.applyBotObjects(ctx, tx, ref, id, msg.MID)
+	return s.applyBotObjects(ctx, tx, th.PageID, m.ID, msg.MID)
 }
 
 func (s *Service) setAgentSender(m *newMessage) {

@@ -480,10 +480,11 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 	}
 	var id int64
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if id, err = s.insertMessage(ctx, tx, conv, m); err != nil {
+		v, err := s.insertMessage(ctx, tx, conv, m)
+		if err != nil {
 			return err
 		}
+		id = v.ID
 		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
 			prev := conv.status
 			conv.status = StatusOpen

@@ -169,7 +169,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		err = db.inTxOnce(ctx, fn)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -306,9 +306,9 @@ func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
 
-// retryable reports whether err is a conflict the database resolved by
-// aborting the transaction.
-func retryable(err error) bool {
+// Retryable reports whether err is a conflict the database resolved by
+// aborting the transaction (InTx retries those itself).
+func Retryable(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch pg.Code {
