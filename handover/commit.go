@@ -2,9 +2,9 @@ package handover
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/handoverd/handoverd/messenger"
@@ -23,8 +23,8 @@ import (
 //
 // A webhook whose events cannot be applied (an error that is not a
 // conflict the database resolves by retrying) does not fail the others:
-// the batch is applied again without it, and it is tried on its own, so it
-// gets its own answer. Within the transaction threads are locked in (page,
+// the batch is split and its halves applied on their own, down to the
+// webhook at fault, which gets its own answer. Within the transaction threads are locked in (page,
 // PSID) order across the whole batch, so processes sharing PostgreSQL
 // cannot deadlock on each other's batches.
 
@@ -108,89 +108,67 @@ func takeBatch(pending *[]*ingestReq) []*ingestReq {
 	return batch
 }
 
-// batchError is an error applying one webhook of a batch.
-type batchError struct {
-	req int // index in the batch
-	err error
-}
-
-func (e *batchError) Error() string { return e.err.Error() }
-func (e *batchError) Unwrap() error { return e.err }
-
-// applyBatch applies the webhooks in one transaction and answers each. A
-// webhook whose events fail is taken out and tried alone.
+// applyBatch applies the webhooks in one transaction and answers each. If
+// the batch fails for a reason other than a conflict (which InTx retries),
+// its halves are applied on their own, down to single webhooks: one bad
+// webhook gets its error, the others still commit, at the cost of a few
+// more transactions only when something is wrong.
 func (s *Service) applyBatch(batch []*ingestReq) {
-	ctx := context.Background() // the batch outlives any one request
-	for len(batch) > 0 {
-		c, err := s.ingestTx(ctx, batch)
-		var be *batchError
-		if err != nil && len(batch) > 1 && errors.As(err, &be) && !store.Retryable(be.err) {
-			bad := batch[be.req]
-			rest := append(append([]*ingestReq(nil), batch[:be.req]...), batch[be.req+1:]...)
-			s.applyBatch([]*ingestReq{bad})
-			batch = rest
-			continue
-		}
-		if err != nil {
-			err = fmt.Errorf("handover: ingest: %w", err)
-		} else {
-			s.record(c)
-		}
-		for _, r := range batch {
-			r.done <- err
-		}
+	c, err := s.ingestTx(context.Background(), batch) // the batch outlives any one request
+	if err != nil && len(batch) > 1 && !store.Retryable(err) {
+		half := len(batch) / 2
+		s.applyBatch(batch[:half])
+		s.applyBatch(batch[half:])
 		return
 	}
+	if err != nil {
+		err = fmt.Errorf("handover: ingest: %w", err)
+	} else {
+		s.record(c)
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
 }
 
-// ingestTx applies the batch's events in one transaction.
+// ingestTx applies the batch's events in one transaction: Page-level
+// events per Page, then every thread's events (see applyThreads).
 func (s *Service) ingestTx(ctx context.Context, batch []*ingestReq) (committed, error) {
-	type key struct{ page, psid string }
-	type tagged struct {
-		ev  messenger.Event
-		req int
-	}
-	groups := map[key][]tagged{}
-	var keys []key
-	for i, r := range batch {
+	groups := map[threadKey][]messenger.Event{}
+	var keys, pages []threadKey
+	for _, r := range batch {
 		for _, ev := range r.events {
-			k := key{ev.PageID, ev.PSID}
+			k := threadKey{ev.PageID, ev.PSID}
 			if _, ok := groups[k]; !ok {
-				keys = append(keys, k)
+				if k.psid == "" {
+					pages = append(pages, k)
+				} else {
+					keys = append(keys, k)
+				}
 			}
-			groups[k] = append(groups[k], tagged{ev, i})
+			groups[k] = append(groups[k], ev)
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].page != keys[j].page {
-			return keys[i].page < keys[j].page
+	less := func(a, b threadKey) int {
+		if c := strings.Compare(a.page, b.page); c != 0 {
+			return c
 		}
-		return keys[i].psid < keys[j].psid
-	})
+		return strings.Compare(a.psid, b.psid)
+	}
+	slices.SortFunc(keys, less)
+	slices.SortFunc(pages, less)
 	for _, g := range groups {
-		sort.SliceStable(g, func(i, j int) bool { return g[i].ev.Time.Before(g[j].ev.Time) })
+		slices.SortStableFunc(g, func(a, b messenger.Event) int { return a.Time.Compare(b.Time) })
 	}
 	var c committed
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		c = committed{}
-		for _, k := range keys {
-			g := groups[k]
-			evs := make([]messenger.Event, len(g))
-			for i, t := range g {
-				evs[i] = t.ev
-			}
-			var failed int
-			var err error
-			if k.psid == "" {
-				failed, err = s.applyPageEvents(ctx, tx, k.page, evs, &c)
-			} else {
-				failed, err = s.applyThreadEvents(ctx, tx, k.page, k.psid, evs, &c)
-			}
-			if err != nil {
-				return &batchError{req: g[failed].req, err: fmt.Errorf("page %s: %w", k.page, err)}
+		for _, k := range pages {
+			if err := s.applyPageEvents(ctx, tx, k.page, groups[k], &c); err != nil {
+				return fmt.Errorf("page %s: %w", k.page, err)
 			}
 		}
-		return nil
+		return s.applyThreads(ctx, tx, keys, groups, &c)
 	})
 	return c, err
 }

@@ -41,13 +41,12 @@ import (
 //     ExpiresAt on, whether the sweeper or a newer event notices first.
 
 // applyPageEvents stores Page-level events (app_roles).
-// On error it also returns the index of the event being applied.
-func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID string, evs []messenger.Event, c *committed) (int, error) {
+func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID string, evs []messenger.Event, c *committed) error {
 	now := store.Millis(s.now())
-	for i, ev := range evs {
+	for _, ev := range evs {
 		dup, err := isDuplicate(ctx, tx, ev)
 		if err != nil {
-			return i, err
+			return err
 		}
 		if dup {
 			c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
@@ -61,67 +60,129 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 				ON CONFLICT (page_id) DO UPDATE SET app_roles = excluded.app_roles, event_at = excluded.event_at, updated_at = excluded.updated_at
 				WHERE page_app_roles.event_at <= excluded.event_at`,
 				pageID, string(roles), store.Millis(ev.Time), now); err != nil {
-				return i, err
+				return err
 			}
 			outcome = "applied"
 		}
 		if _, _, err := insertEvent(ctx, tx, ev, outcome, now); err != nil {
-			return i, err
+			return err
 		}
 		c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 	}
-	return 0, nil
+	return nil
 }
 
-// applyThreadEvents applies one thread's events under its row lock. On
-// error it also returns the index of the event being applied.
-func (s *Service) applyThreadEvents(ctx context.Context, tx *store.Tx, pageID, psid string, evs []messenger.Event, c *committed) (int, error) {
-	page := s.pages[pageID]
+// applyThreads applies the events of many threads: it locks every thread
+// (in key order), leaves out the events already stored (redeliveries),
+// folds the rest into the threads in the order given (event time per
+// thread), stores events, threads and transitions in a few multi-row
+// statements, and then hands the changes to the observers in order: per
+// thread each event, then its owner changes.
+func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadKey, groups map[threadKey][]messenger.Event, c *committed) error {
 	nowT := s.now()
 	now := store.Millis(nowT)
-	th, err := lockThread(ctx, tx, pageID, psid, nowT)
+	threads, err := lockThreads(ctx, tx, keys, nowT)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	applied := false
-	var trs []Transition
-	for i, ev := range evs {
-		// Fold the event in, then store it under its dedupe key; a key
-		// already stored means a redelivery, and the fold is undone.
-		before, n := th, len(trs)
-		outcome := s.apply(&th, page, ev, &trs)
-		id, dup, err := insertEvent(ctx, tx, ev, outcome, now)
-		if err != nil {
-			return i, err
+	var dedupe []string
+	for _, k := range keys {
+		for _, ev := range groups[k] {
+			dedupe = append(dedupe, dedupeKey(ev))
 		}
-		if dup {
-			th, trs = before, trs[:n]
-			c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
-			continue
+	}
+	stored, err := storedKeys(ctx, tx, dedupe)
+	if err != nil {
+		return err
+	}
+	type threadWork struct {
+		th      Thread
+		changes []Change
+		trs     []Transition
+		events  []int // indexes into rows, with the transitions each one caused
+		trFrom  []int
+	}
+	var (
+		work []*threadWork
+		rows []eventRow
+		i    int
+	)
+	for _, k := range keys {
+		w := &threadWork{th: threads[k]}
+		page := s.pages[k.page]
+		for j := range groups[k] {
+			ev := &groups[k][j]
+			key := dedupe[i]
+			i++
+			if stored[key] {
+				c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
+				continue
+			}
+			stored[key] = true // a second copy in this batch is a duplicate too
+			n := len(w.trs)
+			outcome := s.apply(&w.th, page, *ev, &w.trs)
+			w.events, w.trFrom = append(w.events, len(rows)), append(w.trFrom, n)
+			rows = append(rows, eventRow{ev: ev, key: key, outcome: outcome})
+			w.changes = append(w.changes, Change{Thread: w.th, Event: ev, Outcome: outcome})
+			c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 		}
-		applied = true
-		for j := n; j < len(trs); j++ {
-			if trs[j].Cause != CauseExpired {
-				trs[j].EventID = id
+		if len(w.events) > 0 {
+			work = append(work, w)
+		}
+	}
+	if len(work) == 0 {
+		return nil
+	}
+	ids, err := insertEvents(ctx, tx, rows, now)
+	if err != nil {
+		return err
+	}
+	var (
+		ths []*Thread
+		trs []transitionRow
+	)
+	for _, w := range work {
+		for e, row := range w.events {
+			id, ok := ids[rows[row].key]
+			if !ok {
+				// Thread events are stored under the thread's lock, so no
+				// other transaction can have stored the key meanwhile.
+				return fmt.Errorf("event %s was stored concurrently", rows[row].key)
+			}
+			end := len(w.trs)
+			if e+1 < len(w.trFrom) {
+				end = w.trFrom[e+1]
+			}
+			for t := w.trFrom[e]; t < end; t++ {
+				if w.trs[t].Cause != CauseExpired {
+					w.trs[t].EventID = id
+				}
 			}
 		}
-		if err := s.observe(ctx, tx, Change{Thread: th, Event: &ev, Outcome: outcome}); err != nil {
-			return i, err
+		ths = append(ths, &w.th)
+		for _, t := range w.trs {
+			trs = append(trs, transitionRow{w.th.PageID, w.th.PSID, t})
 		}
-		c.events = append(c.events, eventResult{string(ev.Kind), outcome})
 	}
-	if !applied {
-		return 0, nil
+	if err := writeThreads(ctx, tx, ths, nowT); err != nil {
+		return err
 	}
-	last := len(evs) - 1
-	if err := writeThread(ctx, tx, &th, nowT); err != nil {
-		return last, err
+	if err := insertTransitions(ctx, tx, trs, now); err != nil {
+		return err
 	}
-	return last, s.saveTransitions(ctx, tx, &th, trs, now, c)
+	var changes []Change
+	for _, w := range work {
+		changes = append(changes, w.changes...)
+		if len(w.trs) > 0 {
+			changes = append(changes, Change{Thread: w.th, Transitions: w.trs})
+		}
+		s.noteCommitted(&w.th, w.trs, c)
+	}
+	return s.observeAll(ctx, tx, changes)
 }
 
-// saveTransitions stores a thread's new transitions and notes what the
-// commit must report.
+// saveTransitions stores a thread's new transitions (outside webhook
+// ingest) and notes what the commit must report.
 func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread, trs []Transition, now int64, c *committed) error {
 	if len(trs) > 0 {
 		if err := s.observe(ctx, tx, Change{Thread: *th, Transitions: trs}); err != nil {
@@ -132,6 +193,15 @@ func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread,
 		if err := insertTransition(ctx, tx, th.PageID, th.PSID, t, now); err != nil {
 			return err
 		}
+	}
+	s.noteCommitted(th, trs, c)
+	return nil
+}
+
+// noteCommitted notes what a thread's commit must report: its
+// transitions, and how long a request for control waited.
+func (s *Service) noteCommitted(th *Thread, trs []Transition, c *committed) {
+	for _, t := range trs {
 		c.transitions = append(c.transitions, threadTransition{th.PageID, th.PSID, t})
 		if t.To == OwnerAgent {
 			c.ownedByUs = true
@@ -141,7 +211,6 @@ func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread,
 		c.waits = append(c.waits, th.granted)
 		th.granted = 0
 	}
-	return nil
 }
 
 // apply folds one event into th, appending any owner changes to trs, and

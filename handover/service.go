@@ -57,6 +57,18 @@ type Observer interface {
 	ThreadChanged(ctx context.Context, tx *store.Tx, ch Change) error
 }
 
+// BatchObserver is an Observer that webhook ingest tells about a whole
+// batch of changes before handing them over one by one (so it can load
+// what they share in a few statements) and again after the last (so it
+// can write what it deferred), all in the same transaction.
+type BatchObserver interface {
+	Observer
+	// BeginChanges sees every change of the batch, in order, first.
+	BeginChanges(ctx context.Context, tx *store.Tx, chs []Change) error
+	// EndChanges follows the batch's last ThreadChanged.
+	EndChanges(ctx context.Context, tx *store.Tx) error
+}
+
 // Change is one thing that happened to a thread.
 type Change struct {
 	// Thread is the thread's state after the change.
@@ -173,6 +185,32 @@ func (s *Service) observe(ctx context.Context, tx *store.Tx, ch Change) error {
 	for _, o := range s.observers {
 		if err := o.ThreadChanged(ctx, tx, ch); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// observeAll hands a batch of changes to every observer: each change to
+// each observer in turn, as observe does, with batch observers told of the
+// whole batch first and last.
+func (s *Service) observeAll(ctx context.Context, tx *store.Tx, chs []Change) error {
+	for _, o := range s.observers {
+		if b, ok := o.(BatchObserver); ok {
+			if err := b.BeginChanges(ctx, tx, chs); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ch := range chs {
+		if err := s.observe(ctx, tx, ch); err != nil {
+			return err
+		}
+	}
+	for _, o := range s.observers {
+		if b, ok := o.(BatchObserver); ok {
+			if err := b.EndChanges(ctx, tx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"time"
 
+	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -190,4 +192,158 @@ func (s *Service) expire(ctx context.Context, pageID, psid string) (bool, error)
 		s.record(c)
 	}
 	return moved, err
+}
+
+// threadKey names a thread.
+type threadKey struct{ page, psid string }
+
+// lockThreads returns the rows of threads keys (sorted by page, PSID),
+// creating the new ones (idle), each locked for the rest of the
+// transaction. Rows are upserted in key order, so on PostgreSQL every
+// transaction takes thread locks in the same order and none can deadlock
+// on another's.
+func lockThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.Time) (map[threadKey]Thread, error) {
+	out := make(map[threadKey]Thread, len(keys))
+	err := store.Chunks(len(keys), func(from, to int) error {
+		args := make([]any, 0, 5*(to-from))
+		for _, k := range keys[from:to] {
+			args = append(args, k.page, k.psid, string(OwnerIdle), store.Millis(now), store.Millis(now))
+		}
+		rows, err := tx.QueryBulk(ctx, `INSERT INTO threads (page_id, psid, owner, created_at, updated_at) VALUES `+
+			store.Values(to-from, store.Columns(5)...)+`
+			ON CONFLICT (page_id, psid) DO UPDATE SET version = threads.version RETURNING `+threadColumns, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			th, err := scanThread(rows)
+			if err != nil {
+				return err
+			}
+			out[threadKey{th.PageID, th.PSID}] = th
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// storedKeys returns which of the dedupe keys are already stored.
+func storedKeys(ctx context.Context, tx *store.Tx, keys []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(keys))
+	err := store.Chunks(len(keys), func(from, to int) error {
+		args := make([]any, 0, to-from)
+		for _, k := range keys[from:to] {
+			args = append(args, k)
+		}
+		rows, err := tx.QueryBulk(ctx, `SELECT dedupe_key FROM webhook_events WHERE dedupe_key IN `+store.In(1, to-from), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			out[k] = true
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// eventRow is a webhook event to store.
+type eventRow struct {
+	ev      *messenger.Event
+	key     string
+	outcome string
+}
+
+// insertEvents stores events and returns their ids by dedupe key. A key
+// some other transaction stored meanwhile (possible only for events not
+// under a thread lock) is left out of the result.
+func insertEvents(ctx context.Context, tx *store.Tx, evs []eventRow, now int64) (map[string]int64, error) {
+	ids := make(map[string]int64, len(evs))
+	err := store.Chunks(len(evs), func(from, to int) error {
+		args := make([]any, 0, 9*(to-from))
+		for _, e := range evs[from:to] {
+			ev := e.ev
+			args = append(args, e.key, ev.PageID, ev.PSID, string(ev.Kind), string(ev.Channel), store.Millis(ev.Time), now, e.outcome, string(ev.Raw))
+		}
+		rows, err := tx.QueryBulk(ctx, `INSERT INTO webhook_events
+			(dedupe_key, page_id, psid, kind, channel, occurred_at, received_at, outcome, payload) VALUES `+
+			store.Values(to-from, store.Columns(9)...)+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var id int64
+			if err := rows.Scan(&k, &id); err != nil {
+				return err
+			}
+			ids[k] = id
+		}
+		return rows.Err()
+	})
+	return ids, err
+}
+
+// writeThreads stores the threads' state in one statement per chunk.
+func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Time) error {
+	casts := []string{"", "", "", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "BIGINT", "BIGINT", "BIGINT"}
+	return store.Chunks(len(ths), func(from, to int) error {
+		args := make([]any, 0, len(casts)*(to-from))
+		for _, th := range ths[from:to] {
+			stateAt := int64(0)
+			if !th.StateAt.IsZero() {
+				stateAt = store.Millis(th.StateAt)
+			}
+			args = append(args, th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
+				store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
+				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark))
+		}
+		args = append(args, store.Millis(now))
+		updatedAt := "$" + strconv.Itoa(len(args))
+		if _, err := tx.ExecBulk(ctx, `UPDATE threads SET owner = v.column3, owner_app_id = v.column4, state_at = v.column5,
+			activity_at = v.column6, expires_at = v.column7, last_customer_at = v.column8, pending_app_id = v.column9,
+			pending_at = v.column10, delivered_watermark = v.column11, read_watermark = v.column12,
+			version = threads.version + 1, updated_at = `+updatedAt+`
+			FROM (VALUES `+store.Values(to-from, casts...)+`) AS v
+			WHERE threads.page_id = v.column1 AND threads.psid = v.column2`, args...); err != nil {
+			return err
+		}
+		for _, th := range ths[from:to] {
+			th.Version++
+			th.UpdatedAt = store.Time(store.Millis(now))
+		}
+		return nil
+	})
+}
+
+// transitionRow is a transition to store.
+type transitionRow struct {
+	pageID, psid string
+	Transition
+}
+
+// insertTransitions stores transitions, in order.
+func insertTransitions(ctx context.Context, tx *store.Tx, trs []transitionRow, now int64) error {
+	return store.Chunks(len(trs), func(from, to int) error {
+		args := make([]any, 0, 11*(to-from))
+		for _, t := range trs[from:to] {
+			var eventID sql.NullInt64
+			if t.EventID != 0 {
+				eventID = sql.NullInt64{Int64: t.EventID, Valid: true}
+			}
+			args = append(args, t.pageID, t.psid, store.Millis(t.At), string(t.From), t.FromAppID, string(t.To), t.ToAppID,
+				string(t.Cause), t.Actor, eventID, now)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO thread_transitions
+			(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at) VALUES `+
+			store.Values(to-from, store.Columns(11)...), args...)
+		return err
+	})
 }

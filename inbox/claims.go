@@ -103,6 +103,9 @@ func (s *Service) RecordBotObject(ctx context.Context, o BotObject) error {
 // applyBotObjects applies the claims and echoes recorded for a message that
 // has landed (message id msgID, mid objectID), and marks them applied.
 func (s *Service) applyBotObjects(ctx context.Context, tx *store.Tx, pageID string, msgID int64, objectID string) error {
+	if !batchOf(tx).waitingObjects(pageID, objectID) {
+		return nil
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, kind, bot FROM bot_objects WHERE page_id = $1 AND object_id = $2 AND applied_at IS NULL`, pageID, objectID)
 	if err != nil {
 		return err

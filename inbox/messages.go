@@ -98,7 +98,9 @@ func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversa
 	if err != nil {
 		return MessageView{}, err
 	}
-	if m.messageType != Activity {
+	if b := batchOf(tx); b != nil && m.messageType != Activity {
+		b.touch(conv.id, store.Millis(at))
+	} else if m.messageType != Activity {
 		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = $2, updated_at = $3 WHERE id = $1 AND last_activity_at < $2`,
 			conv.id, store.Millis(at), store.Millis(now)); err != nil {
 			return MessageView{}, err

@@ -64,9 +64,13 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 			return err
 		}
 		in := newMessage{convID: conv.id, messageType: Incoming, senderType: SenderContact, senderID: sql.NullInt64{Int64: conv.contactID, Valid: true}}
-		if err := tx.QueryRowContext(ctx, `SELECT name FROM contacts WHERE id = $1`, conv.contactID).Scan(&in.senderName); err != nil {
-			return err
+		name, ok := batchOf(tx).name(conv.contactID)
+		if !ok {
+			if err := tx.QueryRowContext(ctx, `SELECT name FROM contacts WHERE id = $1`, conv.contactID).Scan(&name); err != nil {
+				return err
+			}
 		}
+		in.senderName = name
 		in.at = ev.Time
 		if ev.Message != nil {
 			in.sourceID, in.content = ev.Message.MID, ev.Message.Text
@@ -88,7 +92,7 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 		if in.sourceID == "" {
 			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
 		}
-		if err := tx.LockKey(ctx, objectLock(th.PageID, in.sourceID)); err != nil {
+		if err := s.lockObject(ctx, tx, th.PageID, in.sourceID); err != nil {
 			return err
 		}
 		m, err := s.insertMessage(ctx, tx, conv, in)
@@ -114,7 +118,7 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 // came from; the bot's and the Page Inbox's become outgoing messages.
 func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, ev messenger.Event) error {
 	msg := ev.Message
-	if err := tx.LockKey(ctx, objectLock(th.PageID, msg.MID)); err != nil {
+	if err := s.lockObject(ctx, tx, th.PageID, msg.MID); err != nil {
 		return err
 	}
 	var dup int
@@ -247,6 +251,7 @@ func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.T
 			WHERE id = $1`, conv.id, conv.status, conv.threadOwner, conv.waitingSince, store.Millis(now)); err != nil {
 			return err
 		}
+		batchOf(tx).keep(conv)
 		text := fmt.Sprintf("Thread control: %s → %s (%s)", ownerName(t.From), ownerName(t.To), t.Cause)
 		if t.Actor != "" {
 			text += " by " + t.Actor
@@ -335,22 +340,38 @@ func (s *Service) onAgentMessage(ctx context.Context, tx *store.Tx, th handover.
 // creating its contact, contact inbox and conversation if create is set.
 // A zero conversation means none exists and create was not set.
 func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, create bool) (conversation, bool, error) {
-	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, th.PSID))
-	if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
-		if errors.Is(err, sql.ErrNoRows) {
-			err = nil
+	b := batchOf(tx)
+	var conv conversation
+	var err error
+	if c, known := b.conversation(th.PageID, th.PSID); known {
+		if c != nil || !create {
+			if c != nil {
+				conv = *c
+			}
+			return conv, false, nil
 		}
-		return conv, false, err
+	} else {
+		conv, err = scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
+			WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, th.PSID))
+		if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil
+			}
+			return conv, false, err
+		}
 	}
 	now := store.Millis(s.now())
 	var contactID, ciID int64
 	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
 	if errors.Is(err, sql.ErrNoRows) {
+		name := "Messenger user " + th.PSID
 		if err = tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, "Messenger user "+th.PSID, th.PSID,
+			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, name, th.PSID,
 			`{"social_profiles":{"facebook":"`+th.PSID+`"}}`, now).Scan(&contactID); err != nil {
 			return conv, false, err
+		}
+		if b != nil {
+			b.names[contactID] = name
 		}
 		err = tx.QueryRowContext(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
 			contactID, ref.id, th.PSID, now).Scan(&ciID)
@@ -382,5 +403,18 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 		(account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid, thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING `+conversationColumns,
 		ref.accountID, ref.id, contactID, ciID, status, th.PageID, th.PSID, string(th.Owner), waiting, now))
-	return conv, err == nil, err
+	if err != nil {
+		return conv, false, err
+	}
+	b.keep(conv)
+	return conv, true, nil
+}
+
+// lockObject takes a message's lock (see objectLock) unless the batch
+// being projected already holds it.
+func (s *Service) lockObject(ctx context.Context, tx *store.Tx, pageID, mid string) error {
+	if b := batchOf(tx); b != nil && b.locked[objectLock(pageID, mid)] {
+		return nil
+	}
+	return tx.LockKey(ctx, objectLock(pageID, mid))
 }

@@ -33,6 +33,12 @@ func (s *Service) CurrentStatus(ctx context.Context, tx *store.Tx, pageID, psid 
 	if !ok {
 		return "", nil
 	}
+	if c, known := batchOf(tx).conversation(pageID, psid); known {
+		if c == nil {
+			return "", nil
+		}
+		return c.status, nil
+	}
 	var st string
 	err := tx.QueryRowContext(ctx, `SELECT status FROM conversations WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved'
 		ORDER BY id DESC LIMIT 1`, ref.id, psid).Scan(&st)
@@ -69,6 +75,8 @@ func (s *Service) SetStatus(ctx context.Context, tx *store.Tx, pageID, psid, sta
 		conv.id, status, waiting, store.Millis(now)); err != nil {
 		return err
 	}
+	conv.waitingSince = waiting
+	batchOf(tx).keep(conv)
 	return s.statusChanged(ctx, tx, conv, prev)
 }
 
@@ -84,6 +92,9 @@ func (s *Service) UpdateContact(ctx context.Context, tx *store.Tx, pageID, psid 
 		phone_number = CASE WHEN $4 = '' THEN phone_number ELSE $4 END,
 		identifier = CASE WHEN $5 = '' THEN identifier ELSE $5 END,
 		updated_at = $6 WHERE id = $1`, conv.contactID, f.Name, f.Email, f.PhoneNumber, f.Identifier, store.Millis(s.now()))
+	if b := batchOf(tx); b != nil && err == nil && f.Name != "" {
+		b.names[conv.contactID] = f.Name
+	}
 	return err
 }
 
@@ -118,6 +129,12 @@ func (s *Service) current(ctx context.Context, tx *store.Tx, pageID, psid string
 	ref, ok := s.pageInbox[pageID]
 	if !ok {
 		return conversation{}, nil
+	}
+	if c, known := batchOf(tx).conversation(pageID, psid); known {
+		if c == nil {
+			return conversation{}, nil
+		}
+		return *c, nil
 	}
 	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
 		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, psid))

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -155,6 +156,25 @@ type Tx struct {
 	// Dialect describes the backend.
 	Dialect Dialect
 	db      *DB
+	memo    map[any]any
+}
+
+// Memo returns what SetMemo last stored under key in this transaction
+// (nil if nothing). Packages keep per-transaction state in it, such as the
+// rows a batch of webhook events shares; it ends with the transaction
+// attempt, so a retried transaction starts without it.
+func (tx *Tx) Memo(key any) any { return tx.memo[key] }
+
+// SetMemo stores v under key for the rest of the transaction (nil removes it).
+func (tx *Tx) SetMemo(key, v any) {
+	if v == nil {
+		delete(tx.memo, key)
+		return
+	}
+	if tx.memo == nil {
+		tx.memo = map[any]any{}
+	}
+	tx.memo[key] = v
 }
 
 // maxAttempts bounds how often InTx retries a transaction the database
@@ -269,6 +289,27 @@ func (tx *Tx) Lease(ctx context.Context, table, pending string, id int64, until,
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// LockKeys takes the locks named keys until the transaction ends, in
+// sorted order (so two transactions taking overlapping sets cannot
+// deadlock), in one statement. On SQLite it does nothing (see LockKey).
+func (tx *Tx) LockKeys(ctx context.Context, keys []string) error {
+	if tx.Dialect.Name != "postgres" || len(keys) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	return Chunks(len(sorted), func(from, to int) error {
+		args := make([]any, 0, to-from)
+		for _, k := range sorted[from:to] {
+			args = append(args, k)
+		}
+		_, err := tx.Tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(k, 7215)) FROM (VALUES `+
+			Values(to-from, "TEXT")+`) AS v(k) ORDER BY k`, args...)
+		return err
+	})
 }
 
 // TryLockKey takes the lock named key until the transaction ends if it is

@@ -1,0 +1,261 @@
+package inbox
+
+import (
+	"context"
+
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/store"
+)
+
+// Projecting a batch.
+//
+// Webhook ingest hands the inbox a whole batch of thread changes at once
+// (handover.BatchObserver). Before the first, BeginChanges loads in a few
+// statements what the batch's changes share: each thread's current
+// conversation (locked for update on PostgreSQL), its contact's name, and
+// whether any bot claim or echo waits for the batch's messages (under the
+// messages' locks, so a claim racing the message cannot be missed). The
+// changes then read these from memory and keep them current as they
+// write. A conversation's newest activity is written once, by EndChanges,
+// however many of its messages the batch holds.
+
+// batchKey keys a batch's state in its transaction's memo.
+type batchKey struct{}
+
+type threadKey struct{ page, psid string }
+
+// batch is the state one batch of changes shares.
+type batch struct {
+	convs    map[threadKey]*conversation // current conversation; nil: none
+	names    map[int64]string            // contact names
+	objects  map[string]bool             // page+mid → unapplied bot objects wait for it
+	locked   map[string]bool             // message locks taken
+	activity map[int64]int64             // conversation → newest message time to store
+}
+
+func batchOf(tx *store.Tx) *batch {
+	b, _ := tx.Memo(batchKey{}).(*batch)
+	return b
+}
+
+var _ handover.BatchObserver = (*Service)(nil)
+
+// BeginChanges loads what a batch of changes shares (see above).
+func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover.Change) error {
+	b := &batch{convs: map[threadKey]*conversation{}, names: map[int64]string{}, objects: map[string]bool{},
+		locked: map[string]bool{}, activity: map[int64]int64{}}
+	psids := map[int64][]string{} // inbox → PSIDs
+	mids := map[string][]string{} // page → mids
+	var locks []string
+	for _, ch := range chs {
+		ref, ok := s.pageInbox[ch.Thread.PageID]
+		if !ok {
+			continue
+		}
+		k := threadKey{ch.Thread.PageID, ch.Thread.PSID}
+		if _, seen := b.convs[k]; !seen {
+			b.convs[k] = nil
+			psids[ref.id] = append(psids[ref.id], k.psid)
+		}
+		if ev := ch.Event; ev != nil {
+			if mid := eventMID(ev); mid != "" {
+				mids[ev.PageID] = append(mids[ev.PageID], mid)
+				lock := objectLock(ev.PageID, mid)
+				if !b.locked[lock] {
+					b.locked[lock] = true
+					locks = append(locks, lock)
+				}
+			}
+		}
+	}
+	if err := tx.LockKeys(ctx, locks); err != nil {
+		return err
+	}
+	for inboxID, ps := range psids {
+		if err := b.loadConversations(ctx, tx, inboxID, ps); err != nil {
+			return err
+		}
+	}
+	if err := b.loadNames(ctx, tx); err != nil {
+		return err
+	}
+	for page, ms := range mids {
+		if err := b.loadObjects(ctx, tx, page, ms); err != nil {
+			return err
+		}
+	}
+	tx.SetMemo(batchKey{}, b)
+	return nil
+}
+
+// EndChanges writes the batch's conversation activity and forgets the batch.
+func (s *Service) EndChanges(ctx context.Context, tx *store.Tx) error {
+	b := batchOf(tx)
+	if b == nil {
+		return nil
+	}
+	tx.SetMemo(batchKey{}, nil)
+	if len(b.activity) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(b.activity))
+	for id := range b.activity {
+		ids = append(ids, id)
+	}
+	now := store.Millis(s.now())
+	return store.Chunks(len(ids), func(from, to int) error {
+		args := make([]any, 0, 2*(to-from)+1)
+		for _, id := range ids[from:to] {
+			args = append(args, id, b.activity[id])
+		}
+		args = append(args, now)
+		_, err := tx.ExecBulk(ctx, `UPDATE conversations SET last_activity_at = v.column2, updated_at = $`+itoa(int64(len(args)))+`
+			FROM (VALUES `+store.Values(to-from, "BIGINT", "BIGINT")+`) AS v
+			WHERE conversations.id = v.column1 AND conversations.last_activity_at < v.column2`, args...)
+		return err
+	})
+}
+
+// eventMID is the mid of an event's message, postback or echo ("" if none).
+func eventMID(ev *messenger.Event) string {
+	switch {
+	case ev.Message != nil:
+		return ev.Message.MID
+	case ev.Postback != nil:
+		return ev.Postback.MID
+	}
+	return ""
+}
+
+// loadConversations loads the current conversation of each PSID of an inbox.
+func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int64, psids []string) error {
+	return store.Chunks(len(psids), func(from, to int) error {
+		args := []any{inboxID}
+		for _, p := range psids[from:to] {
+			args = append(args, p)
+		}
+		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+` FROM conversations
+			WHERE inbox_id = $1 AND psid IN `+store.In(2, to-from)+` AND status <> 'resolved' ORDER BY id DESC`+tx.Dialect.ForUpdate, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanConversation(rows)
+			if err != nil {
+				return err
+			}
+			k := threadKey{c.pageID, c.psid}
+			if b.convs[k] == nil { // newest first: keep the first seen
+				b.convs[k] = &c
+			}
+		}
+		return rows.Err()
+	})
+}
+
+// loadNames loads the names of the loaded conversations' contacts.
+func (b *batch) loadNames(ctx context.Context, tx *store.Tx) error {
+	var ids []int64
+	for _, c := range b.convs {
+		if c != nil {
+			ids = append(ids, c.contactID)
+		}
+	}
+	return store.Chunks(len(ids), func(from, to int) error {
+		args := make([]any, 0, to-from)
+		for _, id := range ids[from:to] {
+			args = append(args, id)
+		}
+		rows, err := tx.QueryBulk(ctx, `SELECT id, name FROM contacts WHERE id IN `+store.In(1, to-from), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				return err
+			}
+			b.names[id] = name
+		}
+		return rows.Err()
+	})
+}
+
+// loadObjects notes which of a Page's mids have bot claims or echoes waiting.
+func (b *batch) loadObjects(ctx context.Context, tx *store.Tx, pageID string, mids []string) error {
+	return store.Chunks(len(mids), func(from, to int) error {
+		args := []any{pageID}
+		for _, m := range mids[from:to] {
+			args = append(args, m)
+		}
+		rows, err := tx.QueryBulk(ctx, `SELECT DISTINCT object_id FROM bot_objects WHERE page_id = $1 AND object_id IN `+
+			store.In(2, to-from)+` AND applied_at IS NULL`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var mid string
+			if err := rows.Scan(&mid); err != nil {
+				return err
+			}
+			b.objects[pageID+"\x00"+mid] = true
+		}
+		return rows.Err()
+	})
+}
+
+// conversation returns the batch's knowledge of a thread's current
+// conversation: known reports whether the batch loaded the thread.
+func (b *batch) conversation(pageID, psid string) (c *conversation, known bool) {
+	if b == nil {
+		return nil, false
+	}
+	c, known = b.convs[threadKey{pageID, psid}]
+	return c, known
+}
+
+// keep records a thread's current conversation as it now is.
+func (b *batch) keep(c conversation) {
+	if b == nil {
+		return
+	}
+	k := threadKey{c.pageID, c.psid}
+	if _, known := b.convs[k]; !known {
+		return
+	}
+	if c.status == StatusResolved {
+		b.convs[k] = nil
+		return
+	}
+	b.convs[k] = &c
+}
+
+// touch defers a conversation's newest-activity update to EndChanges.
+func (b *batch) touch(convID, at int64) {
+	if at > b.activity[convID] {
+		b.activity[convID] = at
+	}
+}
+
+// waitingObjects reports whether bot objects may wait for a mid: false only
+// when the batch looked and found none.
+func (b *batch) waitingObjects(pageID, mid string) bool {
+	if b == nil || !b.locked[objectLock(pageID, mid)] {
+		return true
+	}
+	return b.objects[pageID+"\x00"+mid]
+}
+
+// name is a contact name from the batch, if it has it.
+func (b *batch) name(contactID int64) (string, bool) {
+	if b == nil {
+		return "", false
+	}
+	n, ok := b.names[contactID]
+	return n, ok
+}
