@@ -17,8 +17,9 @@ import (
 // whether any bot claim or echo waits for the batch's messages (under the
 // messages' locks, so a claim racing the message cannot be missed). The
 // changes then read these from memory and keep them current as they
-// write. A conversation's newest activity is written once, by EndChanges,
-// however many of its messages the batch holds.
+// write. EndChanges writes the batch's events to the log, in the order
+// they were emitted, and each conversation's newest activity once, however
+// many of its messages the batch holds.
 
 // batchKey keys a batch's state in its transaction's memo.
 type batchKey struct{}
@@ -32,6 +33,7 @@ type batch struct {
 	objects  map[string]bool             // page+mid → unapplied bot objects wait for it
 	locked   map[string]bool             // message locks taken
 	activity map[int64]int64             // conversation → newest message time to store
+	events   []pendingEvent              // emitted, in order, to write at the end
 }
 
 func batchOf(tx *store.Tx) *batch {
@@ -96,6 +98,9 @@ func (s *Service) EndChanges(ctx context.Context, tx *store.Tx) error {
 		return nil
 	}
 	tx.SetMemo(batchKey{}, nil)
+	if err := s.writeEvents(ctx, tx, b.events); err != nil {
+		return err
+	}
 	if len(b.activity) == 0 {
 		return nil
 	}

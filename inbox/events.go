@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -32,7 +33,9 @@ const (
 
 // emit records an event in the account's ordered log and queues a signed
 // delivery to every webhook that wants it, in the caller's transaction.
-// part is what the event itself carries (nil for nothing).
+// part is what the event itself carries (nil for nothing). While a batch
+// is being projected the event is held and written, with the batch's
+// others and in the same order, by EndChanges.
 func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv *conversation, event string, part any) error {
 	payload := []byte("{}")
 	if part != nil {
@@ -41,48 +44,102 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 			return err
 		}
 	}
-	now := store.Millis(s.now())
-	var convID int64
+	e := pendingEvent{accountID: accountID, event: event, payload: string(payload)}
 	if conv != nil {
-		convID = conv.id
-	}
-	var eventID int64
-	insert := `INSERT INTO inbox_events (account_id, conversation_id, event, payload, lazy, created_at)
-		VALUES ($1, $2, $3, $4, 1, $5) RETURNING id`
-	if tx.Dialect.Name == "sqlite" { // one writer: write order is commit order
-		insert = `INSERT INTO inbox_events (account_id, conversation_id, event, payload, lazy, created_at, seq)
-		VALUES ($1, $2, $3, $4, 1, $5, (SELECT coalesce(max(seq), 0) + 1 FROM inbox_events)) RETURNING id`
-	}
-	if err := tx.QueryRowContext(ctx, insert, accountID, convID, event, string(payload), now).Scan(&eventID); err != nil {
-		return err
-	}
-	type target struct{ key, url string }
-	var targets []target
-	if conv != nil {
+		e.convID = conv.id
 		iv, err := s.inboxView(ctx, tx, conv.inboxID)
 		if err != nil {
 			return err
 		}
 		if iv.WebhookURL != "" {
-			targets = append(targets, target{"inbox:" + itoa(conv.inboxID), iv.WebhookURL})
+			e.targets = append(e.targets, webhookTarget{"inbox:" + itoa(conv.inboxID), iv.WebhookURL})
 		}
 	}
 	for _, w := range s.webhooks {
 		if w.AccountID == accountID && (len(w.Events) == 0 || slices.Contains(w.Events, event)) {
-			targets = append(targets, target{"config:" + w.URL, w.URL})
+			e.targets = append(e.targets, webhookTarget{"config:" + w.URL, w.URL})
 		}
 	}
-	for _, t := range targets {
-		id, err := uuid.NewV7()
+	if b := batchOf(tx); b != nil {
+		b.events = append(b.events, e)
+		return nil
+	}
+	return s.writeEvents(ctx, tx, []pendingEvent{e})
+}
+
+// webhookTarget is where an event is delivered.
+type webhookTarget struct{ key, url string }
+
+// pendingEvent is an event about to be written.
+type pendingEvent struct {
+	accountID, convID int64
+	event, payload    string
+	targets           []webhookTarget
+}
+
+// writeEvents writes events to the log, in order, and their deliveries.
+// On SQLite, whose one writer commits in write order, each gets its seq
+// now; on PostgreSQL the sequencer numbers them after commit.
+func (s *Service) writeEvents(ctx context.Context, tx *store.Tx, evs []pendingEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := store.Millis(s.now())
+	var seq int64
+	if tx.Dialect.Name == "sqlite" {
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM inbox_events`).Scan(&seq); err != nil {
+			return err
+		}
+	}
+	type delivery struct {
+		event int // index in evs
+		webhookTarget
+	}
+	var deliveries []delivery
+	ids := make([]int64, 0, len(evs))
+	err := store.Chunks(len(evs), func(from, to int) error {
+		args := make([]any, 0, 7*(to-from))
+		for i, e := range evs[from:to] {
+			var sq sql.NullInt64
+			if tx.Dialect.Name == "sqlite" {
+				sq = sql.NullInt64{Int64: seq + int64(from+i) + 1, Valid: true}
+			}
+			args = append(args, e.accountID, e.convID, e.event, e.payload, now, sq, 1)
+			for _, t := range e.targets {
+				deliveries = append(deliveries, delivery{from + i, t})
+			}
+		}
+		got, err := store.IDsBulk(ctx, tx, `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at, seq, lazy) VALUES `+
+			store.Values(to-from, "BIGINT", "BIGINT", "", "", "BIGINT", "BIGINT", "BIGINT")+` RETURNING id`, args...)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (event_id, account_id, conversation_id, target, url, delivery_id, status, next_attempt_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)`, eventID, accountID, convID, t.key, t.url, id.String(), now); err != nil {
-			return err
-		}
+		// Ids are handed out in row order; RETURNING's order is not promised.
+		slices.Sort(got)
+		ids = append(ids, got...)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	if len(ids) != len(evs) {
+		return fmt.Errorf("inbox: %d events written, %d ids returned", len(evs), len(ids))
+	}
+	return store.Chunks(len(deliveries), func(from, to int) error {
+		args := make([]any, 0, 7*(to-from))
+		for _, d := range deliveries[from:to] {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return err
+			}
+			e := evs[d.event]
+			args = append(args, ids[d.event], e.accountID, e.convID, d.key, d.url, id.String(), now)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO outbox (event_id, account_id, conversation_id, target, url, delivery_id, next_attempt_at, created_at, status) SELECT
+			v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column7, 'pending' FROM (VALUES `+
+			store.Values(to-from, "BIGINT", "BIGINT", "BIGINT", "", "", "", "BIGINT")+`) AS v`, args...)
+		return err
+	})
 }
 
 // storedEvent is an inbox_events row as rendering needs it.

@@ -65,10 +65,25 @@ func Chunks(n int, fn func(from, to int) error) error {
 // QueryBulk runs a multi-row query. Its text varies with the row count, so
 // it is not prepared and cached the way single-row statements are.
 func (tx *Tx) QueryBulk(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	tx.count()
 	return tx.Tx.QueryContext(ctx, query, args...)
 }
 
 // ExecBulk runs a multi-row statement, unprepared (see QueryBulk).
 func (tx *Tx) ExecBulk(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	tx.count()
 	return tx.Tx.ExecContext(ctx, query, args...)
+}
+
+func (tx *Tx) count() {
+	if tx.db != nil {
+		tx.db.executed.Add(1)
+	}
+}
+
+// IDsBulk runs a multi-row statement whose rows are one BIGINT id each
+// (an INSERT … RETURNING id) and returns them.
+func IDsBulk(ctx context.Context, tx *Tx, query string, args ...any) ([]int64, error) {
+	tx.count()
+	return IDs(ctx, tx.Tx, query, args...)
 }

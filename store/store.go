@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -60,7 +61,13 @@ type DB struct {
 	stmts     sync.Map // query → *sql.Stmt
 	mu        sync.Mutex
 	toPrepare map[string]bool // seen in a transaction, prepared after it
+	executed  atomic.Int64    // statements run in transactions
 }
+
+// Statements returns how many statements transactions have run, for
+// benchmarks that count statements per event (a figure that, unlike
+// time, does not drift with the machine's load).
+func (db *DB) Statements() int64 { return db.executed.Load() }
 
 // Open connects to the database. driver is "sqlite" (dsn is a file path) or
 // "postgres" (dsn is a postgres:// URL). It does not migrate; call Migrate.
@@ -242,6 +249,9 @@ func (db *DB) prepareSeen(ctx context.Context) {
 // stmt returns the transaction's handle on the prepared statement for
 // query, or nil (and notes the query, to prepare it after the transaction).
 func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if tx.db != nil {
+		tx.db.executed.Add(1)
+	}
 	if tx.db == nil || tx.Dialect.Name != "sqlite" {
 		return nil
 	}
@@ -268,6 +278,7 @@ func (tx *Tx) LockKey(ctx context.Context, key string) error {
 	if tx.Dialect.Name != "postgres" {
 		return nil
 	}
+	tx.count()
 	_, err := tx.Tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7215))`, key)
 	return err
 }
@@ -306,6 +317,7 @@ func (tx *Tx) LockKeys(ctx context.Context, keys []string) error {
 		for _, k := range sorted[from:to] {
 			args = append(args, k)
 		}
+		tx.count()
 		_, err := tx.Tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(k, 7215)) FROM (VALUES `+
 			Values(to-from, "TEXT")+`) AS v(k) ORDER BY k`, args...)
 		return err
