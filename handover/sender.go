@@ -377,6 +377,9 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 		if _, err := s.SendDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("sending agent messages failed")
 		}
+		if _, err := s.LookupTakers(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("thread_owner lookups failed")
+		}
 	}
 }
 
