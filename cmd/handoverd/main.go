@@ -63,7 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "handoverd", version)
 		return 0
 	case "sandbox":
-		if err := runSandbox(ctx, sandbox.Options{Listen: *listen, SimListen: *simListen, Dir: *dir, Logger: newLogger(stderr, "warn")}, stdout); err != nil {
+		// Info in a console layout: what the customer wrote, what the bot
+		// and the agents did, each thread transition, as the walkthrough runs.
+		slog := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+		if err := runSandbox(ctx, sandbox.Options{Listen: *listen, SimListen: *simListen, Dir: *dir, Logger: slog}, stdout); err != nil {
 			fmt.Fprintln(stderr, "handoverd sandbox:", err)
 			return 1
 		}

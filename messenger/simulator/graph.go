@@ -247,6 +247,8 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 		sent.Attachments = []Attachment{{Type: a.Type, URL: p.URL}}
 	}
 	c.th.transcript = append(c.th.transcript, sent)
+	s.log.Info().Str("page_id", c.page.ID).Str("psid", c.psid).Str("app_id", c.app).Str("mid", mid).Str("text", m.Text).
+		Bool("attachment", m.Attachment != nil).Msg("customer received")
 
 	owner := c.th.owner
 	if owner == "" {
