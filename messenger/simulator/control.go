@@ -24,6 +24,7 @@ import (
 // webhook delivery the simulator has queued — including those the apps'
 // reactions queue while the first ones are delivered — is done (at most
 // 30 s), so what is read next is settled.
+//
 //	GET  /_sim/pages/{page}/threads/{psid}             → {"owner_app_id","expires_at","last_user_message_at"}
 //	GET  /_sim/calls                                   → Graph calls received (DELETE resets)
 //	GET  /_sim/apps/{app}/deliveries                   → webhook deliveries to an app
