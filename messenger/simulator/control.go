@@ -19,15 +19,14 @@ import (
 //	POST /_sim/pages/{page}/customers/{psid}/reads     → {}
 //	GET  /_sim/pages/{page}/customers/{psid}/inbox     → messages received via the Send API (?last=N: the newest N)
 //	POST /_sim/settle                                  → {} once every webhook delivery is done
+//	GET  /_sim/pages/{page}/threads/{psid}             → {"owner_app_id","expires_at","last_user_message_at"}
+//	GET  /_sim/calls                                   → Graph calls received (DELETE resets)
+//	GET  /_sim/apps/{app}/deliveries                   → webhook deliveries to an app
 //
 // The customer endpoints and inbox take ?wait=true: answer only once every
 // webhook delivery the simulator has queued — including those the apps'
 // reactions queue while the first ones are delivered — is done (at most
 // 30 s), so what is read next is settled.
-//
-//	GET  /_sim/pages/{page}/threads/{psid}             → {"owner_app_id","expires_at","last_user_message_at"}
-//	GET  /_sim/calls                                   → Graph calls received (DELETE resets)
-//	GET  /_sim/apps/{app}/deliveries                   → webhook deliveries to an app
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /_sim/pages/{page}/customers/{psid}/messages", s.ctlMessage)
