@@ -88,7 +88,9 @@ func TestServeUntilSignalled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var errb bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg, "--listen", listen}, getenv(nil), &bytes.Buffer{}, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--listen", listen}, getenv(nil), &bytes.Buffer{}, &errb)
+	}()
 	var resp *http.Response
 	for i := 0; i < 100; i++ {
 		if resp, err = http.Get("http://" + listen + "/readyz"); err == nil {
