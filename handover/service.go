@@ -84,6 +84,8 @@ type Service struct {
 	hcfg      config.Handover
 	kick      chan struct{}
 	observers []Observer
+	// sendRetries paces the warnings about agent messages still failing.
+	sendRetries retryCounter
 }
 
 // New returns a Service.

@@ -176,7 +176,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
+// logTimeFormat stamps log lines to the millisecond, in UTC.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogger(w io.Writer, level string) zerolog.Logger {
+	zerolog.TimeFieldFormat = logTimeFormat
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -123,6 +124,15 @@ func TestServeUntilSignalled(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "the-app-secret") {
 		t.Error("the app secret reached the logs")
+	}
+	// Log lines are stamped to the millisecond, in UTC.
+	first, _, _ := strings.Cut(errb.String(), "\n")
+	var line struct{ Time string }
+	if err := json.Unmarshal([]byte(first), &line); err != nil {
+		t.Fatalf("first log line %q: %v", first, err)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", line.Time); err != nil {
+		t.Errorf("log time %q is not UTC to the millisecond: %v", line.Time, err)
 	}
 	if code := run(context.Background(), []string{"healthcheck", "--url", "http://" + listen + "/readyz"}, getenv(nil), &bytes.Buffer{}, &bytes.Buffer{}); code != 1 {
 		t.Errorf("healthcheck after shutdown = %d, want 1", code)
