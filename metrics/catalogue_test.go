@@ -427,13 +427,14 @@ func TestDashboardCoversEveryMetric(t *testing.T) {
 // counter before the first close.
 func TestCountersExistAtZero(t *testing.T) {
 	m := metrics.New()
+	// Counted before anything touches the counter.
+	n, err := testutil.GatherAndCount(m.Registry, "handoverd_interventions_closed_total")
+	if err != nil || n != 2 {
+		t.Errorf("handoverd_interventions_closed_total series at start = %d, %v; want 2 (agent, idle)", n, err)
+	}
 	for _, reason := range []string{"agent", "idle"} {
 		if got := testutil.ToFloat64(m.InterventionsClosed.WithLabelValues(reason)); got != 0 {
 			t.Errorf("interventions closed (%s) = %v", reason, got)
 		}
-	}
-	n, err := testutil.GatherAndCount(m.Registry, "handoverd_interventions_closed_total")
-	if err != nil || n != 2 {
-		t.Errorf("handoverd_interventions_closed_total series at start = %d, %v; want 2", n, err)
 	}
 }
