@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -161,4 +162,44 @@ func joinContinuations(text string) []string {
 		cur.Reset()
 	}
 	return out
+}
+
+// TestDemoBotHandsOverABrandNewCustomer: a customer whose very first message
+// asks for a human reaches the agents every time, although the bot's
+// handover call can arrive before handoverd has recorded the customer.
+func TestDemoBotHandsOverABrandNewCustomer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sb, err := sandbox.Start(ctx, sandbox.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Dir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		psid := fmt.Sprintf("77%02d", i)
+		resp, err := http.Post(sb.SimURL+"/_sim/pages/"+sandbox.PageID+"/customers/"+psid+"/messages?wait=true", "application/json",
+			strings.NewReader(`{"text":"I want to talk to a human"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		req, _ := http.NewRequest(http.MethodGet, sb.URL+"/1.0/threads/"+sandbox.PageID+"/"+psid, nil)
+		req.Header.Set("Authorization", "Bearer "+sandbox.AgentToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Owner string }
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if v.Owner != "agent" {
+			t.Errorf("customer %s: owner after asking for a human = %q, want agent", psid, v.Owner)
+		}
+	}
 }
