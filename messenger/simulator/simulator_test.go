@@ -1061,6 +1061,22 @@ func TestControlEndpoints(t *testing.T) {
 	if diff := cmp.Diff([]sent{{"reply 1", botApp}, {"reply 2", botApp}}, inbox); diff != "" {
 		t.Errorf("inbox (-want +got):\n%s", diff)
 	}
+	// ?last=1: the newest message only; ?wait=true: after every delivery is done.
+	call("GET", base+"/customers/"+psid+"/inbox?last=1&wait=true", "", &inbox)
+	if diff := cmp.Diff([]sent{{"reply 2", botApp}}, inbox); diff != "" {
+		t.Errorf("inbox?last=1 (-want +got):\n%s", diff)
+	}
+	if n := pendingDeliveries(f.sim); n != 0 {
+		t.Errorf("after ?wait=true, %d deliveries still pending", n)
+	}
+	var bad map[string]string
+	if status := call("GET", base+"/customers/"+psid+"/inbox?last=some", "", &bad); status != 400 || !strings.Contains(bad["error"], "last") {
+		t.Errorf("inbox?last=some = %d %v", status, bad)
+	}
+	var empty map[string]any
+	if status := call("POST", "/_sim/settle", "", &empty); status != 200 || len(empty) != 0 {
+		t.Errorf("settle = %d %v", status, empty)
+	}
 	var calls []simulator.Call
 	call("GET", "/_sim/calls", "", &calls)
 	if len(calls) != 3 || calls[1].Code != 10 || calls[1].AppID != inboxApp {
@@ -1098,4 +1114,17 @@ func TestFlushHonoursContextAndClose(t *testing.T) {
 	if ds := sim.Deliveries(botApp); len(ds) != 1 || ds[0].Delivered {
 		t.Errorf("Deliveries = %+v", ds)
 	}
+}
+
+// pendingDeliveries counts deliveries not yet delivered or given up.
+func pendingDeliveries(sim *simulator.Sim) int {
+	n := 0
+	for _, app := range []string{botApp, inboxApp, crmApp} {
+		for _, d := range sim.Deliveries(app) {
+			if !d.Delivered && d.Attempts == 0 {
+				n++
+			}
+		}
+	}
+	return n
 }
