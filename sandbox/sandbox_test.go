@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -201,5 +202,35 @@ func TestDemoBotHandsOverABrandNewCustomer(t *testing.T) {
 		if v.Owner != "agent" {
 			t.Errorf("customer %s: owner after asking for a human = %q, want agent", psid, v.Owner)
 		}
+	}
+}
+
+// TestTemporarySandboxLeavesNothingBehind: a sandbox without --dir keeps
+// its SQLite file in a temporary folder, removed when it stops (Ctrl-C).
+func TestTemporarySandboxLeavesNothingBehind(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sb, err := sandbox.Start(ctx, sandbox.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := sb.Walkthrough(&out); err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(out.String(), "(SQLite: ")
+	dbPath, _, _ := strings.Cut(rest, ")")
+	dir := filepath.Dir(dbPath)
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("sandbox folder %q while running: %v", dir, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("sandbox folder %s still there after stopping (%v)", dir, err)
+		_ = os.RemoveAll(dir)
 	}
 }
