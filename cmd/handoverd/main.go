@@ -141,7 +141,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "sandbox":
 		// Info in a console layout: what the customer wrote, what the bot
 		// and the agents did, each thread transition, as the walkthrough runs.
-		slog := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000"}).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+		zerolog.TimeFieldFormat = logTimeFormat
+		slog := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000", NoColor: !isTerminal(stderr)}).
+			Level(zerolog.InfoLevel).With().Timestamp().Logger()
 		if err := runSandbox(ctx, sandbox.Options{Listen: *f.listen, SimListen: *f.simListen, Dir: *f.dir, Logger: slog}, stdout); err != nil {
 			fmt.Fprintln(stderr, "handoverd sandbox:", err)
 			return 1
@@ -174,6 +176,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	return 0
+}
+
+// isTerminal reports whether w is a terminal (colours only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // logTimeFormat stamps log lines to the millisecond, in UTC.
