@@ -80,7 +80,9 @@ func prepare(base string) error {
 		}
 		defer db.Close()
 		_, cerr := db.ExecContext(ctx, `CREATE DATABASE "`+strings.ReplaceAll(name, `"`, `""`)+`"`)
-		if errors.As(cerr, &pe) && pe.Code == "42P04" { // duplicate_database: another test binary made it
+		// duplicate_database, or the catalog's unique index when two test
+		// binaries create it at the same moment: it exists now.
+		if errors.As(cerr, &pe) && (pe.Code == "42P04" || pe.Code == "23505") {
 			cerr = nil
 		}
 		if cerr != nil {
