@@ -11,7 +11,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ## run: the sandbox — the broker on the embedded SQLite default, with the Messenger
 ## simulator, a demo bot and an agent token; prints a curl walkthrough
 run:
-	$(GO) run ./cmd/handoverd sandbox
+	@echo "make run: building handoverd (a first, cold build takes a minute or two; later ones are quick)..."
+	@$(GO) build -o bin/handoverd ./cmd/handoverd
+	@echo "make run: starting the sandbox"
+	./bin/handoverd sandbox
 
 ## serve: run the broker with handoverd.example.yaml (point graph.url at Facebook or a simulator)
 serve: build

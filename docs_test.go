@@ -88,3 +88,31 @@ func exportedRecv(fl *ast.FieldList) bool {
 	id, ok := typ.(*ast.Ident)
 	return ok && id.IsExported()
 }
+
+// TestDockerignoreKeepsTheContextSmall: the build context leaves out the
+// repository's history, built binaries and SQLite files, and keeps
+// everything the image's build compiles or embeds.
+func TestDockerignoreKeepsTheContextSmall(t *testing.T) {
+	b, err := os.ReadFile(".dockerignore")
+	if err != nil {
+		t.Fatalf("no .dockerignore: %v", err)
+	}
+	rules := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			rules[l] = true
+		}
+	}
+	for _, want := range []string{".git", "bin/", "*.db", "*.db-wal", "*.db-shm"} {
+		if !rules[want] {
+			t.Errorf(".dockerignore does not leave out %s", want)
+		}
+	}
+	for rule := range rules {
+		for _, needed := range []string{"go.mod", "go.sum", "main.go", "store/migrations/0001_threads.sql", "openapi/openapi.yaml"} {
+			if ok, _ := filepath.Match(rule, needed); ok || strings.HasPrefix(needed, strings.TrimSuffix(rule, "/")+"/") {
+				t.Errorf(".dockerignore rule %q leaves out %s, which the build needs", rule, needed)
+			}
+		}
+	}
+}

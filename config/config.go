@@ -6,13 +6,13 @@
 package config
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -230,20 +230,18 @@ func Parse(doc []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err := yaml.Unmarshal(doc, &root); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if err := expand(&root, "", lookup); err != nil {
-		return nil, err
+	if missing := expand(&root, "", lookup); len(missing) > 0 {
+		return nil, fmt.Errorf("config: environment variables not set: %s", strings.Join(missing, "; "))
 	}
 	var c Config
 	if len(root.Content) > 0 {
-		// Re-encode the expanded tree and decode strictly so an unknown
-		// key (a typo) is an error rather than silently ignored.
-		b, err := yaml.Marshal(&root)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+		// Check the expanded tree itself (it keeps the file's line
+		// numbers) so every typo or misshapen value is reported with its
+		// line and key path, then decode it.
+		if problems := checkTree(&root, reflect.TypeOf(c), ""); len(problems) > 0 {
+			return nil, fmt.Errorf("config: %s", strings.Join(problems, "; "))
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil {
+		if err := root.Decode(&c); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
@@ -256,14 +254,15 @@ func Parse(doc []byte, lookup func(string) (string, bool)) (*Config, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// expand replaces ${VAR} in every scalar value of the tree.
-func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+// expand replaces ${VAR} in every scalar value of the tree and returns
+// every reference to a variable that is not set, as "key path needs NAME
+// (line N)".
+func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) []string {
+	var missing []string
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := expand(c, path, lookup); err != nil {
-				return err
-			}
+			missing = append(missing, expand(c, path, lookup)...)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -272,34 +271,26 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 			if path != "" {
 				p = path + "." + key
 			}
-			if err := expand(n.Content[i+1], p, lookup); err != nil {
-				return err
-			}
+			missing = append(missing, expand(n.Content[i+1], p, lookup)...)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := expand(c, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
-				return err
-			}
+			missing = append(missing, expand(c, fmt.Sprintf("%s[%d]", path, i), lookup)...)
 		}
 	case yaml.ScalarNode:
-		var missing string
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			name := ref[2 : len(ref)-1]
 			v, ok := lookup(name)
-			if !ok && missing == "" {
-				missing = name
+			if !ok {
+				missing = append(missing, fmt.Sprintf("%s needs %s (line %d)", path, name, n.Line))
 			}
 			return v
 		})
-		if missing != "" {
-			return fmt.Errorf("config: %s: environment variable %s is not set", path, missing)
-		}
 		if n.Tag == "!!null" && n.Value != "" {
 			n.Tag = "!!str"
 		}
 	}
-	return nil
+	return missing
 }
 
 func (c *Config) applyDefaults() {

@@ -63,8 +63,14 @@ pages: [{id: "1001", access_token: t, client_id: 1}]
 	tests := []struct {
 		name, doc, wantKey string
 	}{
-		{"missing env var", strings.Replace(base, "secret: s", `secret: "${NOPE}"`, 1), "app.secret: environment variable NOPE is not set"},
-		{"unknown key", base + "listen_addr: x\n", "field listen_addr not found"},
+		{"missing env var", strings.Replace(base, "secret: s", `secret: "${NOPE}"`, 1), "environment variables not set: app.secret needs NOPE (line 1)"},
+		{"every missing env var", strings.Replace(strings.Replace(base, "secret: s", `secret: "${NOPE}"`, 1), "access_token: t", `access_token: "${NADA}"`, 1),
+			"app.secret needs NOPE (line 1); pages[0].access_token needs NADA (line 2)"},
+		{"unknown key", base + "listen_addr: x\n", "line 3: listen_addr: unknown key (the top level takes listen, admin_listen"},
+		{"unknown nested key, its path and line", base + "\n\nusers:\n  - name: a\n    rol: agent\n", "line 7: users[0].rol: unknown key (users[0] takes name, role, token, token_sha256, client_id)"},
+		{"bad duration by key path", base + "threads:\n  idle_after: a day\n", `line 4: threads.idle_after: want a duration such as 30s, 5m or 24h, got "a day"`},
+		{"bad number by key path", strings.Replace(base, "client_id: 1}", "client_id: one}", 1), `line 2: pages[0].client_id: want a number, got "one"`},
+		{"a list where a mapping belongs", base + "log: [info]\n", "line 3: log: want a mapping of keys (level)"},
 		{"bad default_app", strings.Replace(base, "client_id: 1}", "client_id: 1, default_app: robot}", 1), "pages[0].default_app"},
 		{"bot default without bot id", strings.Replace(base, "client_id: 1}", "client_id: 1, default_app: bot}", 1), "pages[0].bot_app_id"},
 		{"no pages", `app: {id: "111", secret: s, verify_token: v}`, "pages: at least one"},

@@ -235,6 +235,9 @@ func (s *Service) awaitOp(ctx context.Context, id int64) (Outcome, error) {
 			}
 			return Outcome{Op: op, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
 		case "failed":
+			if code == 0 { // no Graph error code: say what did fail
+				return Outcome{}, &apperr.Error{Code: apperr.Upstream, Message: fmt.Sprintf("%s failed: %s", op, errText)}
+			}
 			return Outcome{}, &apperr.Error{Code: apperr.Upstream, Message: fmt.Sprintf("Facebook refused %s (code %d, subcode %d)", op, code, sub)}
 		}
 		select {
@@ -251,12 +254,18 @@ func graphFailure(op string, err error) error {
 	var ge *messenger.GraphError
 	if errors.As(err, &ge) {
 		msg := fmt.Sprintf("Facebook refused %s: %s (code %d, subcode %d)", op, ge.Message, ge.Code, ge.Subcode)
-		if ge.Code == 0 {
+		switch {
+		case ge.Code == 0 && ge.HTTPStatus == 0 && ge.Err != nil:
+			// No answer at all (DNS, connection, timeout): Facebook refused nothing.
+			msg = fmt.Sprintf("could not reach Facebook for %s: %v", op, ge.Err)
+		case ge.Code == 0 && ge.HTTPStatus != 0:
+			msg = fmt.Sprintf("Facebook failed %s: HTTP %d (%s)", op, ge.HTTPStatus, ge.Class)
+		case ge.Code == 0:
 			msg = fmt.Sprintf("Facebook refused %s: %s", op, ge.Class)
 		}
 		return &apperr.Error{Code: apperr.Upstream, Message: msg, Err: err}
 	}
-	return apperr.Wrap(err, apperr.Upstream, "Facebook refused %s", op)
+	return apperr.Wrap(err, apperr.Upstream, "%s failed: %v", op, err)
 }
 
 // lockExistingThread locks a thread's row; an unknown identity is NotFound.

@@ -281,7 +281,13 @@ func (s *Service) evidence(th *Thread, page config.Page, ev messenger.Event) (Ow
 	case messenger.KindTake:
 		app := ev.Handover.NewOwnerAppID
 		if app == "" {
-			// Older payloads omit new_owner_app_id: someone else took it.
+			// Older payloads omit new_owner_app_id. Only the Page's
+			// primary/default app may take, so it is the taker; when that
+			// is not known (or is us), the owner stays "other" until
+			// thread_owner answers (LookupTakers, after the commit).
+			if d := page.DefaultAppID(s.appID); d != "" && d != s.appID {
+				return ownerOf(d, s.appID, page), d, CauseTake, true
+			}
 			return OwnerOther, "", CauseTake, true
 		}
 		return ownerOf(app, s.appID, page), app, CauseTake, true

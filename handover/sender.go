@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
@@ -179,6 +180,7 @@ func (s *Service) AgentMessages(ctx context.Context, interventionID int64) ([]Ag
 }
 
 func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string) error {
+	s.sendRetries.forget(id)
 	var n int64
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'failed', error = $2, finished_at = $3, lease_until = NULL
@@ -309,6 +311,10 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 	case messenger.IsClass(gerr, messenger.ClassNotOwner):
 		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
 	case isRetryable(gerr) && now.Before(m.DeadlineAt):
+		if n := s.sendRetries.note(id); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure: visible, not a flood
+			s.log.Warn().Err(gerr).Int64("agent_message_id", id).Str("page_id", m.PageID).Str("psid", m.PSID).Int("failures", n).
+				Time("deadline_at", m.DeadlineAt).Msg("agent message not sent yet: the Send API failed; retrying until the deadline")
+		}
 		return false, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
 			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))
 			return err
@@ -318,7 +324,33 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 	}
 }
 
+// retryCounter counts, per agent message, the Send API failures retried
+// (in memory: it only paces the warnings).
+type retryCounter struct {
+	mu sync.Mutex
+	n  map[int64]int
+}
+
+// note counts one more failure of message id and returns the count.
+func (r *retryCounter) note(id int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[int64]int{}
+	}
+	r.n[id]++
+	return r.n[id]
+}
+
+// forget drops the count of message id.
+func (r *retryCounter) forget(id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.n, id)
+}
+
 func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingType string) error {
+	s.sendRetries.forget(m.ID)
 	now := s.now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, error = ''
@@ -376,6 +408,9 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 		}
 		if _, err := s.SendDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("sending agent messages failed")
+		}
+		if _, err := s.LookupTakers(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("thread_owner lookups failed")
 		}
 	}
 }

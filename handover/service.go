@@ -97,6 +97,8 @@ type Service struct {
 	kick      chan struct{}
 	observers []Observer
 	commit    committer
+	// sendRetries paces the warnings about agent messages still failing.
+	sendRetries retryCounter
 }
 
 // New returns a Service.

@@ -112,12 +112,21 @@ func (r *Router) Handler() http.Handler {
 				r.metrics.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 			}
 			// Only the path: query strings carry hub.verify_token and access_token.
-			l.Info().Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
-				Int("status", rec.status).Int64("bytes", rec.bytes).Dur("duration", d).Msg("request")
+			// Probes and scrapes that succeed are debug: Kubernetes and
+			// Prometheus ask every few seconds.
+			ev := l.Info()
+			if quietRoutes[route] && rec.status < 400 {
+				ev = l.Debug()
+			}
+			ev.Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
+				Int("status", rec.status).Int64("bytes", rec.bytes).Float64("duration_ms", float64(d.Microseconds())/1000).Msg("request")
 		}()
 		r.mux.ServeHTTP(rec, req)
 	})
 }
+
+// quietRoutes are logged at debug level when they succeed.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 type routeKey struct{}
 

@@ -204,7 +204,7 @@ func ParseWebhook(body []byte) (Batch, error) {
 			items []json.RawMessage
 		}{{ChannelMessaging, e.Messaging}, {ChannelStandby, e.Standby}} {
 			for j, raw := range list.items {
-				ev, err := parseItem(string(e.ID), list.ch, raw)
+				ev, err := parseItem(string(e.ID), e.Time.Time(), list.ch, raw)
 				if err != nil {
 					b.Malformed = append(b.Malformed, MalformedItem{PageID: string(e.ID), Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
 						Err: fmt.Errorf("%w: %v", ErrMalformed, err), Raw: raw})
@@ -271,7 +271,7 @@ type handover struct {
 // envelopeKeys are item keys that are not the payload.
 var envelopeKeys = map[string]bool{"sender": true, "recipient": true, "timestamp": true}
 
-func parseItem(pageID string, ch Channel, raw json.RawMessage) (Event, error) {
+func parseItem(pageID string, entryTime time.Time, ch Channel, raw json.RawMessage) (Event, error) {
 	var it item
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -354,6 +354,15 @@ func parseItem(pageID string, ch Channel, raw json.RawMessage) (Event, error) {
 			}
 		}
 		sort.Strings(ev.UnknownKeys)
+	}
+	// Meta documents delivery receipts without a timestamp (only
+	// delivery.watermark): such an event happened at its watermark, or
+	// failing that at the entry's time.
+	if ev.Time.IsZero() && (ev.Kind == KindDelivery || ev.Kind == KindRead) {
+		ev.Time = ev.Watermark
+	}
+	if ev.Time.IsZero() {
+		ev.Time = entryTime
 	}
 	if ev.Time.IsZero() && ev.Kind != KindUnknown {
 		return Event{}, errors.New("timestamp is missing")

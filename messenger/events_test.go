@@ -219,3 +219,24 @@ func TestVerifySignature(t *testing.T) {
 		t.Error("signature verified over re-encoded JSON; it must cover the raw bytes")
 	}
 }
+
+// TestEventTimeFallsBack: Meta documents delivery receipts without a
+// timestamp; such an event happened at its watermark. An item without a
+// timestamp otherwise takes the entry's time.
+func TestEventTimeFallsBack(t *testing.T) {
+	body := `{"object":"page","entry":[{"id":"1","time":1700000009000,"messaging":[
+		{"sender":{"id":"2"},"recipient":{"id":"1"},"delivery":{"mids":["m_1"],"watermark":1700000005000}},
+		{"sender":{"id":"2"},"recipient":{"id":"1"},"delivery":{"watermark":1700000006000,"seq":37}},
+		{"sender":{"id":"2"},"recipient":{"id":"1"},"message":{"mid":"m_2","text":"no timestamp"}}]}]}`
+	b, err := messenger.ParseWebhook([]byte(body))
+	if err != nil || len(b.Malformed) != 0 {
+		t.Fatalf("err = %v, malformed = %+v", err, b.Malformed)
+	}
+	var got []time.Time
+	for _, ev := range b.Events {
+		got = append(got, ev.Time)
+	}
+	if diff := cmp.Diff([]time.Time{ms(1700000005000), ms(1700000006000), ms(1700000009000)}, got); diff != "" {
+		t.Errorf("event times (-want +got):\n%s", diff)
+	}
+}

@@ -4,6 +4,7 @@
 package metrics_test
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"regexp"
@@ -382,4 +383,58 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestDashboardCoversEveryMetric fails when a documented handoverd_ metric
+// family has no panel on the Grafana dashboard.
+func TestDashboardCoversEveryMetric(t *testing.T) {
+	doc := readDoc(t)
+	b, err := os.ReadFile("../deploy/grafana/handoverd.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	used := map[string]bool{}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range mentionRE.FindAllString(tg.Expr, -1) {
+				used[familyOf(name, doc)] = true
+			}
+		}
+	}
+	var missing []string
+	for name := range doc {
+		if !used[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("no dashboard panel queries %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestCountersExistAtZero: rate() and alerts see the closed-interventions
+// counter before the first close.
+func TestCountersExistAtZero(t *testing.T) {
+	m := metrics.New()
+	// Counted before anything touches the counter.
+	n, err := testutil.GatherAndCount(m.Registry, "handoverd_interventions_closed_total")
+	if err != nil || n != 2 {
+		t.Errorf("handoverd_interventions_closed_total series at start = %d, %v; want 2 (agent, idle)", n, err)
+	}
+	for _, reason := range []string{"agent", "idle"} {
+		if got := testutil.ToFloat64(m.InterventionsClosed.WithLabelValues(reason)); got != 0 {
+			t.Errorf("interventions closed (%s) = %v", reason, got)
+		}
+	}
 }

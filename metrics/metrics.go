@@ -248,6 +248,9 @@ func (m *Metrics) initSeries() {
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.OutboxDeliveries.WithLabelValues(r)
 	}
+	for _, r := range []string{"agent", "idle"} { // at zero from the start, not from the first close
+		m.InterventionsClosed.WithLabelValues(r)
+	}
 }
 
 // HTTPMethod maps a request method to a bounded label value.

@@ -20,7 +20,14 @@ import (
 func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, events []relay.Event) error {
 	now := s.now()
 	offsets := relay.Offsets(events)
-	contextJSON := json.RawMessage(ss.context)
+	// The session's context as it is now, under its row lock — not as it
+	// was read before a webhook call: a context the bot set meanwhile
+	// (POST /api/chatbot/v1/events) must not be written back over.
+	var current string
+	if err := tx.QueryRowContext(ctx, `SELECT context FROM relay_sessions WHERE id = $1`+tx.Dialect.ForUpdate, ss.id).Scan(&current); err != nil {
+		return err
+	}
+	contextJSON := json.RawMessage(current)
 	for i, ev := range events {
 		if ev.Context != nil {
 			merged, err := relay.MergeContext(contextJSON, ev.Context)

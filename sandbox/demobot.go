@@ -46,14 +46,18 @@ func (b *DemoBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	w.WriteHeader(http.StatusOK)
+	// A demo bot acts before it answers: its replies and handovers are
+	// quick, and the simulator then knows the bot's reaction is part of the
+	// delivery (so ?wait=true on the simulator settles after it). A real bot
+	// answers Meta first and acts afterwards.
 	for _, ev := range batch.Events {
-		go b.handle(ev) // answer Meta fast; act afterwards
+		b.handle(r.Context(), ev)
 	}
+	w.WriteHeader(http.StatusOK)
 }
 
-func (b *DemoBot) handle(ev messenger.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (b *DemoBot) handle(ctx context.Context, ev messenger.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	switch {
 	case ev.Kind == messenger.KindRequest && ev.Channel == messenger.ChannelMessaging:
@@ -78,20 +82,57 @@ func (b *DemoBot) say(ctx context.Context, psid, text string) {
 	}
 }
 
+// handoverRetry is how long the bot keeps retrying a handover of a customer
+// handoverd has not seen yet.
+const handoverRetry = 10 * time.Second
+
+// handover asks handoverd to hand the customer to the agents. The bot and
+// handoverd receive the customer's first message independently (messaging
+// and standby), so the bot can ask before handoverd has recorded the
+// thread: 404 "unknown identity" then means "not yet", and the bot retries.
 func (b *DemoBot) handover(ctx context.Context, psid string) {
 	q := url.Values{"identity_foreign_id": {psid}, "from": {"bot"}, "to": {"agent"}, "type": {"messenger"}}
+	deadline := time.Now().Add(handoverRetry)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		status, msg, err := b.callHandover(ctx, q)
+		switch {
+		case err != nil:
+			b.Log.Warn().Err(err).Str("psid", psid).Msg("handover call failed")
+			return
+		case status == http.StatusNotFound && time.Now().Before(deadline):
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
+		case status >= 300:
+			b.Log.Warn().Int("status", status).Str("message", msg).Str("psid", psid).Msg("handover refused")
+			return
+		}
+		b.Log.Info().Int("status", status).Str("message", msg).Str("psid", psid).Msg("handed over to the agents")
+		return
+	}
+}
+
+func (b *DemoBot) callHandover(ctx context.Context, q url.Values) (int, string, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.BrokerURL+"/1.0/bots/handover?"+q.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+b.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		b.Log.Warn().Err(err).Msg("handover call failed")
-		return
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	var out struct {
 		Status  int    `json:"status"`
 		Message string `json:"message"`
+		Error   struct {
+			Message string `json:"message"`
+		} `json:"error"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	b.Log.Info().Int("status", out.Status).Str("message", out.Message).Msg("handed over to the agents")
+	if out.Message == "" {
+		out.Message = out.Error.Message
+	}
+	return resp.StatusCode, out.Message, nil
 }

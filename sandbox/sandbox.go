@@ -48,7 +48,8 @@ type Options struct {
 	SimListen string
 	// BotListen is the demo bot's webhook address (default 127.0.0.1:0).
 	BotListen string
-	// Dir holds the SQLite file (default: a new temporary directory).
+	// Dir holds the SQLite file (default: a new temporary directory,
+	// removed when the sandbox stops).
 	Dir string
 	// Logger receives handoverd's and the simulator's logs.
 	Logger zerolog.Logger
@@ -80,29 +81,34 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if o.BotListen == "" {
 		o.BotListen = "127.0.0.1:0"
 	}
+	removeDir := func() {}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "handoverd-sandbox-")
 		if err != nil {
 			return nil, err
 		}
 		o.Dir = d
+		removeDir = func() { _ = os.RemoveAll(d) } // a temporary sandbox leaves nothing behind
 	}
 	simLn, err := net.Listen("tcp", o.SimListen)
 	if err != nil {
+		removeDir()
 		return nil, fmt.Errorf("sandbox: simulator listener: %w", err)
 	}
 	brokerLn, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		simLn.Close()
+		removeDir()
 		return nil, fmt.Errorf("sandbox: broker listener: %w", err)
 	}
 	botLn, err := net.Listen("tcp", o.BotListen)
 	if err != nil {
 		simLn.Close()
 		brokerLn.Close()
+		removeDir()
 		return nil, fmt.Errorf("sandbox: bot listener: %w", err)
 	}
-	closeAll := func() { simLn.Close(); brokerLn.Close(); botLn.Close() }
+	closeAll := func() { simLn.Close(); brokerLn.Close(); botLn.Close(); removeDir() }
 	sb := &Sandbox{
 		URL:    "http://" + brokerLn.Addr().String(),
 		SimURL: "http://" + simLn.Addr().String(),
@@ -168,6 +174,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 		})
 		err := g.Wait()
 		srv.Close()
+		removeDir()
 		return err
 	}
 	return sb, nil
@@ -199,33 +206,38 @@ handoverd sandbox is running — no Facebook app needed.
   agent token          {{.Agent}}
   API description      {{.URL}}/openapi.yaml     metrics  {{.URL}}/metrics
 
-Walkthrough (copy the lines into another terminal):
+Walkthrough (copy the lines into another terminal; run it as often as you
+like — every line gives the same answer each time). ?wait=true makes the
+simulator answer once every webhook it sent, and what the apps did about
+it, has landed; ?last=1 shows the newest message the customer received.
 
   AGENT={{.Agent}}
 
   # 1. A customer writes; the bot owns the thread and answers.
-  curl -s -X POST {{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages -d '{"text":"Hi, where is my order?"}'
-  curl -s {{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox
+  curl -s -X POST "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages?wait=true" -d '{"text":"Hi, where is my order?"}'
+  curl -s "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox?last=1"
   curl -s -H "Authorization: Bearer $AGENT" {{.URL}}/1.0/threads/{{.Page}}/42
 
   # 2. The customer asks for a human; the bot hands over (POST /1.0/bots/handover).
-  curl -s -X POST {{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages -d '{"text":"I want to talk to a human"}'
+  curl -s -X POST "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages?wait=true" -d '{"text":"I want to talk to a human"}'
   curl -s -H "Authorization: Bearer $AGENT" {{.URL}}/1.0/threads/{{.Page}}/42
 
-  # 3. The agent sees the conversation in the queue and replies.
+  # 3. The agent sees the conversation in the queue (CONV is its id) and replies.
   curl -s -H "api_access_token: $AGENT" "{{.URL}}/api/v1/accounts/1/conversations?status=open"
+  CONV=$(curl -s -H "api_access_token: $AGENT" "{{.URL}}/api/v1/accounts/1/conversations?status=open" | grep -o '"id":[0-9]*' | head -n1 | cut -d: -f2)
   curl -s -H "api_access_token: $AGENT" -H 'Content-Type: application/json' \
-       -X POST {{.URL}}/api/v1/accounts/1/conversations/1/messages -d '{"content":"Hi, Alice here. Let me look.","message_type":"outgoing"}'
-  curl -s {{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox
+       -X POST {{.URL}}/api/v1/accounts/1/conversations/$CONV/messages -d '{"content":"Hi, Alice here. Let me look.","message_type":"outgoing"}'
+  curl -s "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox?wait=true&last=1"
 
   # 4. The agent hands back to the bot by resolving the conversation.
   curl -s -H "api_access_token: $AGENT" -H 'Content-Type: application/json' \
-       -X POST {{.URL}}/api/v1/accounts/1/conversations/1/toggle_status -d '{"status":"resolved"}'
+       -X POST {{.URL}}/api/v1/accounts/1/conversations/$CONV/toggle_status -d '{"status":"resolved"}'
+  curl -s -X POST {{.Sim}}/_sim/settle
   curl -s -H "Authorization: Bearer $AGENT" {{.URL}}/1.0/threads/{{.Page}}/42
 
   # 5. The customer writes again: the bot answers.
-  curl -s -X POST {{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages -d '{"text":"Thanks!"}'
-  curl -s {{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox
+  curl -s -X POST "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/messages?wait=true" -d '{"text":"Thanks!"}'
+  curl -s "{{.Sim}}/_sim/pages/{{.Page}}/customers/42/inbox?last=1"
 
   Live updates:  curl -N -H "api_access_token: $AGENT" {{.URL}}/api/v1/accounts/1/events?since=0
 

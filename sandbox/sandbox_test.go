@@ -4,19 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/sandbox"
 )
 
 // TestWalkthroughWorksAsPrinted starts the sandbox, takes the walkthrough it
-// prints, and runs every curl line in a shell, as a newcomer would; at each
-// step it checks what the newcomer should see.
+// prints, and runs every line in a shell, as a newcomer would, once each and
+// without retrying: every line must give its answer the first time. Then it
+// runs the whole walkthrough again on the same sandbox, as a newcomer trying
+// it twice would, and every line must give the same answer again.
 func TestWalkthroughWorksAsPrinted(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is needed to run the walkthrough as printed (apt-get install curl)")
@@ -38,68 +44,109 @@ func TestWalkthroughWorksAsPrinted(t *testing.T) {
 	if err := sb.Walkthrough(&out); err != nil {
 		t.Fatal(err)
 	}
-	var env, cmds []string
+	var lines []string
 	for _, line := range joinContinuations(out.String()) {
 		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "AGENT="):
-			env = append(env, line)
-		case strings.HasPrefix(line, "curl ") && !strings.Contains(line, " -N "):
-			cmds = append(cmds, line)
+		if strings.HasPrefix(line, "AGENT=") || strings.HasPrefix(line, "CONV=") || (strings.HasPrefix(line, "curl ") && !strings.Contains(line, " -N ")) {
+			lines = append(lines, line)
 		}
 	}
-	if len(cmds) != 12 || len(env) != 1 {
-		t.Fatalf("walkthrough has %d curl lines and %d variables, want 12 and 1:\n%s", len(cmds), len(env), out.String())
+	if len(lines) != 15 {
+		t.Fatalf("walkthrough has %d lines to run, want 15:\n%s", len(lines), out.String())
 	}
-	run := func(cmd string) string {
+	// Each line runs in its own shell, as if typed; the variables it sets
+	// (AGENT, CONV) carry over to the next lines through a state file.
+	state := filepath.Join(t.TempDir(), "vars.sh")
+	run := func(line string) string {
 		t.Helper()
-		b, err := exec.Command("bash", "-c", env[0]+"; "+cmd).CombinedOutput()
+		script := "[ -f " + state + " ] && . " + state + "\n" + line + "\nrc=$?\n{ declare -p AGENT; declare -p CONV; } > " + state + " 2>/dev/null\nexit $rc\n"
+		b, err := exec.Command("bash", "-c", script).CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s: %v: %s", cmd, err, b)
+			t.Fatalf("%s: %v: %s", line, err, b)
 		}
 		return string(b)
 	}
-	// eventually re-runs cmd until its output contains want.
-	eventually := func(cmd, want string) string {
-		t.Helper()
-		var got string
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if got = run(cmd); strings.Contains(got, want) {
-				return got
-			}
-		}
-		t.Fatalf("%s\nnever showed %q; last output: %s", cmd, want, got)
-		return ""
-	}
-	owner := func(out string) string {
-		var v struct{ Owner string }
-		_ = json.Unmarshal([]byte(out), &v)
-		return v.Owner
-	}
 
-	// 1. The customer writes; the bot answers; the bot owns the thread.
-	run(cmds[0])
-	eventually(cmds[1], "You said")
-	if o := owner(eventually(cmds[2], `"owner"`)); o != "bot" {
-		t.Errorf("step 1 owner = %q, want bot", o)
+	first := walk(t, lines, run)
+	want := []string{
+		"", // AGENT=
+		"customer message accepted",
+		`customer received "🤖 You said: \"Hi, where is my order?\". Ask for a human any time."`,
+		"owner bot",
+		"customer message accepted",
+		"owner agent",
+		"open conversations: 1 (open, thread agent)",
+		"", // CONV=
+		"outgoing message: Hi, Alice here. Let me look.",
+		`customer received "Hi, Alice here. Let me look."`,
+		"conversation resolved",
+		"settled",
+		"owner bot",
+		"customer message accepted",
+		`customer received "🤖 You said: \"Thanks!\". Ask for a human any time."`,
 	}
-	// 2. The customer asks for a human: handed over to the agents.
-	run(cmds[3])
-	eventually(cmds[4], `"owner":"agent"`)
-	// 3. The agent sees the conversation, replies, and the customer gets it.
-	eventually(cmds[5], `"status":"open"`)
-	if reply := run(cmds[6]); !strings.Contains(reply, `"message_type":1`) {
-		t.Errorf("agent reply answer: %s", reply)
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("first run, answers (-want +got):\n%s", diff)
 	}
-	eventually(cmds[7], "Alice here")
-	// 4. Resolving hands the thread back to the bot.
-	if res := run(cmds[8]); !strings.Contains(res, `"current_status":"resolved"`) {
-		t.Errorf("resolve: %s", res)
+	second := walk(t, lines, run)
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("second run on the same sandbox answers differently (-first +second):\n%s", diff)
 	}
-	eventually(cmds[9], `"owner":"bot"`)
-	// 5. The customer writes again: the bot answers.
-	run(cmds[10])
-	eventually(cmds[11], `You said: \"Thanks!\"`)
+}
+
+// walk runs every line once and returns what each answered, in words.
+func walk(t *testing.T, lines []string, run func(string) string) []string {
+	t.Helper()
+	var answers []string
+	for _, line := range lines {
+		answers = append(answers, answer(t, line, run(line)))
+	}
+	return answers
+}
+
+// answer reduces a line's output to what the newcomer should read in it.
+func answer(t *testing.T, line, out string) string {
+	t.Helper()
+	var v map[string]any
+	_ = json.Unmarshal([]byte(out), &v)
+	switch {
+	case strings.HasPrefix(line, "AGENT=") || strings.HasPrefix(line, "CONV="):
+		return strings.TrimSpace(out)
+	case strings.Contains(line, "/customers/42/messages"):
+		if mid, _ := v["mid"].(string); mid != "" {
+			return "customer message accepted"
+		}
+	case strings.Contains(line, "/inbox"):
+		var msgs []struct{ Text string }
+		if err := json.Unmarshal([]byte(out), &msgs); err == nil && len(msgs) == 1 {
+			return fmt.Sprintf("customer received %q", msgs[0].Text)
+		}
+	case strings.Contains(line, "/1.0/threads/"):
+		return fmt.Sprintf("owner %v", v["owner"])
+	case strings.Contains(line, "conversations?status=open"):
+		data, _ := v["data"].(map[string]any)
+		list, _ := data["payload"].([]any)
+		var parts []string
+		for _, c := range list {
+			c, _ := c.(map[string]any)
+			parts = append(parts, fmt.Sprintf("%v, thread %v", c["status"], c["thread_owner"]))
+		}
+		return fmt.Sprintf("open conversations: %d (%s)", len(list), strings.Join(parts, "; "))
+	case strings.Contains(line, "/messages -d"):
+		if v["message_type"] == float64(1) {
+			return fmt.Sprintf("outgoing message: %v", v["content"])
+		}
+	case strings.Contains(line, "toggle_status"):
+		payload, _ := v["payload"].(map[string]any)
+		if payload["current_status"] == "resolved" {
+			return "conversation resolved"
+		}
+	case strings.Contains(line, "/_sim/settle"):
+		if strings.TrimSpace(out) == "{}" {
+			return "settled"
+		}
+	}
+	return "unexpected: " + strings.TrimSpace(out)
 }
 
 // joinContinuations joins shell lines ending in a backslash.
@@ -116,4 +163,74 @@ func joinContinuations(text string) []string {
 		cur.Reset()
 	}
 	return out
+}
+
+// TestDemoBotHandsOverABrandNewCustomer: a customer whose very first message
+// asks for a human reaches the agents every time, although the bot's
+// handover call can arrive before handoverd has recorded the customer.
+func TestDemoBotHandsOverABrandNewCustomer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sb, err := sandbox.Start(ctx, sandbox.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Dir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		psid := fmt.Sprintf("77%02d", i)
+		resp, err := http.Post(sb.SimURL+"/_sim/pages/"+sandbox.PageID+"/customers/"+psid+"/messages?wait=true", "application/json",
+			strings.NewReader(`{"text":"I want to talk to a human"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		req, _ := http.NewRequest(http.MethodGet, sb.URL+"/1.0/threads/"+sandbox.PageID+"/"+psid, nil)
+		req.Header.Set("Authorization", "Bearer "+sandbox.AgentToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Owner string }
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if v.Owner != "agent" {
+			t.Errorf("customer %s: owner after asking for a human = %q, want agent", psid, v.Owner)
+		}
+	}
+}
+
+// TestTemporarySandboxLeavesNothingBehind: a sandbox without --dir keeps
+// its SQLite file in a temporary folder, removed when it stops (Ctrl-C).
+func TestTemporarySandboxLeavesNothingBehind(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sb, err := sandbox.Start(ctx, sandbox.Options{Listen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := sb.Walkthrough(&out); err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(out.String(), "(SQLite: ")
+	dbPath, _, _ := strings.Cut(rest, ")")
+	dir := filepath.Dir(dbPath)
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(ctx) }()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("sandbox folder %q while running: %v", dir, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("sandbox folder %s still there after stopping (%v)", dir, err)
+		_ = os.RemoveAll(dir)
+	}
 }

@@ -228,12 +228,14 @@ func TestMessengerConversationEndToEnd(t *testing.T) {
 		}
 		h.customerSays(psid, "thanks!")
 		h.flush()
+		// The simulator acknowledges every send with a delivery receipt in
+		// Meta's shape (no timestamp), so the reply ends up delivered.
 		waitFor(t, "the reply's echo and status", func() bool {
 			_, msgs := h.api(http.MethodGet, fmt.Sprintf("/conversations/%d/messages", convID), nil)
 			for _, m := range msgs["payload"].([]any) {
 				mm := m.(map[string]any)
 				if mm["content"] == "Hi, I'm Alice from support." {
-					return mm["status"] == "sent" && mm["source_id"] != nil
+					return mm["status"] == "delivered" && mm["source_id"] != nil
 				}
 			}
 			return false

@@ -473,3 +473,85 @@ func TestRelayEventsAtWork(t *testing.T) {
 		t.Error("no typing indicator during the delay")
 	}
 }
+
+// asyncBot is the seed's asynchronous pattern: it answers every webhook call
+// with an empty 200, having first pushed its reply — and its new context —
+// through POST /api/chatbot/v1/events while the call is still in flight.
+type asyncBot struct {
+	h        *harness
+	contexts chan map[string]any // the context each call carried
+}
+
+func (b *asyncBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Info struct {
+			CID     string         `json:"cid"`
+			Context map[string]any `json:"context"`
+		} `json:"info"`
+		Packet struct {
+			Name string `json:"name"`
+		} `json:"packet"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &msg); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	b.contexts <- msg.Info.Context
+	step := fmt.Sprint(len(b.contexts))
+	push, _ := json.Marshal(event(msg.Info.CID, map[string]any{"state": "pushed-" + step}, "message", map[string]any{"body": "async reply " + step}))
+	req, _ := http.NewRequest(http.MethodPost, b.h.url+"/api/chatbot/v1/events", strings.NewReader(string(push)))
+	req.Header.Set("SECURITY-TOKEN", "relay-bot-api-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.h.t.Errorf("push events: %v", err)
+	} else {
+		if resp.StatusCode != 200 {
+			b.h.t.Errorf("push events = %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+	}
+	w.WriteHeader(http.StatusOK) // empty answer: everything went through the events API
+}
+
+// TestRelayContextSetDuringACallWins: a context the bot sets through the
+// events API while handoverd's webhook call to it is in flight survives
+// that call finishing with an empty 200 — the next call carries it.
+func TestRelayContextSetDuringACallWins(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "agent")
+		bot := &asyncBot{h: h, contexts: make(chan map[string]any, 10)}
+		srv := httptest.NewServer(bot)
+		t.Cleanup(srv.Close)
+		h.cfg.RelayBots = []relay.Bot{{
+			Name: "async", Pages: []string{pageID}, WebhookURL: srv.URL,
+			APIToken: "relay-bot-api-token-0123456789", Mode: relay.ModeFirewall,
+		}}
+		if err := h.cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		h.restart()
+		const psid = "4410"
+		h.customerSays(psid, "hi")
+		waitFor(t, "the first async reply", func() bool { return len(h.customerInbox(psid)) == 1 })
+		waitFor(t, "the first call to finish", func() bool {
+			return h.count(`SELECT count(*) FROM relay_calls WHERE status = 'delivered'`) == 1
+		})
+		var stored string
+		if err := h.srv.DB().Reader().QueryRow(`SELECT context FROM relay_sessions WHERE psid = $1`, psid).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stored, `"pushed-1"`) {
+			t.Errorf("session context after the call = %s, want the pushed state", stored)
+		}
+		h.customerSays(psid, "again")
+		waitFor(t, "the second async reply", func() bool { return len(h.customerInbox(psid)) == 2 })
+		var got []any
+		for len(bot.contexts) > 0 {
+			got = append(got, (<-bot.contexts)["state"])
+		}
+		if diff := cmp.Diff([]any{nil, "pushed-1"}, got); diff != "" {
+			t.Errorf("contexts the calls carried (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -2,11 +2,12 @@
 //
 // Usage:
 //
-//	handoverd [serve] --config FILE   run the broker (the default command)
-//	handoverd migrate --config FILE   apply database migrations and exit
-//	handoverd sandbox                 run the broker with a Messenger simulator, a demo bot and a walkthrough
-//	handoverd healthcheck [--url URL]  exit 0 when /readyz answers 200 (for container health checks)
-//	handoverd version                 print the version
+//	handoverd [serve] --config FILE [--listen ADDR]  run the broker (the default command)
+//	handoverd migrate --config FILE                  apply database migrations and exit
+//	handoverd sandbox                                run the broker with a Messenger simulator, a demo bot and a walkthrough
+//	handoverd healthcheck [--url URL]                exit 0 when /readyz answers 200 (for container health checks)
+//	handoverd version                                print the version (also --version)
+//	handoverd help [COMMAND]                         list the commands, or a command's flags (also --help)
 //
 // HANDOVERD_CONFIG names the config file when --config is not given.
 package main
@@ -21,6 +22,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,47 +45,124 @@ func main() {
 	os.Exit(code)
 }
 
+// usage is what `handoverd help` prints.
+const usage = `handoverd — a Messenger handover protocol broker
+
+Usage:
+  handoverd [serve] [--config FILE] [--listen ADDR]   run the broker (the default command)
+  handoverd migrate [--config FILE]                   apply database migrations and exit
+  handoverd sandbox [--listen ADDR] [--sim-listen ADDR] [--dir DIR]
+                                                      the broker with a Messenger simulator, a demo bot and a walkthrough
+  handoverd healthcheck [--url URL | --config FILE]   exit 0 when /readyz answers 200 (container health checks)
+  handoverd version                                   print the version (also --version)
+  handoverd help [COMMAND]                            this text, or a command's flags (also --help, COMMAND --help)
+
+HANDOVERD_CONFIG names the config file when --config is not given.
+`
+
+// commands are the commands run knows.
+var commands = []string{"serve", "migrate", "sandbox", "healthcheck", "version", "help"}
+
+// cmdFlags are a command's flags; those it does not take stay "".
+type cmdFlags struct {
+	fs                                        *flag.FlagSet
+	cfgPath, listen, simListen, dir, checkURL *string
+}
+
+// flagsFor returns the flag set of a command, with every flag it accepts
+// (and no other: a flag of another command is an error, not ignored).
+func flagsFor(cmd string, getenv func(string) string, stderr io.Writer) cmdFlags {
+	fs := flag.NewFlagSet("handoverd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f cmdFlags
+	f.fs = fs
+	none := ""
+	f.cfgPath, f.listen, f.simListen, f.dir, f.checkURL = &none, &none, &none, &none, &none
+	switch cmd {
+	case "serve":
+		f.cfgPath = fs.String("config", getenv("HANDOVERD_CONFIG"), "config file (or HANDOVERD_CONFIG)")
+		f.listen = fs.String("listen", "", "the API address, overriding the config's listen")
+	case "migrate":
+		f.cfgPath = fs.String("config", getenv("HANDOVERD_CONFIG"), "config file (or HANDOVERD_CONFIG)")
+	case "sandbox":
+		f.listen = fs.String("listen", "127.0.0.1:8080", "handoverd's address")
+		f.simListen = fs.String("sim-listen", "127.0.0.1:9090", "the Messenger simulator's address")
+		f.dir = fs.String("dir", "", "directory for the SQLite file (default: a temporary directory, removed on exit)")
+	case "healthcheck":
+		f.cfgPath = fs.String("config", getenv("HANDOVERD_CONFIG"), "config file whose listen address to check (or HANDOVERD_CONFIG)")
+		f.checkURL = fs.String("url", "", "the readiness URL (default: /readyz on the config's listen address)")
+	}
+	return f
+}
+
 // run executes one command and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("handoverd "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", getenv("HANDOVERD_CONFIG"), "config file (or HANDOVERD_CONFIG)")
-	listen := fs.String("listen", "127.0.0.1:8080", "sandbox: handoverd's address")
-	simListen := fs.String("sim-listen", "127.0.0.1:9090", "sandbox: the Messenger simulator's address")
-	dir := fs.String("dir", "", "sandbox: directory for the SQLite file (default: a new temporary directory)")
-	checkURL := fs.String("url", "", "healthcheck: the readiness URL (default: /readyz on the config's listen address)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			cmd, args = "help", args[1:]
+		case a == "-version" || a == "--version":
+			cmd, args = "version", args[1:]
+		case len(a) > 0 && a[0] != '-':
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "handoverd", version)
 		return 0
+	case "help":
+		if len(args) > 0 && slices.Contains(commands, args[0]) && args[0] != "help" && args[0] != "version" {
+			f := flagsFor(args[0], getenv, stdout)
+			fmt.Fprintf(stdout, "Usage of handoverd %s:\n", args[0])
+			f.fs.PrintDefaults()
+			return 0
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if !slices.Contains(commands, cmd) {
+		fmt.Fprintf(stderr, "handoverd: unknown command %q (want %s); see handoverd help\n", cmd, strings.Join(commands, ", "))
+		return 2
+	}
+	f := flagsFor(cmd, getenv, stderr)
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "handoverd %s: unexpected argument %q; see handoverd help %s\n", cmd, f.fs.Arg(0), cmd)
+		return 2
+	}
+	switch cmd {
 	case "sandbox":
-		if err := runSandbox(ctx, sandbox.Options{Listen: *listen, SimListen: *simListen, Dir: *dir, Logger: newLogger(stderr, "warn")}, stdout); err != nil {
+		// Info in a console layout: what the customer wrote, what the bot
+		// and the agents did, each thread transition, as the walkthrough runs.
+		zerolog.TimeFieldFormat = logTimeFormat
+		slog := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000", NoColor: !isTerminal(stderr)}).
+			Level(zerolog.InfoLevel).With().Timestamp().Logger()
+		if err := runSandbox(ctx, sandbox.Options{Listen: *f.listen, SimListen: *f.simListen, Dir: *f.dir, Logger: slog}, stdout); err != nil {
 			fmt.Fprintln(stderr, "handoverd sandbox:", err)
 			return 1
 		}
 		return 0
 	case "healthcheck":
-		return healthcheck(ctx, *checkURL, *cfgPath, stderr)
-	case "serve", "migrate":
-	default:
-		fmt.Fprintf(stderr, "handoverd: unknown command %q (want serve, migrate, sandbox, healthcheck or version)\n", cmd)
-		return 2
+		return healthcheck(ctx, *f.checkURL, *f.cfgPath, stderr)
 	}
-	if *cfgPath == "" {
+	if *f.cfgPath == "" {
 		fmt.Fprintln(stderr, "handoverd: --config FILE (or HANDOVERD_CONFIG) is required")
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(*f.cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "handoverd:", err)
 		return 1
+	}
+	if *f.listen != "" {
+		cfg.Listen = *f.listen
 	}
 	log := newLogger(stderr, cfg.Log.Level)
 	switch cmd {
@@ -98,7 +178,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
+// isTerminal reports whether w is a terminal (colours only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// logTimeFormat stamps log lines to the millisecond, in UTC.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func newLogger(w io.Writer, level string) zerolog.Logger {
+	zerolog.TimeFieldFormat = logTimeFormat
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -53,6 +54,13 @@ func TestRunCommands(t *testing.T) {
 		{"no config", []string{"serve"}, nil, 2, "", "--config FILE"},
 		{"invalid config names the key", []string{"migrate", "--config", badCfg}, nil, 1, "", "pages"},
 		{"unknown command", []string{"frobnicate"}, nil, 2, "", "unknown command"},
+		{"--version", []string{"--version"}, nil, 0, "handoverd dev", ""},
+		{"help lists the commands", []string{"help"}, nil, 0, "handoverd healthcheck", ""},
+		{"--help lists the commands", []string{"--help"}, nil, 0, "handoverd migrate", ""},
+		{"help of a command", []string{"help", "serve"}, nil, 0, "-listen", ""},
+		{"command --help", []string{"sandbox", "--help"}, nil, 0, "", "-sim-listen"},
+		{"a flag the command does not take", []string{"migrate", "--listen", "127.0.0.1:1"}, nil, 2, "", "flag provided but not defined: -listen"},
+		{"a stray argument", []string{"serve", "extra"}, nil, 2, "", `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,13 +78,21 @@ func TestRunCommands(t *testing.T) {
 
 func TestServeUntilSignalled(t *testing.T) {
 	t.Setenv("T_SECRET", "the-app-secret")
-	cfg, listen := writeConfig(t, "")
+	cfg, configured := writeConfig(t, "")
+	// serve --listen overrides the config's listen address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	var errb bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg}, getenv(nil), &bytes.Buffer{}, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--listen", listen}, getenv(nil), &bytes.Buffer{}, &errb)
+	}()
 	var resp *http.Response
-	var err error
 	for i := 0; i < 100; i++ {
 		if resp, err = http.Get("http://" + listen + "/readyz"); err == nil {
 			break
@@ -91,8 +107,11 @@ func TestServeUntilSignalled(t *testing.T) {
 		t.Errorf("/readyz = %d", resp.StatusCode)
 	}
 	var errh bytes.Buffer
-	if code := run(context.Background(), []string{"healthcheck", "--config", cfg}, getenv(nil), &bytes.Buffer{}, &errh); code != 0 {
+	if code := run(context.Background(), []string{"healthcheck", "--url", "http://" + listen + "/readyz"}, getenv(nil), &bytes.Buffer{}, &errh); code != 0 {
 		t.Errorf("healthcheck = %d: %s", code, errh.String())
+	}
+	if code := run(context.Background(), []string{"healthcheck", "--config", cfg}, getenv(nil), &bytes.Buffer{}, &bytes.Buffer{}); code != 1 {
+		t.Errorf("healthcheck on the configured %s, which --listen replaced = %d, want 1", configured, code)
 	}
 	cancel()
 	select {
@@ -105,6 +124,15 @@ func TestServeUntilSignalled(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "the-app-secret") {
 		t.Error("the app secret reached the logs")
+	}
+	// Log lines are stamped to the millisecond, in UTC.
+	first, _, _ := strings.Cut(errb.String(), "\n")
+	var line struct{ Time string }
+	if err := json.Unmarshal([]byte(first), &line); err != nil {
+		t.Fatalf("first log line %q: %v", first, err)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", line.Time); err != nil {
+		t.Errorf("log time %q is not UTC to the millisecond: %v", line.Time, err)
 	}
 	if code := run(context.Background(), []string{"healthcheck", "--url", "http://" + listen + "/readyz"}, getenv(nil), &bytes.Buffer{}, &bytes.Buffer{}); code != 1 {
 		t.Errorf("healthcheck after shutdown = %d, want 1", code)

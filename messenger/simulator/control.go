@@ -1,9 +1,12 @@
 package simulator
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -14,10 +17,16 @@ import (
 //	POST /_sim/pages/{page}/customers/{psid}/messages  {"text","quick_reply_payload","attachments","reply_to_mid"} → {"mid"}
 //	POST /_sim/pages/{page}/customers/{psid}/postbacks {"title","payload"} → {"mid"}
 //	POST /_sim/pages/{page}/customers/{psid}/reads     → {}
-//	GET  /_sim/pages/{page}/customers/{psid}/inbox     → messages received via the Send API
+//	GET  /_sim/pages/{page}/customers/{psid}/inbox     → messages received via the Send API (?last=N: the newest N)
+//	POST /_sim/settle                                  → {} once every webhook delivery is done
 //	GET  /_sim/pages/{page}/threads/{psid}             → {"owner_app_id","expires_at","last_user_message_at"}
 //	GET  /_sim/calls                                   → Graph calls received (DELETE resets)
 //	GET  /_sim/apps/{app}/deliveries                   → webhook deliveries to an app
+//
+// The customer endpoints and inbox take ?wait=true: answer only once every
+// webhook delivery the simulator has queued — including those the apps'
+// reactions queue while the first ones are delivered — is done (at most
+// 30 s), so what is read next is settled.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /_sim/pages/{page}/customers/{psid}/messages", s.ctlMessage)
@@ -25,6 +34,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /_sim/pages/{page}/customers/{psid}/reads", s.ctlRead)
 	mux.HandleFunc("GET /_sim/pages/{page}/customers/{psid}/inbox", s.ctlInbox)
 	mux.HandleFunc("GET /_sim/pages/{page}/threads/{psid}", s.ctlThread)
+	mux.HandleFunc("POST /_sim/settle", s.ctlSettle)
 	mux.HandleFunc("GET /_sim/calls", s.ctlCalls)
 	mux.HandleFunc("DELETE /_sim/calls", s.ctlResetCalls)
 	mux.HandleFunc("GET /_sim/apps/{app}/deliveries", s.ctlDeliveries)
@@ -36,6 +46,29 @@ func (s *Sim) Handler() http.Handler {
 // ctlError writes a control-endpoint error.
 func ctlError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// settle waits, when the request asks (?wait=true), for every webhook
+// delivery to be done; it reports false after writing an error.
+func (s *Sim) settle(w http.ResponseWriter, r *http.Request, always bool) bool {
+	if !always {
+		if v := r.URL.Query().Get("wait"); v == "" || v == "false" || v == "0" {
+			return true
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		ctlError(w, http.StatusGatewayTimeout, fmt.Errorf("webhook deliveries did not settle: %w", err))
+		return false
+	}
+	return true
+}
+
+func (s *Sim) ctlSettle(w http.ResponseWriter, r *http.Request) {
+	if s.settle(w, r, true) {
+		writeJSON(w, http.StatusOK, struct{}{})
+	}
 }
 
 // decodeBody decodes an optional JSON request body into v.
@@ -58,6 +91,9 @@ func (s *Sim) ctlMessage(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}
+	if !s.settle(w, r, false) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"mid": mid})
 }
 
@@ -72,6 +108,9 @@ func (s *Sim) ctlPostback(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}
+	if !s.settle(w, r, false) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"mid": mid})
 }
 
@@ -80,11 +119,27 @@ func (s *Sim) ctlRead(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}
+	if !s.settle(w, r, false) {
+		return
+	}
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *Sim) ctlInbox(w http.ResponseWriter, r *http.Request) {
+	if !s.settle(w, r, false) {
+		return
+	}
 	inbox := s.Inbox(r.PathValue("page"), r.PathValue("psid"))
+	if v := r.URL.Query().Get("last"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("last must be a non-negative number, got %q", v))
+			return
+		}
+		if n < len(inbox) {
+			inbox = inbox[len(inbox)-n:]
+		}
+	}
 	if inbox == nil {
 		inbox = []SentMessage{}
 	}

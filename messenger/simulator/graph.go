@@ -247,6 +247,8 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 		sent.Attachments = []Attachment{{Type: a.Type, URL: p.URL}}
 	}
 	c.th.transcript = append(c.th.transcript, sent)
+	s.log.Info().Str("page_id", c.page.ID).Str("psid", c.psid).Str("app_id", c.app).Str("mid", mid).Str("text", m.Text).
+		Bool("attachment", m.Attachment != nil).Msg("customer received")
 
 	owner := c.th.owner
 	if owner == "" {
@@ -255,6 +257,14 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 	for _, app := range s.connectedApps(c.page) {
 		standby := c.page.DefaultAppID != "" && app != owner
 		ev := wireEvent{Sender: idRef{c.page.ID}, Recipient: idRef{c.psid}, Timestamp: c.now.UnixMilli(), Message: &echo}
+		s.enqueue(app, c.page.ID, standby, ev)
+	}
+	// The customer's device acknowledges the message: a delivery receipt in
+	// the shape Meta documents (mids and watermark, no timestamp), from the
+	// customer to the Page, on messaging for the owner and standby for the rest.
+	for _, app := range s.connectedApps(c.page) {
+		standby := c.page.DefaultAppID != "" && app != owner
+		ev := wireEvent{Sender: idRef{c.psid}, Recipient: idRef{c.page.ID}, Delivery: &wireDelivery{MIDs: []string{mid}, Watermark: c.now.UnixMilli()}}
 		s.enqueue(app, c.page.ID, standby, ev)
 	}
 	result["message_id"] = mid
@@ -312,13 +322,11 @@ func (s *Sim) take(c opCtx) (any, *graphError) {
 	if prev == "" {
 		return success, nil // taking an idle thread sends no webhook
 	}
-	for _, app := range s.connectedApps(c.page) {
-		if app == c.app {
-			continue
-		}
+	// Meta tells the app that lost control, and no one else.
+	if _, ok := s.apps[prev]; ok && isConnected(c.page, prev) {
 		ev := handoverEvent(c)
 		ev.TakeThreadControl = &wireHandover{PreviousOwnerAppID: &prev, NewOwnerAppID: c.app, Metadata: c.params["metadata"]}
-		s.enqueue(app, c.page.ID, false, ev)
+		s.enqueue(prev, c.page.ID, false, ev)
 	}
 	return success, nil
 }

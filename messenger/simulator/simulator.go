@@ -365,6 +365,10 @@ func (s *Sim) CustomerSends(pageID, psid string, m CustomerMessage) (mid string,
 		msg.ReplyTo = &wireReplyTo{MID: m.ReplyToMID}
 	}
 	err = s.customerEvent(pageID, psid, true, func(ev *wireEvent, standby bool) { ev.Message = &msg })
+	if err == nil {
+		s.log.Info().Str("page_id", pageID).Str("psid", psid).Str("mid", mid).Str("text", m.Text).Int("attachments", len(m.Attachments)).
+			Msg("customer wrote")
+	}
 	return mid, err
 }
 
@@ -379,6 +383,9 @@ func (s *Sim) CustomerPostback(pageID, psid, title, payload string) (mid string,
 		}
 		ev.Postback = pb
 	})
+	if err == nil {
+		s.log.Info().Str("page_id", pageID).Str("psid", psid).Str("mid", mid).Str("title", title).Msg("customer tapped a button")
+	}
 	return mid, err
 }
 

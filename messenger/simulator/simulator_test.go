@@ -471,9 +471,13 @@ func TestSendEchoesAndInbox(t *testing.T) {
 	mid := body["message_id"]
 	echo := obj(t, `{"sender":{"id":%q},"recipient":{"id":%q},"timestamp":%d,
 		"message":{"is_echo":true,"app_id":222,"metadata":"agent:42","mid":%q,"text":"Agent here"}}`, pageID, psid, f.ms(), mid)
-	want := map[string][]hookEvent{inboxApp: {{"messaging", echo}}, botApp: {{"standby", echo}}, crmApp: {{"standby", echo}}}
+	// Then the delivery receipt, as Meta documents it: no timestamp, the
+	// watermark and the mids, from the customer to the Page.
+	delivery := obj(t, `{"sender":{"id":%q},"recipient":{"id":%q},"delivery":{"mids":[%q],"watermark":%d}}`, psid, pageID, mid, f.ms())
+	want := map[string][]hookEvent{inboxApp: {{"messaging", echo}, {"messaging", delivery}},
+		botApp: {{"standby", echo}, {"standby", delivery}}, crmApp: {{"standby", echo}, {"standby", delivery}}}
 	if diff := cmp.Diff(want, f.events()); diff != "" {
-		t.Errorf("echoes (-want +got):\n%s", diff)
+		t.Errorf("echoes and deliveries (-want +got):\n%s", diff)
 	}
 	if _, ok := echo["message"].(map[string]any)["app_id"].(json.Number); !ok {
 		t.Error("echo app_id must be a JSON number")
@@ -595,7 +599,8 @@ func TestTakeThreadControl(t *testing.T) {
 	}
 	take := obj(t, `{"sender":{"id":%q},"recipient":{"id":%q},"timestamp":%d,
 		"take_thread_control":{"previous_owner_app_id":"222","new_owner_app_id":"111","metadata":"bot back"}}`, psid, pageID, f.ms())
-	want := map[string][]hookEvent{inboxApp: {{"messaging", take}}, crmApp: {{"messaging", take}}}
+	// Only the app that lost control hears of it (crmApp is told nothing).
+	want := map[string][]hookEvent{inboxApp: {{"messaging", take}}}
 	if diff := cmp.Diff(want, f.events()); diff != "" {
 		t.Errorf("take events (-want +got):\n%s", diff)
 	}
@@ -1056,6 +1061,22 @@ func TestControlEndpoints(t *testing.T) {
 	if diff := cmp.Diff([]sent{{"reply 1", botApp}, {"reply 2", botApp}}, inbox); diff != "" {
 		t.Errorf("inbox (-want +got):\n%s", diff)
 	}
+	// ?last=1: the newest message only; ?wait=true: after every delivery is done.
+	call("GET", base+"/customers/"+psid+"/inbox?last=1&wait=true", "", &inbox)
+	if diff := cmp.Diff([]sent{{"reply 2", botApp}}, inbox); diff != "" {
+		t.Errorf("inbox?last=1 (-want +got):\n%s", diff)
+	}
+	if n := pendingDeliveries(f.sim); n != 0 {
+		t.Errorf("after ?wait=true, %d deliveries still pending", n)
+	}
+	var bad map[string]string
+	if status := call("GET", base+"/customers/"+psid+"/inbox?last=some", "", &bad); status != 400 || !strings.Contains(bad["error"], "last") {
+		t.Errorf("inbox?last=some = %d %v", status, bad)
+	}
+	var empty map[string]any
+	if status := call("POST", "/_sim/settle", "", &empty); status != 200 || len(empty) != 0 {
+		t.Errorf("settle = %d %v", status, empty)
+	}
 	var calls []simulator.Call
 	call("GET", "/_sim/calls", "", &calls)
 	if len(calls) != 3 || calls[1].Code != 10 || calls[1].AppID != inboxApp {
@@ -1067,7 +1088,7 @@ func TestControlEndpoints(t *testing.T) {
 		Body      map[string]any
 	}
 	call("GET", "/_sim/apps/"+botApp+"/deliveries", "", &ds)
-	if len(ds) != 4 || !ds[0].Delivered || ds[0].Body["object"] != "page" {
+	if len(ds) != 6 || !ds[0].Delivered || ds[0].Body["object"] != "page" { // message, postback, 2 × (echo, delivery)
 		t.Errorf("deliveries = %+v", ds)
 	}
 	var e map[string]string
@@ -1093,4 +1114,17 @@ func TestFlushHonoursContextAndClose(t *testing.T) {
 	if ds := sim.Deliveries(botApp); len(ds) != 1 || ds[0].Delivered {
 		t.Errorf("Deliveries = %+v", ds)
 	}
+}
+
+// pendingDeliveries counts deliveries not yet delivered or given up.
+func pendingDeliveries(sim *simulator.Sim) int {
+	n := 0
+	for _, app := range []string{botApp, inboxApp, crmApp} {
+		for _, d := range sim.Deliveries(app) {
+			if !d.Delivered && d.Attempts == 0 {
+				n++
+			}
+		}
+	}
+	return n
 }

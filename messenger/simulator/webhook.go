@@ -27,9 +27,10 @@ type idRef struct {
 type wireEvent struct {
 	Sender               idRef          `json:"sender"`
 	Recipient            idRef          `json:"recipient"`
-	Timestamp            int64          `json:"timestamp"`
+	Timestamp            int64          `json:"timestamp,omitempty"` // absent on deliveries, as Meta documents them
 	Message              *wireMessage   `json:"message,omitempty"`
 	Postback             *wirePostback  `json:"postback,omitempty"`
+	Delivery             *wireDelivery  `json:"delivery,omitempty"`
 	Read                 *wireRead      `json:"read,omitempty"`
 	PassThreadControl    *wireHandover  `json:"pass_thread_control,omitempty"`
 	TakeThreadControl    *wireHandover  `json:"take_thread_control,omitempty"`
@@ -64,6 +65,13 @@ type wirePostback struct {
 	MID     string `json:"mid"`
 	Title   string `json:"title"`
 	Payload string `json:"payload,omitempty"`
+}
+
+// wireDelivery is a delivery receipt; Meta's example (message_deliveries)
+// has mids and watermark and no timestamp on the event.
+type wireDelivery struct {
+	MIDs      []string `json:"mids,omitempty"`
+	Watermark int64    `json:"watermark"`
 }
 
 type wireRead struct {
@@ -159,7 +167,11 @@ func (s *Sim) seal(app string) {
 	for _, q := range evs {
 		n := len(env.Entry)
 		if n == 0 || env.Entry[n-1].ID != q.page || (len(env.Entry[n-1].Standby) > 0) != q.standby {
-			env.Entry = append(env.Entry, wireEntry{ID: q.page, Time: q.ev.Timestamp})
+			at := q.ev.Timestamp
+			if at == 0 && q.ev.Delivery != nil {
+				at = q.ev.Delivery.Watermark
+			}
+			env.Entry = append(env.Entry, wireEntry{ID: q.page, Time: at})
 			n++
 		}
 		e := &env.Entry[n-1]
