@@ -246,12 +246,15 @@ func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.T
 		if next == StatusOpen && prev != StatusOpen {
 			conv.waitingSince = sql.NullInt64{Int64: store.Millis(now), Valid: true}
 		}
+		before := conv
 		conv.status, conv.threadOwner = next, string(t.To)
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = $2, thread_owner = $3, agent_waiting_since = $4, updated_at = $5
-			WHERE id = $1`, conv.id, conv.status, conv.threadOwner, conv.waitingSince, store.Millis(now)); err != nil {
-			return err
+		if conv != before { // a conversation just created with this owner is already so
+			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = $2, thread_owner = $3, agent_waiting_since = $4, updated_at = $5
+				WHERE id = $1`, conv.id, conv.status, conv.threadOwner, conv.waitingSince, store.Millis(now)); err != nil {
+				return err
+			}
+			batchOf(tx).keep(conv)
 		}
-		batchOf(tx).keep(conv)
 		text := fmt.Sprintf("Thread control: %s → %s (%s)", ownerName(t.From), ownerName(t.To), t.Cause)
 		if t.Actor != "" {
 			text += " by " + t.Actor

@@ -62,6 +62,11 @@ type DB struct {
 	mu        sync.Mutex
 	toPrepare map[string]bool // seen in a transaction, prepared after it
 	executed  atomic.Int64    // statements run in transactions
+
+	// SQLite: the checkpointer's connection, and its stop and done signals.
+	checkpoint    *sql.DB
+	stop, stopped chan struct{}
+	stopOnce      sync.Once
 }
 
 // Statements returns how many statements transactions have run, for
@@ -83,7 +88,10 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
-	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	// The writer keeps a large page cache (the indexes ingest touches stay
+	// in memory as the store grows) and leaves checkpoints to the
+	// checkpointer, so no commit waits for one.
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -99,7 +107,46 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	return &DB{Dialect: sqliteDialect, write: w, read: r}, nil
+	ck, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	db := &DB{Dialect: sqliteDialect, write: w, read: r, checkpoint: ck, stop: make(chan struct{}), stopped: make(chan struct{})}
+	go db.checkpoints()
+	return db, nil
+}
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file.
+const checkpointEvery = 500 * time.Millisecond
+
+// checkpoints copies committed pages from the WAL into the database file
+// in the background until Close, as SQLite would at commit time with
+// wal_autocheckpoint: PASSIVE, so it never blocks the writer or readers,
+// and with a TRUNCATE once the WAL has grown large, so it does not keep
+// growing under steady load.
+func (db *DB) checkpoints() {
+	defer close(db.stopped)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			_, _ = db.checkpoint.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			return
+		case <-t.C:
+		}
+		var busy, logPages, done int
+		if err := db.checkpoint.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
+			continue
+		}
+		if logPages > 16384 && done == logPages { // 64 MB of WAL, all copied: start it over
+			_, _ = db.checkpoint.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
+	}
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -138,6 +185,11 @@ func redactURL(u *url.URL) string {
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	if db.checkpoint != nil {
+		db.stopOnce.Do(func() { close(db.stop) })
+		<-db.stopped
+		db.checkpoint.Close()
+	}
 	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
