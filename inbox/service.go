@@ -624,8 +624,8 @@ func (s *Service) Assign(ctx context.Context, accountID, conversationID, agentID
 }
 
 // ToggleStatus sets a conversation's status (with "", open ⇄ resolved).
-// Resolving a Messenger conversation closes the agent's intervention,
-// which gives the thread back.
+// Resolving a Messenger conversation gives the thread back (see
+// giveThreadBack).
 func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID, conversationID int64, status string) (string, error) {
 	conv, err := s.accountConversation(ctx, accountID, conversationID)
 	if err != nil {
@@ -641,14 +641,8 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		return "", apperr.Field("status", "must be one of open, pending, resolved, snoozed")
 	}
 	if status == StatusResolved && conv.psid != "" {
-		ivs, err := s.handover.Interventions(ctx, conv.pageID, conv.psid)
-		if err != nil {
+		if err := s.giveThreadBack(ctx, p, conv); err != nil {
 			return "", err
-		}
-		if len(ivs) > 0 && ivs[0].Status == handover.InterventionOpen {
-			if _, err := s.handover.CloseIntervention(ctx, ivs[0].ID, p.Name, handover.CloseByAgent); err != nil {
-				return "", err
-			}
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -669,6 +663,24 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		return s.statusChanged(ctx, tx, c, prev)
 	})
 	return status, err
+}
+
+// giveThreadBack ends the agents' hold on a resolved Messenger
+// conversation's thread, intervention or not: an open intervention is
+// closed (which gives the thread back); without one — the bot passed and
+// no agent replied yet — the thread is given back directly (passed to the
+// bot when it is the Page's default app, else released).
+func (s *Service) giveThreadBack(ctx context.Context, p auth.Principal, conv conversation) error {
+	ivs, err := s.handover.Interventions(ctx, conv.pageID, conv.psid)
+	if err != nil {
+		return err
+	}
+	if len(ivs) > 0 && ivs[0].Status == handover.InterventionOpen {
+		_, err := s.handover.CloseIntervention(ctx, ivs[0].ID, p.Name, handover.CloseByAgent)
+		return err
+	}
+	_, err = s.handover.GiveBack(ctx, conv.pageID, conv.psid, p.Name)
+	return err
 }
 
 // jsonObject validates an optional JSON object field and returns it ("{}" when absent).
