@@ -23,7 +23,15 @@ const (
 // emit records an event in the account's ordered log and queues a signed
 // delivery to every webhook that wants it, in the caller's transaction.
 func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv *conversation, event string, body any) error {
-	payload, err := eventPayload(event, accountID, body)
+	var inbox *InboxView
+	if conv != nil {
+		iv, err := s.inboxView(ctx, tx, conv.inboxID)
+		if err != nil {
+			return err
+		}
+		inbox = &iv
+	}
+	payload, err := eventPayload(event, accountID, inbox, body)
 	if err != nil {
 		return err
 	}
@@ -71,8 +79,9 @@ func (s *Service) emit(ctx context.Context, tx *store.Tx, accountID int64, conv 
 	return nil
 }
 
-// eventPayload is the object's JSON with "event" and "account" added.
-func eventPayload(event string, accountID int64, body any) ([]byte, error) {
+// eventPayload is the object's JSON with "event", "account" and "inbox"
+// added, as Chatwoot's webhooks carry them.
+func eventPayload(event string, accountID int64, inbox *InboxView, body any) ([]byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
@@ -82,8 +91,38 @@ func eventPayload(event string, accountID int64, body any) ([]byte, error) {
 		return nil, err
 	}
 	m["event"] = event
-	m["account"] = map[string]int64{"id": accountID}
+	m["account"] = map[string]any{"id": accountID, "name": "Account " + itoa(accountID)}
+	if inbox != nil {
+		m["inbox"] = map[string]any{"id": inbox.ID, "name": inbox.Name}
+	}
 	return json.Marshal(m)
+}
+
+// messageTypeNames are Chatwoot's webhook names for message types.
+var messageTypeNames = map[float64]string{0: Incoming, 1: Outgoing, 2: Activity, 3: "template"}
+
+// webhookBody is an event's payload as a webhook receives it: Chatwoot's
+// webhooks name a message's type ("incoming") where its REST answers and
+// live updates use numbers.
+func webhookBody(payload []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil {
+		return payload
+	}
+	var n float64
+	if json.Unmarshal(m["message_type"], &n) != nil {
+		return payload
+	}
+	name, ok := messageTypeNames[n]
+	if !ok {
+		return payload
+	}
+	m["message_type"], _ = json.Marshal(name)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // messageEvent emits message_created or message_updated with the message

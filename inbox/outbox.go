@@ -97,7 +97,7 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 		err = tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, e.payload
 			FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
 			Scan(&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created, &payload)
-		d.payload = []byte(payload)
+		d.payload = webhookBody([]byte(payload))
 		return err
 	})
 	if err != nil || !claimed {
