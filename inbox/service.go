@@ -162,6 +162,13 @@ func (s *Service) CreateConversation(ctx context.Context, accountID int64, in Co
 		}
 		assignee = sql.NullInt64{Int64: int64(in.AssigneeID), Valid: true}
 	}
+	var team sql.NullInt64
+	if in.TeamID != 0 {
+		if t, ok := s.teams[int64(in.TeamID)]; !ok || t.AccountID != accountID {
+			return ConversationView{}, apperr.Field("team_id", "team %d does not exist in account %d", in.TeamID, accountID)
+		}
+		team = sql.NullInt64{Int64: int64(in.TeamID), Valid: true}
+	}
 	var conv conversation
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var ciID, contactID, inboxID int64
@@ -193,9 +200,9 @@ func (s *Service) CreateConversation(ctx context.Context, accountID int64, in Co
 		}
 		conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
 			(account_id, inbox_id, contact_id, contact_inbox_id, status, assignee_id, additional_attributes, custom_attributes,
-			 agent_waiting_since, last_activity_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING `+conversationColumns,
-			accountID, inboxID, contactID, ciID, status, assignee, additional, custom, waiting, now))
+			 agent_waiting_since, last_activity_at, created_at, updated_at, team_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) RETURNING `+conversationColumns,
+			accountID, inboxID, contactID, ciID, status, assignee, additional, custom, waiting, now, team))
 		if err != nil {
 			return err
 		}
