@@ -86,11 +86,22 @@ type ContactView struct {
 	AccountID            int64              `json:"-"`
 }
 
-// AgentView is an agent as the API shows it.
+// AgentView is an agent as the API shows it (with Chatwoot's user fields).
 type AgentView struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Type string `json:"type"`
+	ID                 int64  `json:"id"`
+	Name               string `json:"name"`
+	Type               string `json:"type"`
+	AvailableName      string `json:"available_name"`
+	Email              string `json:"email"`
+	Thumbnail          string `json:"thumbnail"`
+	AvailabilityStatus string `json:"availability_status"`
+	Role               string `json:"role"`
+}
+
+// agentView is agent id's view.
+func (s *Service) agentView(id int64) *AgentView {
+	name := s.agentNames[id]
+	return &AgentView{ID: id, Name: name, Type: "agent", AvailableName: name, AvailabilityStatus: "online", Role: chatwootRole(s.users[name].Role)}
 }
 
 // SenderView is who sent a message.
@@ -317,7 +328,7 @@ func (s *Service) conversationView(ctx context.Context, q querier, c conversatio
 	if c.assignee.Valid {
 		id := c.assignee.Int64
 		v.AssigneeID = &id
-		v.Meta.Assignee = &AgentView{ID: id, Name: s.agentNames[id], Type: "agent"}
+		v.Meta.Assignee = s.agentView(id)
 	}
 	contact, err := s.contactView(ctx, q, c.contactID)
 	if err != nil {

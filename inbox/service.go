@@ -713,7 +713,7 @@ func (s *Service) Assign(ctx context.Context, accountID, conversationID, agentID
 	if err != nil || agentID == 0 {
 		return nil, err
 	}
-	return &AgentView{ID: agentID, Name: s.agentNames[agentID], Type: "agent"}, nil
+	return s.agentView(agentID), nil
 }
 
 // ToggleStatus sets a conversation's status (with "", open ⇄ resolved).
