@@ -37,7 +37,7 @@ func conversationUUID(id int64) string {
 // chatwootFields fills in the conversation fields Chatwoot's views have
 // beyond the seed's: uuid, labels, team, unread count, can_reply and the
 // messages a conversation list shows.
-func (s *Service) chatwootFields(ctx context.Context, q querier, c conversation, iv InboxView, v *ConversationView) error {
+func (s *Service) chatwootFields(ctx context.Context, q querier, c conversation, iv InboxView, v *ConversationView, withMessages bool) error {
 	v.UUID, v.UpdatedAt = conversationUUID(c.id), store.Time(c.updated).Unix()
 	labels, err := conversationLabels(ctx, q, c.id)
 	if err != nil {
@@ -67,6 +67,9 @@ func (s *Service) chatwootFields(ctx context.Context, q querier, c conversation,
 	}
 	v.CanReply = iv.ChannelType != channelType("facebook") ||
 		(lastIncoming > 0 && s.now().Sub(store.Time(lastIncoming)) <= handover.HumanAgentWindow)
+	if !withMessages {
+		return nil
+	}
 	query := `SELECT ` + messageColumns + ` FROM inbox_messages WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1`
 	args := []any{c.id}
 	if v.UnreadCount > 0 {
@@ -74,10 +77,16 @@ func (s *Service) chatwootFields(ctx context.Context, q querier, c conversation,
 			ORDER BY id DESC LIMIT 10`
 		args = append(args, seen)
 	}
-	if v.Messages, err = queryMessages(ctx, q, query, args...); err != nil {
+	msgs, err := queryMessages(ctx, q, query, args...)
+	if err != nil {
 		return err
 	}
-	slices.Reverse(v.Messages)
+	slices.Reverse(msgs)
+	v.Messages = &msgs
+	if v.UnreadCount == 0 && len(msgs) == 1 && msgs[0].MessageType != messageTypeCodes[Activity] {
+		v.LastNonActivityMessage = &msgs[0] // the newest message is one
+		return nil
+	}
 	last, err := queryMessages(ctx, q, `SELECT `+messageColumns+` FROM inbox_messages WHERE conversation_id = $1 AND message_type <> 'activity'
 		ORDER BY id DESC LIMIT 1`, c.id)
 	if err != nil {

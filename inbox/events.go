@@ -132,7 +132,7 @@ func (s *Service) messageEvent(ctx context.Context, tx *store.Tx, event string, 
 	if err != nil {
 		return err
 	}
-	cv, err := s.conversationView(ctx, tx, conv)
+	cv, err := s.eventConversationView(ctx, tx, conv)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (s *Service) messageEvent(ctx context.Context, tx *store.Tx, event string, 
 
 // conversationEvent emits a conversation event with extra fields.
 func (s *Service) conversationEvent(ctx context.Context, tx *store.Tx, event string, conv conversation, extra map[string]any) error {
-	cv, err := s.conversationView(ctx, tx, conv)
+	cv, err := s.eventConversationView(ctx, tx, conv)
 	if err != nil {
 		return err
 	}

@@ -176,8 +176,8 @@ type ConversationView struct {
 	// than Messenger's 7-day human agent window.
 	CanReply bool `json:"can_reply"`
 	// Messages are the unread incoming messages (at most 10), or else the
-	// newest message, as Chatwoot lists them.
-	Messages []MessageView `json:"messages"`
+	// newest message, as Chatwoot lists them (absent in events).
+	Messages *[]MessageView `json:"messages,omitempty"`
 	// LastNonActivityMessage is the newest message that is not an activity.
 	LastNonActivityMessage *MessageView `json:"last_non_activity_message"`
 	AgentLastSeenAt        int64        `json:"agent_last_seen_at"`
@@ -321,6 +321,17 @@ func (s *Service) contactView(ctx context.Context, q querier, id int64) (Contact
 }
 
 func (s *Service) conversationView(ctx context.Context, q querier, c conversation) (ConversationView, error) {
+	return s.conversationViewOf(ctx, q, c, true)
+}
+
+// eventConversationView is the conversation as events carry it: without
+// its messages (an event is about one of them; listing the unread ones in
+// every event would make each event's payload grow with the conversation).
+func (s *Service) eventConversationView(ctx context.Context, q querier, c conversation) (ConversationView, error) {
+	return s.conversationViewOf(ctx, q, c, false)
+}
+
+func (s *Service) conversationViewOf(ctx context.Context, q querier, c conversation, withMessages bool) (ConversationView, error) {
 	v := ConversationView{ID: c.id, AccountID: c.accountID, InboxID: c.inboxID, Status: c.status,
 		AdditionalAttributes: json.RawMessage(c.additional), CustomAttributes: json.RawMessage(c.custom),
 		ThreadOwner: c.threadOwner, PageID: c.pageID, PSID: c.psid,
@@ -343,7 +354,7 @@ func (s *Service) conversationView(ctx context.Context, q querier, c conversatio
 		return v, err
 	}
 	v.Meta.Channel = iv.ChannelType
-	return v, s.chatwootFields(ctx, q, c, iv, &v)
+	return v, s.chatwootFields(ctx, q, c, iv, &v, withMessages)
 }
 
 const messageColumns = `id, account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes,
