@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -238,9 +239,12 @@ func (s *Service) storeAttachments(ctx context.Context, tx *store.Tx, accountID,
 func (a *API) attachment(w http.ResponseWriter, r *http.Request) {
 	token := httpapi.Var(r, "token")
 	var ct, filename, data string
-	err := a.Service.db.Reader().QueryRowContext(r.Context(), `SELECT content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
-		Scan(&ct, &filename, &data)
-	if errNoRows(err) || len(token) != 36 {
+	err := sql.ErrNoRows
+	if len(token) == 36 {
+		err = a.Service.db.Reader().QueryRowContext(r.Context(), `SELECT content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
+			Scan(&ct, &filename, &data)
+	}
+	if errNoRows(err) {
 		httpapi.WriteError(w, r, apperr.New(apperr.NotFound, "no such attachment"))
 		return
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/handoverd/handoverd/inbox"
+
 	"github.com/handoverd/handoverd/store/storetest"
 )
 
@@ -315,13 +317,29 @@ func TestChatwootInputErrors(t *testing.T) {
 			}
 		})
 	}
+	for _, tt := range []struct {
+		name  string
+		data  []byte
+		field string
+	}{
+		{"empty file", []byte{}, "attachments[0]"},
+		{"file over the limit", bytes.Repeat([]byte{'x'}, inbox.MaxAttachmentBytes+1), "attachments[0]"},
+	} {
+		t.Run("multipart "+tt.name, func(t *testing.T) {
+			st, body := h.postMultipart(convID, map[string]string{"content": "x"}, "big.bin", tt.data)
+			if e, _ := body["error"].(map[string]any); st != 400 || e == nil || e["field"] != tt.field {
+				t.Errorf("= %d %v, want 400 naming %q", st, body, tt.field)
+			}
+		})
+	}
 	// Nothing changed: the labels, the team, the messages.
 	_, labels := h.api(http.MethodGet, cp+"/labels", nil)
 	if diff := cmp.Diff([]any{"keep"}, labels["payload"]); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
 	_, got := h.api(http.MethodGet, cp, nil)
-	if got["team_id"] != nil || h.count(`SELECT count(*) FROM inbox_messages`) != 0 || h.count(`SELECT count(*) FROM conversations`) != 1 {
+	if got["team_id"] != nil || h.count(`SELECT count(*) FROM inbox_messages`) != 0 || h.count(`SELECT count(*) FROM inbox_attachments`) != 0 ||
+		h.count(`SELECT count(*) FROM conversations`) != 1 {
 		t.Errorf("a refused request changed something: %v", got)
 	}
 }
