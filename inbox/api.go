@@ -43,6 +43,7 @@ func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(a.contactConversations))
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.listContactInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.createContactInbox))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(a.listContactableInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations", a.handle(a.createConversation))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations", a.handle(a.listConversations))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations/meta", a.handle(a.conversationMeta))

@@ -111,6 +111,15 @@ func (a *API) listContactInboxes(c call) (int, any, error) {
 	return http.StatusOK, map[string]any{"payload": v}, err
 }
 
+func (a *API) listContactableInboxes(c call) (int, any, error) {
+	id, err := c.id()
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := a.Service.ContactableInboxes(c.r.Context(), c.accountID, id)
+	return http.StatusOK, map[string]any{"payload": v}, err
+}
+
 func (a *API) createContactInbox(c call) (int, any, error) {
 	id, err := c.id()
 	if err != nil {

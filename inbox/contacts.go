@@ -203,3 +203,32 @@ func (s *Service) ContactInboxes(ctx context.Context, accountID, contactID int64
 	v, err := s.Contact(ctx, accountID, contactID)
 	return v.ContactInboxes, err
 }
+
+// ContactableInboxes lists the inboxes a contact can be reached through:
+// every API inbox of the account (with the contact's first session there,
+// or an empty source_id when it has none yet) and the Messenger inboxes where it
+// has a session.
+func (s *Service) ContactableInboxes(ctx context.Context, accountID, contactID int64) ([]ContactInboxView, error) {
+	c, err := s.Contact(ctx, accountID, contactID)
+	if err != nil {
+		return nil, err
+	}
+	have := map[int64]string{}
+	for _, ci := range c.ContactInboxes { // the oldest session of each inbox
+		if _, ok := have[ci.Inbox.ID]; !ok {
+			have[ci.Inbox.ID] = ci.SourceID
+		}
+	}
+	ivs, err := s.Inboxes(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := []ContactInboxView{}
+	for _, iv := range ivs {
+		source, ok := have[iv.ID]
+		if ok || iv.ChannelType == channelType("api") {
+			out = append(out, ContactInboxView{SourceID: source, Inbox: iv})
+		}
+	}
+	return out, nil
+}

@@ -108,6 +108,10 @@ func checkChatwootRoutes(t *testing.T, o *openapiChecker, call func(method, path
 	call(http.MethodGet, fmt.Sprintf("/contacts/%d/conversations", contactID), "", 200, false)
 	call(http.MethodGet, "/contacts/999999/conversations", "", 404, false)
 	call(http.MethodGet, fmt.Sprintf("/contacts/%d/contact_inboxes", contactID), "", 200, false)
+	if l := call(http.MethodGet, fmt.Sprintf("/contacts/%d/contactable_inboxes", contactID), "", 200, false); len(l["payload"].([]any)) != 1 {
+		t.Errorf("contactable inboxes = %v, want the API inbox", l)
+	}
+	call(http.MethodGet, "/contacts/999999/contactable_inboxes", "", 404, false)
 	call(http.MethodPost, fmt.Sprintf("/contacts/%d/contact_inboxes", contactID), fmt.Sprintf(`{"inbox_id":%d,"source_id":"crm-session-42"}`, apiInbox), 200, false)
 	call(http.MethodPost, fmt.Sprintf("/contacts/%d/contact_inboxes", contactID), fmt.Sprintf(`{"inbox_id":%d}`, messengerInbox), 422, false)
 	call(http.MethodPost, fmt.Sprintf("/contacts/%d/contact_inboxes", contactID), `{}`, 400, true)

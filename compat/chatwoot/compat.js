@@ -137,6 +137,13 @@ async function step(name, fn) {
     assert.equal(ci.inbox.id, inbox.id);
   });
 
+  await step("contact.getContactable", async () => {
+    const l = await cw.contact.getContactable({ accountId, id: contactId });
+    const mine = l.payload.find((ci) => ci.inbox.id === inbox.id);
+    assert.ok(mine, `contactable inboxes ${JSON.stringify(l.payload)} lack ${inbox.id}`);
+    assert.equal(mine.source_id, sourceId);
+  });
+
   const conv = await step("conversations.create from the contact's source_id", async () => {
     const c = await cw.conversations.create({ accountId, data: { source_id: sourceId, inbox_id: inbox.id, contact_id: contactId, status: "open", additional_attributes: { channel: "sdk" } } });
     has(c, "conversation", "id", "uuid", "inbox_id", "status", "labels", "unread_count", "can_reply", "additional_attributes", "messages", "meta", "contact_inbox");
