@@ -179,6 +179,27 @@ type Inbox struct {
 	GiveUpAfter time.Duration `yaml:"give_up_after"`
 	// DeliveryTimeout bounds one webhook delivery attempt.
 	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
+	// Teams are the accounts' teams (Chatwoot's teams), which conversations
+	// can be assigned to.
+	Teams []Team `yaml:"teams"`
+	// PublicURL is handoverd's base URL as Messenger reaches it, for the
+	// attachments agents send (default: the scheme and host of the request
+	// that sent them).
+	PublicURL string `yaml:"public_url"`
+}
+
+// Team is a group of agents in an account.
+type Team struct {
+	// ID is the team's id in the API (positive, unique).
+	ID int64 `yaml:"id"`
+	// Name is shown to agents.
+	Name string `yaml:"name"`
+	// Description says what the team does.
+	Description string `yaml:"description"`
+	// AccountID is the account (client_id) the team belongs to.
+	AccountID int64 `yaml:"account_id"`
+	// Members are the names of the users in the team.
+	Members []string `yaml:"members"`
 }
 
 // Claims tunes bot claims (the Lexer-compatible Chatbot User API).
@@ -206,7 +227,7 @@ type Webhook struct {
 
 // WebhookEvents are the events an outbound webhook may subscribe to.
 var WebhookEvents = []string{"message_created", "message_updated", "conversation_created",
-	"conversation_status_changed", "conversation_owner_changed", "assignee_changed"}
+	"conversation_status_changed", "conversation_owner_changed", "assignee_changed", "conversation_updated"}
 
 // Log configures logging.
 type Log struct {
@@ -456,6 +477,30 @@ func (c *Config) Validate() error {
 	}
 	if c.Handover.WorkEvery < 0 {
 		bad("handover.work_every", "must be positive")
+	}
+	seenTeam := map[int64]bool{}
+	for i, t := range c.Inbox.Teams {
+		k := fmt.Sprintf("inbox.teams[%d]", i)
+		if t.ID <= 0 {
+			bad(k+".id", "is required and must be positive")
+		} else if seenTeam[t.ID] {
+			bad(k+".id", "team %d is listed twice", t.ID)
+		}
+		seenTeam[t.ID] = true
+		if strings.TrimSpace(t.Name) == "" {
+			bad(k+".name", "is required")
+		}
+		if t.AccountID <= 0 {
+			bad(k+".account_id", "is required and must be positive")
+		}
+		for j, m := range t.Members {
+			if !seenUser[m] {
+				bad(fmt.Sprintf("%s.members[%d]", k, j), "user %q is not configured", m)
+			}
+		}
+	}
+	if u := c.Inbox.PublicURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("inbox.public_url", "must be an http(s) URL")
 	}
 	if c.Inbox.GiveUpAfter != 0 && c.Inbox.GiveUpAfter < 15*time.Minute {
 		bad("inbox.give_up_after", "must be at least 15m")

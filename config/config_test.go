@@ -84,6 +84,10 @@ pages: [{id: "1001", access_token: t, client_id: 1}]
 		{"both tokens", base + "users: [{name: a, role: agent, token: abcdefghijklmnopq, token_sha256: abc, client_id: 1}]\n", "not both"},
 		{"user without client", base + "users: [{name: a, role: agent, token: abcdefghijklmnopq}]\n", "users[0].client_id"},
 		{"bad log level", base + "log: {level: loud}\n", "log.level"},
+		{"team without name", base + "inbox: {teams: [{id: 1, account_id: 1}]}\n", "inbox.teams[0].name"},
+		{"team twice", base + "inbox: {teams: [{id: 1, name: a, account_id: 1}, {id: 1, name: b, account_id: 1}]}\n", "inbox.teams[1].id"},
+		{"team of unknown user", base + "inbox: {teams: [{id: 1, name: a, account_id: 1, members: [zed]}]}\n", "inbox.teams[0].members[0]"},
+		{"bad public url", base + "inbox: {public_url: example.com}\n", "inbox.public_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

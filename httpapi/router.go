@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -91,7 +92,18 @@ func (r *Router) Handler() http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		route := "unmatched"
 		var match mux.RouteMatch
-		if r.mux.Match(req, &match) && match.Route != nil && match.MatchErr == nil {
+		matched := r.mux.Match(req, &match) && match.Route != nil && match.MatchErr == nil
+		if !matched && len(req.URL.Path) > 1 && strings.HasSuffix(req.URL.Path, "/") {
+			// A trailing slash (Chatwoot's clients send some) names the same
+			// route as the path without it.
+			alt := req.Clone(req.Context())
+			alt.URL.Path, alt.URL.RawPath = strings.TrimRight(req.URL.Path, "/"), ""
+			match = mux.RouteMatch{}
+			if r.mux.Match(alt, &match) && match.Route != nil && match.MatchErr == nil {
+				req, matched = alt, true
+			}
+		}
+		if matched {
 			if tpl, err := match.Route.GetPathTemplate(); err == nil {
 				route = tpl
 			}

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -22,19 +23,39 @@ type API struct {
 
 const prefix = "/api/v1/accounts/{account_id}"
 
-// Routes registers the endpoints.
+// Routes registers the endpoints. Every route also answers with a
+// trailing slash (the router's doing), as Chatwoot's do.
 func (a *API) Routes(r *httpapi.Router) {
+	r.HandleFunc(http.MethodGet, "/api", a.apiInfo)
+	r.HandleFunc(http.MethodGet, "/api/v1/profile", a.handleUser(a.profile))
+	r.HandleFunc(http.MethodGet, AttachmentPath+"/{token}/{filename}", a.attachment)
 	r.HandleFunc(http.MethodGet, prefix+"/inboxes", a.handle(a.listInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/inboxes", a.handle(a.createInbox))
+	r.HandleFunc(http.MethodGet, prefix+"/inboxes/{id}", a.handle(a.getInbox))
+	r.HandleFunc(http.MethodGet, prefix+"/agents", a.handle(a.listAgents))
+	r.HandleFunc(http.MethodGet, prefix+"/teams", a.handle(a.listTeams))
+	r.HandleFunc(http.MethodGet, prefix+"/teams/{id}", a.handle(a.getTeam))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts", a.handle(a.listContacts))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts", a.handle(a.createContact))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/search", a.handle(a.searchContacts))
+	r.HandleFunc(http.MethodPost, prefix+"/contacts/filter", a.handle(a.filterContacts))
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}", a.handle(a.getContact))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(a.contactConversations))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.listContactInboxes))
+	r.HandleFunc(http.MethodPost, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.createContactInbox))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(a.listContactableInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations", a.handle(a.createConversation))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations", a.handle(a.listConversations))
+	r.HandleFunc(http.MethodGet, prefix+"/conversations/meta", a.handle(a.conversationMeta))
+	r.HandleFunc(http.MethodPost, prefix+"/conversations/filter", a.handle(a.filterConversations))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations/{id}", a.handle(a.getConversation))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations/{id}/messages", a.handle(a.listMessages))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations/{id}/messages", a.handle(a.createMessage))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations/{id}/assignments", a.handle(a.assign))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations/{id}/toggle_status", a.handle(a.toggleStatus))
+	r.HandleFunc(http.MethodGet, prefix+"/conversations/{id}/labels", a.handle(a.listLabels))
+	r.HandleFunc(http.MethodPost, prefix+"/conversations/{id}/labels", a.handle(a.setLabels))
+	r.HandleFunc(http.MethodPost, prefix+"/conversations/{id}/update_last_seen", a.handle(a.updateLastSeen))
 	r.HandleFunc(http.MethodGet, prefix+"/events", a.events)
 }
 
@@ -63,7 +84,23 @@ func (a *API) handle(f func(c call) (int, any, error)) http.HandlerFunc {
 	}
 }
 
-func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (call, error) {
+// handleUser is handle for routes outside an account (the profile).
+func (a *API) handleUser(f func(c call) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.principal(r)
+		if err == nil {
+			var status int
+			var body any
+			if status, body, err = f(call{w: w, r: r, p: p}); err == nil {
+				httpapi.WriteJSON(w, status, body)
+				return
+			}
+		}
+		httpapi.WriteError(w, r, err)
+	}
+}
+
+func (a *API) principal(r *http.Request) (auth.Principal, error) {
 	tok := r.Header.Get("api_access_token")
 	if tok == "" {
 		tok = r.Header.Get("Api-Access-Token")
@@ -71,7 +108,11 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (call, error)
 	if tok == "" {
 		tok = httpapi.BearerToken(r)
 	}
-	p, err := a.Users.Require(tok, config.RoleAgent, config.RoleAdmin)
+	return a.Users.Require(tok, config.RoleAgent, config.RoleAdmin)
+}
+
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (call, error) {
+	p, err := a.principal(r)
 	if err != nil {
 		return call{}, err
 	}
@@ -124,7 +165,15 @@ func (a *API) createContact(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	v, err := a.Service.CreateContact(c.r.Context(), c.accountID, in)
-	return http.StatusOK, v, err
+	if err != nil {
+		return 0, nil, err
+	}
+	out := ContactCreated{ContactView: v}
+	out.Payload.Contact = v
+	if len(v.ContactInboxes) > 0 {
+		out.Payload.ContactInbox = v.ContactInboxes[0]
+	}
+	return http.StatusOK, out, nil
 }
 
 func (a *API) getContact(c call) (int, any, error) {
@@ -133,7 +182,7 @@ func (a *API) getContact(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	v, err := a.Service.Contact(c.r.Context(), c.accountID, id)
-	return http.StatusOK, v, err
+	return http.StatusOK, ContactShown{ContactView: v, Payload: v}, err
 }
 
 func (a *API) createConversation(c call) (int, any, error) {
@@ -146,29 +195,48 @@ func (a *API) createConversation(c call) (int, any, error) {
 }
 
 func (a *API) listConversations(c call) (int, any, error) {
+	f, err := conversationQuery(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, f)
+	return http.StatusOK, v, err
+}
+
+// conversationQuery reads the query parameters of the conversation list
+// and its counts.
+func conversationQuery(c call) (ConversationFilter, error) {
 	q := c.r.URL.Query()
-	f := ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type")}
+	f := ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type"), Q: q.Get("q")}
+	f.Labels = append(q["labels[]"], q["labels"]...)
 	for _, p := range []struct {
 		name string
 		dst  *int64
-	}{{"inbox_id", &f.InboxID}, {"assignee_id", &f.AssigneeID}} {
+	}{{"inbox_id", &f.InboxID}, {"assignee_id", &f.AssigneeID}, {"team_id", &f.TeamID}} {
 		if v := q.Get(p.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return 0, nil, apperr.Field(p.name, "must be a number")
+				return f, apperr.Field(p.name, "must be a number")
 			}
 			*p.dst = n
 		}
 	}
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return 0, nil, apperr.Field("page", "must be a positive number")
-		}
-		f.Page = n
+	page, err := pageParam(c)
+	f.Page = page
+	return f, err
+}
+
+// pageParam reads the page query parameter (default 1).
+func pageParam(c call) (int, error) {
+	v := c.r.URL.Query().Get("page")
+	if v == "" {
+		return 1, nil
 	}
-	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, f)
-	return http.StatusOK, v, err
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, apperr.Field("page", "must be a positive number")
+	}
+	return n, nil
 }
 
 func (a *API) getConversation(c call) (int, any, error) {
@@ -201,25 +269,52 @@ func (a *API) createMessage(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	var in MessageInput
-	if err := c.decode(&in); err != nil {
+	if isMultipart(c.r) {
+		in, err = decodeMultipartMessage(c.w, c.r)
+	} else {
+		err = c.decode(&in)
+	}
+	if err != nil {
 		return 0, nil, err
 	}
+	in.BaseURL = a.Service.baseURL(c.r)
 	v, err := a.Service.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
 	return http.StatusOK, v, err
 }
 
+// assign sets the assignee ({"assignee_id":…}, answered with the agent)
+// or, without assignee_id, the team ({"team_id":…}, answered with the
+// team), as Chatwoot's assignments endpoint does; null or 0 clears.
 func (a *API) assign(c call) (int, any, error) {
 	id, err := c.id()
 	if err != nil {
 		return 0, nil, err
 	}
-	var in struct {
-		AssigneeID flexID `json:"assignee_id"`
-	}
+	var in map[string]json.RawMessage
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Assign(c.r.Context(), c.accountID, id, int64(in.AssigneeID))
+	read := func(key string) (int64, error) {
+		var v flexID
+		if err := v.UnmarshalJSON(in[key]); err != nil {
+			return 0, apperr.Field(key, "must be an id")
+		}
+		return int64(v), nil
+	}
+	_, agentGiven := in["assignee_id"]
+	if _, teamGiven := in["team_id"]; teamGiven && !agentGiven {
+		team, err := read("team_id")
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := a.Service.AssignTeam(c.r.Context(), c.p, c.accountID, id, team)
+		return http.StatusOK, v, err
+	}
+	agent, err := read("assignee_id")
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := a.Service.Assign(c.r.Context(), c.accountID, id, agent)
 	return http.StatusOK, v, err
 }
 

@@ -157,10 +157,11 @@ func scanStoredEvent(dest []any, e *storedEvent) []any {
 	return append(dest, &e.accountID, &e.conversationID, &e.event, &e.payload, &e.lazy)
 }
 
-// render returns an event's JSON as webhooks and live updates carry it:
-// message events are the message with its "conversation"; conversation
-// events are the conversation with the changed attributes; both with
-// "event" and "account".
+// render returns an event's JSON as live updates carry it (webhooks get
+// webhookBody of it): message events are the message with its
+// "conversation"; conversation events are the conversation with the
+// changed attributes; all with "event", "account" and "inbox", as
+// Chatwoot's webhooks carry them.
 func (s *Service) render(ctx context.Context, q querier, e storedEvent) (string, error) {
 	if !e.lazy {
 		return e.payload, nil // stored whole by an earlier version
@@ -177,10 +178,15 @@ func (s *Service) render(ctx context.Context, q querier, e storedEvent) (string,
 		if err != nil {
 			return "", err
 		}
-		cv, err := s.conversationView(ctx, q, conv)
+		cv, err := s.eventConversationView(ctx, q, conv)
 		if err != nil {
 			return "", err
 		}
+		iv, err := s.inboxView(ctx, q, conv.inboxID)
+		if err != nil {
+			return "", err
+		}
+		body["inbox"] = map[string]any{"id": iv.ID, "name": iv.Name}
 		if e.event == EventMessageCreated || e.event == EventMessageUpdated {
 			body["conversation"] = cv
 		} else {
@@ -199,9 +205,36 @@ func (s *Service) render(ctx context.Context, q querier, e storedEvent) (string,
 		}
 	}
 	body["event"] = e.event
-	body["account"] = map[string]int64{"id": e.accountID}
+	body["account"] = map[string]any{"id": e.accountID, "name": "Account " + itoa(e.accountID)}
 	b, err := json.Marshal(body)
 	return string(b), err
+}
+
+// messageTypeNames are Chatwoot's webhook names for message types.
+var messageTypeNames = map[float64]string{0: Incoming, 1: Outgoing, 2: Activity, 3: "template"}
+
+// webhookBody is an event's payload as a webhook receives it: Chatwoot's
+// webhooks name a message's type ("incoming") where its REST answers and
+// live updates use numbers.
+func webhookBody(payload []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(payload, &m) != nil {
+		return payload
+	}
+	var n float64
+	if json.Unmarshal(m["message_type"], &n) != nil {
+		return payload
+	}
+	name, ok := messageTypeNames[n]
+	if !ok {
+		return payload
+	}
+	m["message_type"], _ = json.Marshal(name)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // messageEvent emits message_created or message_updated with the message

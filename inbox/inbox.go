@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,9 @@ type Service struct {
 	inboxCache sync.Map            // inbox id → InboxView (inboxes never change)
 	agentIDs   map[string]int64    // user name → agent id
 	agentNames map[int64]string
+	users      map[string]config.User // agents and admins by name
+	teams      map[int64]config.Team
+	publicURL  string
 }
 
 type inboxRef struct {
@@ -89,6 +93,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, now: o.Now, metrics: o.Metrics, log: o.Logger,
 		client: o.HTTPClient, grace: o.ClaimGrace, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
 		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, stopping: make(chan struct{}),
+		users: map[string]config.User{}, teams: map[int64]config.Team{}, publicURL: strings.TrimRight(o.Inbox.PublicURL, "/"),
+	}
+	for _, t := range o.Inbox.Teams {
+		s.teams[t.ID] = t
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -145,7 +153,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			if err := tx.QueryRowContext(ctx, `SELECT id FROM agents WHERE name = $1`, u.Name).Scan(&id); err != nil {
 				return err
 			}
-			s.agentIDs[u.Name], s.agentNames[id] = id, u.Name
+			s.agentIDs[u.Name], s.agentNames[id], s.users[u.Name] = id, u.Name, u
 		}
 		return nil
 	})

@@ -86,11 +86,22 @@ type ContactView struct {
 	AccountID            int64              `json:"-"`
 }
 
-// AgentView is an agent as the API shows it.
+// AgentView is an agent as the API shows it (with Chatwoot's user fields).
 type AgentView struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Type string `json:"type"`
+	ID                 int64  `json:"id"`
+	Name               string `json:"name"`
+	Type               string `json:"type"`
+	AvailableName      string `json:"available_name"`
+	Email              string `json:"email"`
+	Thumbnail          string `json:"thumbnail"`
+	AvailabilityStatus string `json:"availability_status"`
+	Role               string `json:"role"`
+}
+
+// agentView is agent id's view.
+func (s *Service) agentView(id int64) *AgentView {
+	name := s.agentNames[id]
+	return &AgentView{ID: id, Name: name, Type: "agent", AvailableName: name, AvailabilityStatus: "online", Role: chatwootRole(s.users[name].Role)}
 }
 
 // SenderView is who sent a message.
@@ -128,9 +139,11 @@ type MessageView struct {
 
 // ConversationMeta is Chatwoot's conversation meta block.
 type ConversationMeta struct {
-	Sender   ContactView `json:"sender"`
-	Assignee *AgentView  `json:"assignee"`
-	Channel  string      `json:"channel"`
+	Sender       ContactView `json:"sender"`
+	Assignee     *AgentView  `json:"assignee"`
+	Channel      string      `json:"channel"`
+	Team         *TeamView   `json:"team"`
+	HMACVerified bool        `json:"hmac_verified"`
 }
 
 // ConversationView is a conversation as the API shows it.
@@ -150,6 +163,41 @@ type ConversationView struct {
 	CreatedAt            int64                `json:"created_at"`
 	LastActivityAt       int64                `json:"last_activity_at"`
 	Timestamp            int64                `json:"timestamp"`
+	// UUID is the conversation's stable UUID (derived from its id).
+	UUID string `json:"uuid"`
+	// Labels are the conversation's labels, sorted.
+	Labels []string `json:"labels"`
+	// TeamID is the team the conversation is assigned to.
+	TeamID *int64 `json:"team_id"`
+	// UnreadCount is how many incoming messages arrived since the agents
+	// last read the conversation (update_last_seen).
+	UnreadCount int `json:"unread_count"`
+	// CanReply is false once a Messenger customer's last message is older
+	// than Messenger's 7-day human agent window.
+	CanReply bool `json:"can_reply"`
+	// Messages are the unread incoming messages (at most 10), or else the
+	// newest message, as Chatwoot lists them (absent in events).
+	Messages *[]MessageView `json:"messages,omitempty"`
+	// LastNonActivityMessage is the newest message that is not an activity.
+	LastNonActivityMessage *MessageView `json:"last_non_activity_message"`
+	AgentLastSeenAt        int64        `json:"agent_last_seen_at"`
+	ContactLastSeenAt      int64        `json:"contact_last_seen_at"`
+	AssigneeLastSeenAt     int64        `json:"assignee_last_seen_at"`
+	WaitingSince           int64        `json:"waiting_since"`
+	Muted                  bool         `json:"muted"`
+	SnoozedUntil           *int64       `json:"snoozed_until"`
+	Priority               *string      `json:"priority"`
+	UpdatedAt              int64        `json:"updated_at"`
+}
+
+// TeamView is a team as the API shows it.
+type TeamView struct {
+	ID              int64  `json:"id"`
+	Name            string `json:"name"`
+	Description     string `json:"description"`
+	AllowAutoAssign bool   `json:"allow_auto_assign"`
+	AccountID       int64  `json:"account_id"`
+	IsMember        bool   `json:"is_member"`
 }
 
 // ContactInboxSourceID is the conversation's session.
@@ -168,20 +216,20 @@ func channelType(t string) string {
 type conversation struct {
 	id, accountID, inboxID, contactID, contactInboxID int64
 	status                                            string
-	assignee                                          sql.NullInt64
+	assignee, team, agentLastSeen                     sql.NullInt64
 	pageID, psid, threadOwner                         string
 	additional, custom                                string
 	waitingSince                                      sql.NullInt64
-	lastActivity, created                             int64
+	lastActivity, created, updated                    int64
 }
 
 const conversationColumns = `id, account_id, inbox_id, contact_id, contact_inbox_id, status, assignee_id, page_id, psid, thread_owner,
-	additional_attributes, custom_attributes, agent_waiting_since, last_activity_at, created_at`
+	additional_attributes, custom_attributes, agent_waiting_since, last_activity_at, created_at, team_id, agent_last_seen_at, updated_at`
 
 func scanConversation(row interface{ Scan(...any) error }) (conversation, error) {
 	var c conversation
 	err := row.Scan(&c.id, &c.accountID, &c.inboxID, &c.contactID, &c.contactInboxID, &c.status, &c.assignee, &c.pageID, &c.psid,
-		&c.threadOwner, &c.additional, &c.custom, &c.waitingSince, &c.lastActivity, &c.created)
+		&c.threadOwner, &c.additional, &c.custom, &c.waitingSince, &c.lastActivity, &c.created, &c.team, &c.agentLastSeen, &c.updated)
 	return c, err
 }
 
@@ -273,6 +321,17 @@ func (s *Service) contactView(ctx context.Context, q querier, id int64) (Contact
 }
 
 func (s *Service) conversationView(ctx context.Context, q querier, c conversation) (ConversationView, error) {
+	return s.conversationViewOf(ctx, q, c, true)
+}
+
+// eventConversationView is the conversation as events carry it: without
+// its messages (an event is about one of them; listing the unread ones in
+// every event would make each event's payload grow with the conversation).
+func (s *Service) eventConversationView(ctx context.Context, q querier, c conversation) (ConversationView, error) {
+	return s.conversationViewOf(ctx, q, c, false)
+}
+
+func (s *Service) conversationViewOf(ctx context.Context, q querier, c conversation, withMessages bool) (ConversationView, error) {
 	v := ConversationView{ID: c.id, AccountID: c.accountID, InboxID: c.inboxID, Status: c.status,
 		AdditionalAttributes: json.RawMessage(c.additional), CustomAttributes: json.RawMessage(c.custom),
 		ThreadOwner: c.threadOwner, PageID: c.pageID, PSID: c.psid,
@@ -280,7 +339,7 @@ func (s *Service) conversationView(ctx context.Context, q querier, c conversatio
 	if c.assignee.Valid {
 		id := c.assignee.Int64
 		v.AssigneeID = &id
-		v.Meta.Assignee = &AgentView{ID: id, Name: s.agentNames[id], Type: "agent"}
+		v.Meta.Assignee = s.agentView(id)
 	}
 	contact, err := s.contactView(ctx, q, c.contactID)
 	if err != nil {
@@ -295,7 +354,7 @@ func (s *Service) conversationView(ctx context.Context, q querier, c conversatio
 		return v, err
 	}
 	v.Meta.Channel = iv.ChannelType
-	return v, nil
+	return v, s.chatwootFields(ctx, q, c, iv, &v, withMessages)
 }
 
 const messageColumns = `id, account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes,

@@ -105,7 +105,7 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	d.payload = []byte(payload)
+	d.payload = webhookBody([]byte(payload))
 	secret, err := s.secretFor(ctx, d.target)
 	if errors.Is(err, errWebhookRemoved) {
 		s.metrics.OutboxDeliveries.WithLabelValues("failed").Inc()

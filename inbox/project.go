@@ -135,6 +135,11 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 		if k, _ := res.RowsAffected(); k > 0 {
 			return nil
 		}
+		// A further part of a message we sent (an attachment after its text).
+		var ours int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM inbox_messages WHERE id = $1 AND inbox_id = $2`, n, ref.id).Scan(&ours); err != nil || ours > 0 {
+			return err
+		}
 	}
 	page := s.pages[th.PageID]
 	out := newMessage{messageType: Outgoing, sourceID: msg.MID, content: msg.Text, at: ev.Time, status: MsgSent}

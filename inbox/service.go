@@ -162,6 +162,13 @@ func (s *Service) CreateConversation(ctx context.Context, accountID int64, in Co
 		}
 		assignee = sql.NullInt64{Int64: int64(in.AssigneeID), Valid: true}
 	}
+	var team sql.NullInt64
+	if in.TeamID != 0 {
+		if t, ok := s.teams[int64(in.TeamID)]; !ok || t.AccountID != accountID {
+			return ConversationView{}, apperr.Field("team_id", "team %d does not exist in account %d", in.TeamID, accountID)
+		}
+		team = sql.NullInt64{Int64: int64(in.TeamID), Valid: true}
+	}
 	var conv conversation
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var ciID, contactID, inboxID int64
@@ -193,9 +200,9 @@ func (s *Service) CreateConversation(ctx context.Context, accountID int64, in Co
 		}
 		conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
 			(account_id, inbox_id, contact_id, contact_inbox_id, status, assignee_id, additional_attributes, custom_attributes,
-			 agent_waiting_since, last_activity_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING `+conversationColumns,
-			accountID, inboxID, contactID, ciID, status, assignee, additional, custom, waiting, now))
+			 agent_waiting_since, last_activity_at, created_at, updated_at, team_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) RETURNING `+conversationColumns,
+			accountID, inboxID, contactID, ciID, status, assignee, additional, custom, waiting, now, team))
 		if err != nil {
 			return err
 		}
@@ -242,6 +249,15 @@ type ConversationFilter struct {
 	AssigneeID int64
 	// InboxID selects one inbox.
 	InboxID int64
+	// TeamID selects one team's conversations.
+	TeamID int64
+	// Labels selects conversations with any of these labels.
+	Labels []string
+	// Q selects conversations whose messages or contact (name, email,
+	// phone number, identifier) contain it.
+	Q string
+	// Rules are a Chatwoot filter payload (POST …/conversations/filter).
+	Rules []FilterRule
 	// Page is 1-based; 25 conversations a page.
 	Page int
 }
@@ -249,17 +265,89 @@ type ConversationFilter struct {
 // ConversationPageSize is how many conversations a page lists.
 const ConversationPageSize = 25
 
+// ConversationCounts are Chatwoot's conversation counts.
+type ConversationCounts struct {
+	MineCount       int `json:"mine_count"`
+	UnassignedCount int `json:"unassigned_count"`
+	AssignedCount   int `json:"assigned_count"`
+	AllCount        int `json:"all_count"`
+}
+
 // ConversationList is the answer of GET .../conversations.
 type ConversationList struct {
 	Data struct {
-		Meta struct {
-			MineCount       int `json:"mine_count"`
-			UnassignedCount int `json:"unassigned_count"`
-			AssignedCount   int `json:"assigned_count"`
-			AllCount        int `json:"all_count"`
-		} `json:"meta"`
+		Meta    ConversationCounts `json:"meta"`
 		Payload []ConversationView `json:"payload"`
 	} `json:"data"`
+}
+
+// conversationWhere is the filter's condition before the assignee type,
+// which the counts break down.
+func conversationWhere(accountID int64, f ConversationFilter) (*sqlWhere, error) {
+	w := &sqlWhere{}
+	w.add("account_id = ?", accountID)
+	if f.Status != "all" {
+		w.add("status = ?", f.Status)
+	}
+	if f.InboxID != 0 {
+		w.add("inbox_id = ?", f.InboxID)
+	}
+	if f.TeamID != 0 {
+		w.add("team_id = ?", f.TeamID)
+	}
+	if len(f.Labels) > 0 {
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(f.Labels)), ", ")
+		args := make([]any, len(f.Labels))
+		for i, l := range f.Labels {
+			args[i] = l
+		}
+		w.add("id IN (SELECT conversation_id FROM conversation_labels WHERE label IN ("+marks+"))", args...)
+	}
+	if q := strings.TrimSpace(f.Q); q != "" {
+		p := likePattern(q)
+		w.add(`(id IN (SELECT conversation_id FROM inbox_messages WHERE lower(content) LIKE ? ESCAPE '\') OR contact_id IN (SELECT id FROM contacts
+			WHERE lower(name) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR lower(phone_number) LIKE ? ESCAPE '\' OR lower(identifier) LIKE ? ESCAPE '\'))`,
+			p, p, p, p, p)
+	}
+	if len(f.Rules) > 0 {
+		cond, args, err := buildFilter(f.Rules, conversationAttrs, "id")
+		if err != nil {
+			return nil, err
+		}
+		w.add(cond, args...)
+	}
+	return w, nil
+}
+
+// ConversationCounts counts the conversations f selects, by assignee.
+func (s *Service) ConversationCounts(ctx context.Context, p auth.Principal, accountID int64, f ConversationFilter) (ConversationCounts, error) {
+	var out ConversationCounts
+	if f.Status == "" {
+		f.Status = StatusOpen
+	}
+	if f.Status != "all" && !validStatus(f.Status) {
+		return out, apperr.Field("status", "must be one of open, pending, resolved, snoozed, all")
+	}
+	w, err := conversationWhere(accountID, f)
+	if err != nil {
+		return out, err
+	}
+	me := s.agentIDs[p.Name]
+	counts := []struct {
+		dst  *int
+		cond string
+	}{
+		{&out.AllCount, ""},
+		{&out.UnassignedCount, " AND assignee_id IS NULL"},
+		{&out.AssignedCount, " AND assignee_id IS NOT NULL"},
+		{&out.MineCount, " AND assignee_id = " + strconv.FormatInt(me, 10)},
+	}
+	for _, c := range counts {
+		if err := s.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM conversations WHERE `+w.String()+c.cond, w.args...).Scan(c.dst); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // Conversations lists an account's conversations, most recently active first.
@@ -268,57 +356,36 @@ func (s *Service) Conversations(ctx context.Context, p auth.Principal, accountID
 	if f.Status == "" {
 		f.Status = StatusOpen
 	}
-	if f.Status != "all" && !validStatus(f.Status) {
-		return out, apperr.Field("status", "must be one of open, pending, resolved, snoozed, all")
-	}
 	if f.Page < 1 {
 		f.Page = 1
 	}
-	me := s.agentIDs[p.Name]
-	where := []string{"account_id = $1"}
-	args := []any{accountID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	counts, err := s.ConversationCounts(ctx, p, accountID, f)
+	if err != nil {
+		return out, err
 	}
-	if f.Status != "all" {
-		add("status = ?", f.Status)
-	}
-	if f.InboxID != 0 {
-		add("inbox_id = ?", f.InboxID)
-	}
-	base := strings.Join(where, " AND ")
-	counts := []struct {
-		dst  *int
-		cond string
-	}{
-		{&out.Data.Meta.AllCount, ""},
-		{&out.Data.Meta.UnassignedCount, " AND assignee_id IS NULL"},
-		{&out.Data.Meta.AssignedCount, " AND assignee_id IS NOT NULL"},
-		{&out.Data.Meta.MineCount, " AND assignee_id = " + strconv.FormatInt(me, 10)},
-	}
-	for _, c := range counts {
-		if err := s.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM conversations WHERE `+base+c.cond, args...).Scan(c.dst); err != nil {
-			return out, err
-		}
+	out.Data.Meta = counts
+	w, err := conversationWhere(accountID, f)
+	if err != nil {
+		return out, err
 	}
 	switch f.AssigneeType {
 	case "", "all":
 	case "me":
-		add("assignee_id = ?", me)
+		w.add("assignee_id = ?", s.agentIDs[p.Name])
 	case "unassigned":
-		where = append(where, "assignee_id IS NULL")
+		w.add("assignee_id IS NULL")
 	case "assigned":
-		where = append(where, "assignee_id IS NOT NULL")
+		w.add("assignee_id IS NOT NULL")
 	default:
 		return out, apperr.Field("assignee_type", "must be one of me, unassigned, assigned, all")
 	}
 	if f.AssigneeID != 0 {
-		add("assignee_id = ?", f.AssigneeID)
+		w.add("assignee_id = ?", f.AssigneeID)
 	}
-	args = append(args, ConversationPageSize, (f.Page-1)*ConversationPageSize)
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY last_activity_at DESC, id DESC LIMIT $`+strconv.Itoa(len(args)-1)+` OFFSET $`+strconv.Itoa(len(args)), args...)
+	n := len(w.args)
+	args := append(w.args, ConversationPageSize, (f.Page-1)*ConversationPageSize)
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE `+w.String()+
+		` ORDER BY last_activity_at DESC, id DESC LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), args...)
 	if err != nil {
 		return out, err
 	}
@@ -395,6 +462,10 @@ type MessageInput struct {
 	Private           bool            `json:"private"`
 	ContentType       string          `json:"content_type"`
 	ContentAttributes json.RawMessage `json:"content_attributes"`
+	// Files are the attachments of a multipart body.
+	Files []Upload `json:"-"`
+	// BaseURL is where attachment URLs point (see Service.baseURL).
+	BaseURL string `json:"-"`
 }
 
 var contentTypes = map[string]bool{"text": true, "input_text": true, "input_textarea": true, "input_email": true,
@@ -440,7 +511,7 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 	}
 	var attrs map[string]any
 	_ = json.Unmarshal([]byte(attrsJSON), &attrs)
-	if strings.TrimSpace(in.Content) == "" && in.ContentType == "text" {
+	if strings.TrimSpace(in.Content) == "" && in.ContentType == "text" && len(in.Files) == 0 {
 		return MessageView{}, apperr.Field("content", "is required")
 	}
 	if len([]rune(in.Content)) > 5000 {
@@ -463,10 +534,14 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		s.setAgentSender(&m)
 	}
 	reply := messenger && mtype == Outgoing && !in.Private
-	var send map[string]any
+	var sends []map[string]any
 	if reply {
-		if send, err = messengerMessage(in.Content, in.ContentType, attrs); err != nil {
-			return MessageView{}, err
+		if strings.TrimSpace(in.Content) != "" || len(in.Files) == 0 {
+			send, err := messengerMessage(in.Content, in.ContentType, attrs)
+			if err != nil {
+				return MessageView{}, err
+			}
+			sends = append(sends, send)
 		}
 		th, _, err := s.handover.Get(ctx, conv.pageID, conv.psid)
 		if err != nil {
@@ -479,12 +554,24 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		m.status = MsgQueued
 	}
 	var id int64
+	var stored []AttachmentView
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		v, err := s.insertMessage(ctx, tx, conv, m)
 		if err != nil {
 			return err
 		}
 		id = v.ID
+		if len(in.Files) > 0 {
+			atts, err := s.storeAttachments(ctx, tx, conv.accountID, id, in.BaseURL, in.Files)
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(atts)
+			if _, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET attachments = $2 WHERE id = $1`, id, string(b)); err != nil {
+				return err
+			}
+			stored = atts
+		}
 		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
 			prev := conv.status
 			conv.status = StatusOpen
@@ -501,10 +588,14 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		return MessageView{}, err
 	}
 	if reply {
+		for _, a := range stored { // Messenger takes one attachment a message, by URL
+			sends = append(sends, map[string]any{"attachment": map[string]any{"type": a.FileType,
+				"payload": map[string]any{"url": a.DataURL, "is_reusable": true}}})
+		}
 		// The reply is committed: hand it on even if the client hangs up.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := s.sendReply(rctx, p, conv, id, send); err != nil {
+		if err := s.sendReply(rctx, p, conv, id, sends); err != nil {
 			return MessageView{}, err
 		}
 	}
@@ -512,9 +603,9 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 }
 
 // sendReply opens or continues the agent's intervention and hands the
-// message to the handover service, which sends it once handoverd holds the
-// thread.
-func (s *Service) sendReply(ctx context.Context, p auth.Principal, conv conversation, messageID int64, send map[string]any) error {
+// message's parts (its text, then each attachment) to the handover
+// service, which sends them once handoverd holds the thread.
+func (s *Service) sendReply(ctx context.Context, p auth.Principal, conv conversation, messageID int64, sends []map[string]any) error {
 	ivs, err := s.handover.Interventions(ctx, conv.pageID, conv.psid)
 	if err != nil {
 		return err
@@ -533,11 +624,13 @@ func (s *Service) sendReply(ctx context.Context, p auth.Principal, conv conversa
 		}
 		ivID = iv.ID
 	}
-	send["metadata"] = metaInbox + strconv.FormatInt(messageID, 10)
-	body, _ := json.Marshal(send)
-	_, err = s.handover.SendAsAgent(ctx, conv.pageID, conv.psid, ivID, p.Name, body, 2*time.Second)
-	if err != nil && apperr.CodeOf(err) != apperr.Upstream {
-		return s.failReply(ctx, conv, messageID, err)
+	for _, send := range sends {
+		send["metadata"] = metaInbox + strconv.FormatInt(messageID, 10)
+		body, _ := json.Marshal(send)
+		_, err = s.handover.SendAsAgent(ctx, conv.pageID, conv.psid, ivID, p.Name, body, 2*time.Second)
+		if err != nil && apperr.CodeOf(err) != apperr.Upstream {
+			return s.failReply(ctx, conv, messageID, err)
+		}
 	}
 	return nil
 }
@@ -621,12 +714,12 @@ func (s *Service) Assign(ctx context.Context, accountID, conversationID, agentID
 	if err != nil || agentID == 0 {
 		return nil, err
 	}
-	return &AgentView{ID: agentID, Name: s.agentNames[agentID], Type: "agent"}, nil
+	return s.agentView(agentID), nil
 }
 
 // ToggleStatus sets a conversation's status (with "", open ⇄ resolved).
-// Resolving a Messenger conversation closes the agent's intervention,
-// which gives the thread back.
+// Resolving a Messenger conversation gives the thread back (see
+// giveThreadBack).
 func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID, conversationID int64, status string) (string, error) {
 	conv, err := s.accountConversation(ctx, accountID, conversationID)
 	if err != nil {
@@ -642,14 +735,8 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		return "", apperr.Field("status", "must be one of open, pending, resolved, snoozed")
 	}
 	if status == StatusResolved && conv.psid != "" {
-		ivs, err := s.handover.Interventions(ctx, conv.pageID, conv.psid)
-		if err != nil {
+		if err := s.giveThreadBack(ctx, p, conv); err != nil {
 			return "", err
-		}
-		if len(ivs) > 0 && ivs[0].Status == handover.InterventionOpen {
-			if _, err := s.handover.CloseIntervention(ctx, ivs[0].ID, p.Name, handover.CloseByAgent); err != nil {
-				return "", err
-			}
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -670,6 +757,24 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		return s.statusChanged(ctx, tx, c, prev)
 	})
 	return status, err
+}
+
+// giveThreadBack ends the agents' hold on a resolved Messenger
+// conversation's thread, intervention or not: an open intervention is
+// closed (which gives the thread back); without one — the bot passed and
+// no agent replied yet — the thread is given back directly (passed to the
+// bot when it is the Page's default app, else released).
+func (s *Service) giveThreadBack(ctx context.Context, p auth.Principal, conv conversation) error {
+	ivs, err := s.handover.Interventions(ctx, conv.pageID, conv.psid)
+	if err != nil {
+		return err
+	}
+	if len(ivs) > 0 && ivs[0].Status == handover.InterventionOpen {
+		_, err := s.handover.CloseIntervention(ctx, ivs[0].ID, p.Name, handover.CloseByAgent)
+		return err
+	}
+	_, err = s.handover.GiveBack(ctx, conv.pageID, conv.psid, p.Name)
+	return err
 }
 
 // jsonObject validates an optional JSON object field and returns it ("{}" when absent).

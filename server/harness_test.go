@@ -88,6 +88,7 @@ func newHarness(t testing.TB, b storetest.Backend, defaultApp string) *harness {
 		},
 		Threads:  config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
 		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 20 * time.Millisecond},
+		Inbox:    config.Inbox{Teams: []config.Team{{ID: 1, Name: "support", AccountID: 1, Members: []string{"alice"}}, {ID: 2, Name: "billing", AccountID: 1}}},
 		Log:      config.Log{Level: "debug"},
 	}
 	if err := h.cfg.Validate(); err != nil {

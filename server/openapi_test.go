@@ -579,6 +579,9 @@ func checkInboxAPI(t *testing.T, h *harness, o *openapiChecker, psid string) {
 	call(http.MethodPost, convPath+"/assignments", `{"assignee_id":999}`, 400, false)
 	call(http.MethodPost, "/conversations/999999/assignments", `{}`, 404, false)
 
+	// Chatwoot's routes: agents, teams, contacts, labels, filters, attachments.
+	checkChatwootRoutes(t, o, call, apiInbox, messengerInbox, contactID, convPath)
+
 	// Status: toggle without a body, set one, refuse an unknown one.
 	toggled := call(http.MethodPost, convPath+"/toggle_status", "", 200, false)
 	if p := toggled["payload"].(map[string]any); p["current_status"] != "resolved" || p["success"] != true {
