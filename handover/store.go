@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/handoverd/handoverd/messenger"
@@ -210,7 +209,7 @@ func lockThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.T
 			args = append(args, k.page, k.psid, string(OwnerIdle), store.Millis(now), store.Millis(now))
 		}
 		rows, err := tx.QueryBulk(ctx, `INSERT INTO threads (page_id, psid, owner, created_at, updated_at) VALUES `+
-			store.Values(to-from, store.Columns(5)...)+`
+			tx.Values(to-from, store.Columns(5)...)+`
 			ON CONFLICT (page_id, psid) DO UPDATE SET version = threads.version RETURNING `+threadColumns, args...)
 		if err != nil {
 			return err
@@ -236,7 +235,7 @@ func storedKeys(ctx context.Context, tx *store.Tx, keys []string) (map[string]bo
 		for _, k := range keys[from:to] {
 			args = append(args, k)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT dedupe_key FROM webhook_events WHERE dedupe_key IN `+store.In(1, to-from), args...)
+		rows, err := tx.QueryBulk(ctx, `SELECT dedupe_key FROM webhook_events WHERE dedupe_key IN `+tx.In(1, to-from), args...)
 		if err != nil {
 			return err
 		}
@@ -273,7 +272,7 @@ func insertEvents(ctx context.Context, tx *store.Tx, evs []eventRow, now int64) 
 		}
 		rows, err := tx.QueryBulk(ctx, `INSERT INTO webhook_events
 			(dedupe_key, page_id, psid, kind, channel, occurred_at, received_at, outcome, payload) VALUES `+
-			store.Values(to-from, store.Columns(9)...)+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id`, args...)
+			tx.Values(to-from, store.Columns(9)...)+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id`, args...)
 		if err != nil {
 			return err
 		}
@@ -293,7 +292,7 @@ func insertEvents(ctx context.Context, tx *store.Tx, evs []eventRow, now int64) 
 
 // writeThreads stores the threads' state in one statement per chunk.
 func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Time) error {
-	casts := []string{"", "", "", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "BIGINT", "BIGINT", "BIGINT"}
+	casts := []string{"", "", "", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}
 	return store.Chunks(len(ths), func(from, to int) error {
 		args := make([]any, 0, len(casts)*(to-from))
 		for _, th := range ths[from:to] {
@@ -303,15 +302,13 @@ func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Tim
 			}
 			args = append(args, th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
 				store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
-				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark))
+				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark), store.Millis(now))
 		}
-		args = append(args, store.Millis(now))
-		updatedAt := "$" + strconv.Itoa(len(args))
 		if _, err := tx.ExecBulk(ctx, `UPDATE threads SET owner = v.column3, owner_app_id = v.column4, state_at = v.column5,
 			activity_at = v.column6, expires_at = v.column7, last_customer_at = v.column8, pending_app_id = v.column9,
 			pending_at = v.column10, delivered_watermark = v.column11, read_watermark = v.column12,
-			version = threads.version + 1, updated_at = `+updatedAt+`
-			FROM (VALUES `+store.Values(to-from, casts...)+`) AS v
+			version = threads.version + 1, updated_at = v.column13
+			FROM (VALUES `+tx.Values(to-from, casts...)+`) AS v
 			WHERE threads.page_id = v.column1 AND threads.psid = v.column2`, args...); err != nil {
 			return err
 		}
@@ -343,7 +340,7 @@ func insertTransitions(ctx context.Context, tx *store.Tx, trs []transitionRow, n
 		}
 		_, err := tx.ExecBulk(ctx, `INSERT INTO thread_transitions
 			(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at) VALUES `+
-			store.Values(to-from, store.Columns(11)...), args...)
+			tx.Values(to-from, store.Columns(11)...), args...)
 		return err
 	})
 }

@@ -110,13 +110,12 @@ func (s *Service) EndChanges(ctx context.Context, tx *store.Tx) error {
 	}
 	now := store.Millis(s.now())
 	return store.Chunks(len(ids), func(from, to int) error {
-		args := make([]any, 0, 2*(to-from)+1)
+		args := make([]any, 0, 3*(to-from))
 		for _, id := range ids[from:to] {
-			args = append(args, id, b.activity[id])
+			args = append(args, id, b.activity[id], now)
 		}
-		args = append(args, now)
-		_, err := tx.ExecBulk(ctx, `UPDATE conversations SET last_activity_at = v.column2, updated_at = $`+itoa(int64(len(args)))+`
-			FROM (VALUES `+store.Values(to-from, "BIGINT", "BIGINT")+`) AS v
+		_, err := tx.ExecBulk(ctx, `UPDATE conversations SET last_activity_at = v.column2, updated_at = v.column3
+			FROM (VALUES `+tx.Values(to-from, "BIGINT", "BIGINT", "BIGINT")+`) AS v
 			WHERE conversations.id = v.column1 AND conversations.last_activity_at < v.column2`, args...)
 		return err
 	})
@@ -141,7 +140,7 @@ func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int
 			args = append(args, p)
 		}
 		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+` FROM conversations
-			WHERE inbox_id = $1 AND psid IN `+store.In(2, to-from)+` AND status <> 'resolved' ORDER BY id DESC`+tx.Dialect.ForUpdate, args...)
+			WHERE inbox_id = $1 AND psid IN `+tx.In(2, to-from)+` AND status <> 'resolved' ORDER BY id DESC`+tx.Dialect.ForUpdate, args...)
 		if err != nil {
 			return err
 		}
@@ -173,7 +172,7 @@ func (b *batch) loadNames(ctx context.Context, tx *store.Tx) error {
 		for _, id := range ids[from:to] {
 			args = append(args, id)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT id, name FROM contacts WHERE id IN `+store.In(1, to-from), args...)
+		rows, err := tx.QueryBulk(ctx, `SELECT id, name FROM contacts WHERE id IN `+tx.In(1, to-from), args...)
 		if err != nil {
 			return err
 		}
@@ -198,7 +197,7 @@ func (b *batch) loadObjects(ctx context.Context, tx *store.Tx, pageID string, mi
 			args = append(args, m)
 		}
 		rows, err := tx.QueryBulk(ctx, `SELECT DISTINCT object_id FROM bot_objects WHERE page_id = $1 AND object_id IN `+
-			store.In(2, to-from)+` AND applied_at IS NULL`, args...)
+			tx.In(2, to-from)+` AND applied_at IS NULL`, args...)
 		if err != nil {
 			return err
 		}

@@ -110,7 +110,7 @@ func (s *Service) writeEvents(ctx context.Context, tx *store.Tx, evs []pendingEv
 			}
 		}
 		got, err := store.IDsBulk(ctx, tx, `INSERT INTO inbox_events (account_id, conversation_id, event, payload, created_at, seq, lazy) VALUES `+
-			store.Values(to-from, "BIGINT", "BIGINT", "", "", "BIGINT", "BIGINT", "BIGINT")+` RETURNING id`, args...)
+			tx.Values(to-from, "BIGINT", "BIGINT", "", "", "BIGINT", "BIGINT", "BIGINT")+` RETURNING id`, args...)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (s *Service) writeEvents(ctx context.Context, tx *store.Tx, evs []pendingEv
 		}
 		_, err := tx.ExecBulk(ctx, `INSERT INTO outbox (event_id, account_id, conversation_id, target, url, delivery_id, next_attempt_at, created_at, status) SELECT
 			v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column7, 'pending' FROM (VALUES `+
-			store.Values(to-from, "BIGINT", "BIGINT", "BIGINT", "", "", "", "BIGINT")+`) AS v`, args...)
+			tx.Values(to-from, "BIGINT", "BIGINT", "BIGINT", "", "", "", "BIGINT")+`) AS v`, args...)
 		return err
 	})
 }

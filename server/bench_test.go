@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -167,6 +168,7 @@ func (in *ingestBench) run(b *testing.B, batch int) {
 					b.Error(err)
 					return
 				}
+				_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
 				resp.Body.Close()
 				lat[i] = time.Since(t0)
 				if resp.StatusCode != http.StatusOK {

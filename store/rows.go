@@ -10,7 +10,12 @@ import (
 // MaxRows bounds the rows one multi-row statement carries, well inside
 // both backends' limits on bound parameters (SQLite 32,766; PostgreSQL
 // 65,535) for the widest table written this way.
-const MaxRows = 500
+const MaxRows = 256
+
+// chunkSizes are the row counts of multi-row statements: a few, so that
+// each statement's text recurs and is prepared once and reused like any
+// other (parsing a long statement anew each time costs more than running it).
+var chunkSizes = []int{MaxRows, 64, 16, 4, 1}
 
 // Values returns the placeholders of a multi-row VALUES list: rows rows of
 // len(casts) columns, numbered from $1. A non-empty casts[i] wraps column
@@ -48,42 +53,91 @@ func ValuesAt(first, rows int, casts ...string) string {
 // $first: "($first, …)".
 func In(first, n int) string { return ValuesAt(first, 1, Columns(n)...) }
 
+// Values is the package's Values in the transaction's dialect. On SQLite
+// the placeholders are plain "?", numbered by position: SQLite looks each
+// "$N" name up in a list, which costs the square of their number in a
+// statement of thousands. So in a statement built with it, every other
+// parameter must come before the list, in the text as in the arguments.
+func (tx *Tx) Values(rows int, casts ...string) string {
+	if tx.Dialect.Name != "sqlite" {
+		return Values(rows, casts...)
+	}
+	return positional(rows, casts)
+}
+
+// In is the package's In in the transaction's dialect (see Tx.Values).
+func (tx *Tx) In(first, n int) string {
+	if tx.Dialect.Name != "sqlite" {
+		return In(first, n)
+	}
+	return positional(1, Columns(n))
+}
+
+// positional is Values with "?" placeholders.
+func positional(rows int, casts []string) string {
+	var b strings.Builder
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c, cast := range casts {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			if cast != "" {
+				b.WriteString("CAST(? AS " + cast + ")")
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
 // Columns returns casts for width uncast columns (for Values).
 func Columns(width int) []string { return make([]string, width) }
 
-// Chunks calls fn with consecutive [from, to) ranges of at most MaxRows
-// covering [0, n), stopping at the first error.
+// Chunks calls fn with consecutive [from, to) ranges covering [0, n),
+// each of one of a few sizes (at most MaxRows), stopping at the first
+// error.
 func Chunks(n int, fn func(from, to int) error) error {
-	for from := 0; from < n; from += MaxRows {
-		if err := fn(from, min(n, from+MaxRows)); err != nil {
+	for from := 0; from < n; {
+		size := 1
+		for _, s := range chunkSizes {
+			if s <= n-from {
+				size = s
+				break
+			}
+		}
+		if err := fn(from, from+size); err != nil {
 			return err
 		}
+		from += size
 	}
 	return nil
 }
 
-// QueryBulk runs a multi-row query. Its text varies with the row count, so
-// it is not prepared and cached the way single-row statements are.
+// QueryBulk runs a multi-row query built with Chunks' sizes.
 func (tx *Tx) QueryBulk(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	tx.count()
-	return tx.Tx.QueryContext(ctx, query, args...)
+	return tx.QueryContext(ctx, query, args...)
 }
 
-// ExecBulk runs a multi-row statement, unprepared (see QueryBulk).
+// ExecBulk runs a multi-row statement built with Chunks' sizes.
 func (tx *Tx) ExecBulk(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	tx.count()
-	return tx.Tx.ExecContext(ctx, query, args...)
-}
-
-func (tx *Tx) count() {
-	if tx.db != nil {
-		tx.db.executed.Add(1)
-	}
+	return tx.ExecContext(ctx, query, args...)
 }
 
 // IDsBulk runs a multi-row statement whose rows are one BIGINT id each
 // (an INSERT … RETURNING id) and returns them.
 func IDsBulk(ctx context.Context, tx *Tx, query string, args ...any) ([]int64, error) {
-	tx.count()
-	return IDs(ctx, tx.Tx, query, args...)
+	return IDs(ctx, tx, query, args...)
+}
+
+// count counts a statement run outside the prepared-statement path.
+func (tx *Tx) count() {
+	if tx.db != nil {
+		tx.db.executed.Add(1)
+	}
 }

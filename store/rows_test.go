@@ -35,13 +35,30 @@ func TestChunks(t *testing.T) {
 	}{
 		{0, nil},
 		{1, [][2]int{{0, 1}}},
-		{MaxRows, [][2]int{{0, MaxRows}}},
-		{MaxRows*2 + 3, [][2]int{{0, MaxRows}, {MaxRows, 2 * MaxRows}, {2 * MaxRows, 2*MaxRows + 3}}},
+		{6, [][2]int{{0, 4}, {4, 5}, {5, 6}}},
+		{37, [][2]int{{0, 16}, {16, 32}, {32, 36}, {36, 37}}},
+		{MaxRows + 1, [][2]int{{0, MaxRows}, {MaxRows, MaxRows + 1}}},
 	} {
 		var got [][2]int
 		_ = Chunks(tc.n, func(from, to int) error { got = append(got, [2]int{from, to}); return nil })
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("Chunks(%d) (-want +got):\n%s", tc.n, diff)
+		}
+	}
+}
+
+func TestTxValuesByDialect(t *testing.T) {
+	sqlite, pg := &Tx{Dialect: sqliteDialect}, &Tx{Dialect: postgresDialect}
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{sqlite.Values(2, "", "BIGINT"), "(?, CAST(? AS BIGINT)), (?, CAST(? AS BIGINT))"},
+		{pg.Values(2, "", "BIGINT"), "($1, CAST($2 AS BIGINT)), ($3, CAST($4 AS BIGINT))"},
+		{sqlite.In(2, 3), "(?, ?, ?)"},
+		{pg.In(2, 3), "($2, $3, $4)"},
+	} {
+		if diff := cmp.Diff(tc.want, tc.got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
 		}
 	}
 }

@@ -62,6 +62,7 @@ type DB struct {
 	mu        sync.Mutex
 	toPrepare map[string]bool // seen in a transaction, prepared after it
 	executed  atomic.Int64    // statements run in transactions
+	prepared  atomic.Int64    // statements in stmts
 
 	// SQLite: the checkpointer's connection, and its stop and done signals.
 	checkpoint    *sql.DB
@@ -87,7 +88,7 @@ func Open(ctx context.Context, driver, dsn string) (*DB, error) {
 }
 
 func openSQLite(ctx context.Context, path string) (*DB, error) {
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 	// The writer keeps a large page cache (the indexes ingest touches stay
 	// in memory as the store grows) and leaves checkpoints to the
 	// checkpointer, so no commit waits for one.
@@ -276,6 +277,9 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
+// maxPrepared bounds the statements kept prepared.
+const maxPrepared = 1024
+
 // prepareSeen prepares, on the now free writer, the statements the last
 // transaction ran unprepared.
 func (db *DB) prepareSeen(ctx context.Context) {
@@ -290,10 +294,17 @@ func (db *DB) prepareSeen(ctx context.Context) {
 		if _, ok := db.stmts.Load(q); ok {
 			continue
 		}
-		if st, err := db.write.PrepareContext(context.WithoutCancel(ctx), q); err == nil {
-			if _, loaded := db.stmts.LoadOrStore(q, st); loaded {
-				st.Close()
-			}
+		if db.prepared.Load() >= maxPrepared {
+			return // a statement whose text varies with its values would otherwise grow this forever
+		}
+		st, err := db.write.PrepareContext(context.WithoutCancel(ctx), q)
+		if err != nil {
+			continue
+		}
+		if _, loaded := db.stmts.LoadOrStore(q, st); loaded {
+			st.Close()
+		} else {
+			db.prepared.Add(1)
 		}
 	}
 }
@@ -314,7 +325,7 @@ func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if tx.db.toPrepare == nil {
 		tx.db.toPrepare = map[string]bool{}
 	}
-	if len(tx.db.toPrepare) < 256 && len(query) < 4096 && !strings.Contains(query, ";") { // not scripts (migrations)
+	if len(tx.db.toPrepare) < 256 && len(query) < 64<<10 && !strings.Contains(query, ";") { // not scripts (migrations)
 		tx.db.toPrepare[query] = true
 	}
 	tx.db.mu.Unlock()
