@@ -124,6 +124,7 @@ func (s *Service) applyBatch(batch []*ingestReq) {
 	if err != nil {
 		err = fmt.Errorf("handover: ingest: %w", err)
 	} else {
+		s.metrics.IngestBatchWebhooks.Observe(float64(len(batch)))
 		s.record(c)
 	}
 	for _, r := range batch {

@@ -35,6 +35,8 @@ type Metrics struct {
 	WebhookIngestDuration prometheus.Histogram
 	// PageLastWebhook is the Unix time of the newest webhook per configured Page.
 	PageLastWebhook *prometheus.GaugeVec
+	// IngestBatchWebhooks observes how many webhooks one ingest transaction committed together.
+	IngestBatchWebhooks prometheus.Histogram
 
 	// ThreadTransitions counts thread-owner changes by from, to and cause.
 	ThreadTransitions *prometheus.CounterVec
@@ -115,6 +117,11 @@ func New() *Metrics {
 		Namespace: namespace, Name: "webhook_ingest_duration_seconds",
 		Help:    "Time from receiving a Messenger webhook POST to acknowledging it (events committed).",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	m.IngestBatchWebhooks = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "ingest_batch_webhooks",
+		Help:    "Webhook POSTs whose events one ingest transaction committed together (group commit).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	})
 	m.PageLastWebhook = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "page_last_webhook_timestamp_seconds",
@@ -199,7 +206,7 @@ func New() *Metrics {
 	}, []string{"route", "method"})
 
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
-		m.WebhookIngestDuration, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
+		m.WebhookIngestDuration, m.IngestBatchWebhooks, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
 		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.Claims, m.ClaimSurfaced,
 		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions,
 		m.HTTPRequests, m.HTTPDuration} {

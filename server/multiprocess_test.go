@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func post(t *testing.T, url string, body []byte) {
 func TestTwoProcessesShareOneDatabase(t *testing.T) {
 	now := func() time.Time { return start.Add(time.Hour) }
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		psids := []string{"8001", "8002", "8003"}
+		psids := []string{"8001", "8002", "8003", "8004", "8005", "8006"}
 		ref := storetest.SQLite(t)
 		refSrv, refURL := process(t, ref, now)
 		for _, p := range psids {
@@ -97,11 +98,14 @@ func TestTwoProcessesShareOneDatabase(t *testing.T) {
 		}
 		srvA, urlA := process(t, b, now)
 		_, urlB := process(t, b, now)
-		done := make(chan struct{}, 2)
+		// Each process gets every thread's webhooks at once, one sender per
+		// thread, so its commits take several threads together.
+		var wg sync.WaitGroup
 		for i, url := range []string{urlA, urlB} {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				for _, p := range psids {
+			for _, p := range psids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
 					bodies := threadEvents(p, 24, start)
 					for j := range bodies {
 						k := j
@@ -110,11 +114,10 @@ func TestTwoProcessesShareOneDatabase(t *testing.T) {
 						}
 						post(t, url, bodies[k])
 					}
-				}
-			}()
+				}()
+			}
 		}
-		<-done
-		<-done
+		wg.Wait()
 		for _, p := range psids {
 			want, _, err := refSrv.Handover().Get(context.Background(), pageID, p)
 			if err != nil {
@@ -140,8 +143,8 @@ func TestTwoProcessesShareOneDatabase(t *testing.T) {
 		db := srvA.DB().Reader()
 		_ = db.QueryRow(`SELECT count(*) FROM webhook_events`).Scan(&events)
 		_ = db.QueryRow(`SELECT count(*) FROM messages`).Scan(&messages)
-		if events != 3*24 || messages != 3*12 {
-			t.Errorf("stored %d events, %d messages; want %d and %d (each once)", events, messages, 3*24, 3*12)
+		if n := len(psids); events != n*24 || messages != n*12 {
+			t.Errorf("stored %d events, %d messages; want %d and %d (each once)", events, messages, n*24, n*12)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -98,14 +99,18 @@ log: {level: warn}
 			}
 			return n
 		}
+		// 16 senders at once, so the child commits many webhooks per
+		// transaction (group commit) and is killed with batches in flight.
+		const senders = 16
+		batched := 0 // webhooks committed in batches of more than one, as the child's metrics say
 		for round := 0; round < 3; round++ {
 			child := startChild(t, cfgPath, listen)
 			var wg sync.WaitGroup
-			for w := 0; w < 4; w++ {
+			for w := 0; w < senders; w++ {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for i := w; i < len(bodies); i += 4 {
+					for i := w; i < len(bodies); i += senders {
 						mu.Lock()
 						done := acked[i]
 						mu.Unlock()
@@ -120,9 +125,14 @@ log: {level: warn}
 			for deadline := time.Now().Add(10 * time.Second); countAcked() < target && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond)
 			}
+			sum, count := batchMetrics(t, listen)
+			batched += int(sum - count)
 			_ = child.Process.Signal(syscall.SIGKILL)
 			_ = child.Wait()
 			wg.Wait()
+		}
+		if batched == 0 {
+			t.Errorf("no ingest transaction committed more than one webhook: the kills never met a batch")
 		}
 		ackedBeforeRecovery := countAcked()
 		if ackedBeforeRecovery == len(bodies) {
@@ -172,7 +182,7 @@ log: {level: warn}
 		if transitions != 40 {
 			t.Errorf("transitions = %d, want 40 (idle → bot once per thread)", transitions)
 		}
-		t.Logf("%s: %d of %d webhooks acknowledged before the kills", b.Name, ackedBeforeRecovery, len(bodies))
+		t.Logf("%s: %d of %d webhooks acknowledged before the kills; %d committed in a batch behind another", b.Name, ackedBeforeRecovery, len(bodies), batched)
 	})
 }
 
@@ -198,4 +208,27 @@ func startChild(t *testing.T, cfgPath, listen string) *exec.Cmd {
 	_ = cmd.Process.Kill()
 	t.Fatalf("child did not become ready: %s", stderr.String())
 	return nil
+}
+
+// batchMetrics reads handoverd_ingest_batch_webhooks' sum and count from a
+// child's /metrics: sum − count is how many webhooks beyond the first of
+// their batch were committed together.
+func batchMetrics(t *testing.T, listen string) (sum, count float64) {
+	t.Helper()
+	resp, err := http.Get("http://" + listen + "/metrics")
+	if err != nil {
+		t.Logf("metrics: %v", err)
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(line, "handoverd_ingest_batch_webhooks_sum %g", &v); err == nil {
+			sum = v
+		} else if _, err := fmt.Sscanf(line, "handoverd_ingest_batch_webhooks_count %g", &v); err == nil {
+			count = v
+		}
+	}
+	return sum, count
 }
