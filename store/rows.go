@@ -26,27 +26,11 @@ func Values(rows int, casts ...string) string { return ValuesAt(1, rows, casts..
 // ValuesAt is Values with placeholders numbered from $first (after the
 // statement's other parameters).
 func ValuesAt(first, rows int, casts ...string) string {
-	var b strings.Builder
 	n := first
-	for r := 0; r < rows; r++ {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for c, cast := range casts {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			p := "$" + strconv.Itoa(n)
-			n++
-			if cast != "" {
-				p = "CAST(" + p + " AS " + cast + ")"
-			}
-			b.WriteString(p)
-		}
-		b.WriteByte(')')
-	}
-	return b.String()
+	return valueRows(rows, casts, func() string {
+		n++
+		return "$" + strconv.Itoa(n-1)
+	})
 }
 
 // In returns the placeholders of an IN list of n values numbered from
@@ -75,6 +59,12 @@ func (tx *Tx) In(first, n int) string {
 
 // positional is Values with "?" placeholders.
 func positional(rows int, casts []string) string {
+	return valueRows(rows, casts, func() string { return "?" })
+}
+
+// valueRows writes rows rows of len(casts) placeholders, each the next
+// one next gives, wrapped in its column's CAST if it has one.
+func valueRows(rows int, casts []string, next func() string) string {
 	var b strings.Builder
 	for r := 0; r < rows; r++ {
 		if r > 0 {
@@ -86,9 +76,9 @@ func positional(rows int, casts []string) string {
 				b.WriteString(", ")
 			}
 			if cast != "" {
-				b.WriteString("CAST(? AS " + cast + ")")
+				b.WriteString("CAST(" + next() + " AS " + cast + ")")
 			} else {
-				b.WriteByte('?')
+				b.WriteString(next())
 			}
 		}
 		b.WriteByte(')')
