@@ -1,0 +1,305 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/handoverd/handoverd/console"
+	"github.com/handoverd/handoverd/store/storetest"
+)
+
+// chromium finds the browser for the console tests. With
+// HANDOVERD_BROWSER=1 (set by CI) a missing browser fails the test instead
+// of skipping it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("HANDOVERD_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("HANDOVERD_BROWSER") == "1" {
+		t.Fatal("HANDOVERD_BROWSER=1 but no Chromium found: apt-get install -y chromium (or set HANDOVERD_CHROMIUM)")
+	}
+	t.Skip("no Chromium found: apt-get install -y chromium to run the console's browser tests (CI sets HANDOVERD_BROWSER=1 and requires them)")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and returns a tab.
+func browser(t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	// One bound for the whole browser session keeps a stuck page from
+	// holding CI.
+	ctx, cancelTime := context.WithTimeout(ctx, 2*time.Minute)
+	if err := chromedp.Do(ctx); err != nil {
+		cancelTime()
+		cancelTab()
+		cancelAlloc()
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx, func() { cancelTime(); cancelTab(); cancelAlloc() }
+}
+
+// page drives one tab, failing the test with the step's name.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func (p page) do(step string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	run(p, step, chromedp.Steps(actions...))
+}
+
+// run runs one action that returns a value, failing the test with the step.
+func run[T any](p page, step string, a chromedp.Action[T]) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		body, _ := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS("body")))
+		p.t.Fatalf("%s: %v\npage text:\n%s", step, err, body)
+	}
+	return v
+}
+
+// fetchResult is a fetch made from inside the page.
+type fetchResult struct {
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// fetch runs fetch(path, {method}) in the page, with the page's cookies,
+// and no CSRF header.
+func (p page) fetch(method, path string, body string) fetchResult {
+	p.t.Helper()
+	js := fmt.Sprintf(`(async () => {
+		const r = await fetch(%q, {method: %q, headers: {'Content-Type': 'application/json'}, body: %s, credentials: 'same-origin'});
+		let b = null; try { b = await r.json(); } catch (e) {}
+		return {status: r.status, body: b};
+	})()`, path, method, map[bool]string{true: "undefined", false: fmt.Sprintf("%q", body)}[body == ""])
+	return run(p, "fetch "+method+" "+path, chromedp.Evaluate[fetchResult](js, chromedp.EvalAwaitPromise))
+}
+
+func (p page) screenshot(name string) {
+	p.t.Helper()
+	png := run(p, "screenshot "+name, chromedp.CaptureScreenshot())
+	if len(png) < 1000 {
+		p.t.Fatalf("screenshot %s is %d bytes", name, len(png))
+	}
+	dir := p.t.TempDir()
+	if os.Getenv("HANDOVERD_SCREENSHOTS") == "1" && strings.HasSuffix(p.t.Name(), "sqlite") {
+		dir = filepath.Join("..", "docs", "screenshots")
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+func id(s string) chromedp.ID   { return chromedp.ID(s) }
+
+// perf is the first load as the browser measured it.
+type perf struct {
+	Bytes int64   `json:"bytes"`
+	FCP   float64 `json:"fcp"`
+	Files int     `json:"files"`
+}
+
+// TestConsoleInBrowser works a conversation through the console in a real
+// Chromium: sign in, the queue updating live, reply, delivery, resolve,
+// the thread's history, CSRF refusal and sign-out.
+func TestConsoleInBrowser(t *testing.T) {
+	chromium(t)
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		ctx, cancel := browser(t)
+		defer cancel()
+		p := page{t, ctx}
+		const psid = "9001"
+
+		// First load: the sign-in page, then its weight and first paint.
+		p.do("open the console", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible(id("token")))
+		first := run(p, "measure the first load", chromedp.Poll[perf](`(() => {
+			const paint = performance.getEntriesByName('first-contentful-paint')[0];
+			if (!paint) return null;
+			const nav = performance.getEntriesByType('navigation')[0];
+			const res = performance.getEntriesByType('resource');
+			return {bytes: nav.transferSize + res.reduce((n, r) => n + r.transferSize, 0), fcp: paint.startTime, files: 1 + res.length};
+		})()`, chromedp.WithPollingInterval(50*time.Millisecond)))
+		t.Logf("console first load (%s): %d bytes transferred in %d files, first contentful paint %.0f ms", b.Name, first.Bytes, first.Files, first.FCP)
+		if first.Bytes <= 0 || first.Files < 4 {
+			t.Errorf("first load measured %+v: want the page, its two script modules and its style", first)
+		}
+
+		// A wrong token is refused in words.
+		p.do("try a wrong token", chromedp.SendKeys(id("token"), "not-a-token"), chromedp.Click(id("signin-button")))
+		msg := run(p, "the refusal", chromedp.Poll[string](`document.querySelector('#signin-error').textContent`))
+		if !strings.Contains(msg, "not a handoverd user's token") {
+			t.Errorf("sign-in error = %q", msg)
+		}
+		run(p, "clear the token field", chromedp.Evaluate[string](`document.querySelector('#token').value = ''`))
+		p.do("sign in",
+			chromedp.SendKeys(id("token"), agentToken), chromedp.Click(id("signin-button")),
+			chromedp.WaitVisible(id("app")),
+			chromedp.WaitVisible(css(`#live[data-state="live"]`)))
+		if cookies := run(p, "document.cookie", chromedp.Evaluate[string](`document.cookie`)); strings.Contains(cookies, console.CookieName) {
+			t.Errorf("the session cookie is readable from script: %q", cookies)
+		}
+		if kept := run(p, "storage", chromedp.Evaluate[string](`JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + location.href`)); strings.Contains(kept, agentToken) {
+			t.Errorf("the page keeps the token: %s", kept)
+		}
+
+		// A customer writes to the bot-owned Page: the conversation shows
+		// up as pending, live.
+		p.do("show pending", chromedp.Click(css(`[role="tab"][data-status="pending"]`)))
+		h.customerSays(psid, "my order is late")
+		p.do("the conversation appears as pending without a reload", chromedp.WaitVisible(css(`#conversations li[data-status="pending"]`)))
+		if unread := run(p, "unread count", chromedp.Text(css(`#conversations li .unread`))); unread != "1" {
+			t.Errorf("unread = %q, want 1", unread)
+		}
+		p.screenshot("console-queue.png")
+
+		// The bot passes: the conversation moves to open.
+		if err := h.bot.PassThreadControl(context.Background(), h.botPage(), psid, ourApp, "customer wants a person"); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		p.do("it leaves pending", chromedp.WaitNotPresent(css(`#conversations li[data-status="pending"]`)))
+		p.do("it is open",
+			chromedp.Click(css(`[role="tab"][data-status="open"]`)),
+			chromedp.WaitVisible(css(`#conversations li[data-status="open"]`)))
+
+		// Open it with the keyboard and reply with Enter.
+		p.do("j opens the first conversation", chromedp.Focus(id("conversations")), chromedp.KeyEvent("j"),
+			chromedp.WaitVisible(css(`#owner-badge[data-owner="agent"]`)),
+			chromedp.WaitVisible(css(`#window-badge[data-window="standard"]`)))
+		if w := run(p, "reply window", chromedp.Text(id("window-badge"))); !strings.HasPrefix(w, "Standard window: 23 h") && !strings.HasPrefix(w, "Standard window: 24 h") {
+			t.Errorf("window badge = %q, want about 24 h left", w)
+		}
+		const reply = "Hi, I'm Alice from support."
+		p.do("r focuses the reply box; Enter sends",
+			chromedp.Focus(id("timeline")), chromedp.KeyEvent("r"),
+			chromedp.SendKeys(id("reply"), reply), chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="sent"]`)))
+		if err := h.sim.CustomerReceives(pageID, psid); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		p.do("the status reaches delivered", chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="delivered"]`)))
+		got := 0
+		for _, m := range h.sim.Inbox(pageID, psid) {
+			if m.Text == reply {
+				got++
+			}
+		}
+		if got != 1 {
+			t.Errorf("the customer got the reply %d times, want once: %+v", got, h.sim.Inbox(pageID, psid))
+		}
+		p.do("a private note", chromedp.Click(id("private")), chromedp.SendKeys(id("reply"), "VIP customer"),
+			chromedp.Click(id("send")), chromedp.WaitVisible(css(`#timeline li[data-kind="note"]`)))
+		p.screenshot("console-conversation.png")
+
+		// Usable at 360 px: nothing wider than the screen.
+		p.do("narrow screen", chromedp.EmulateViewport(360, 720), chromedp.WaitVisible(id("reply")))
+		if wide := run(p, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > 360`)); wide {
+			t.Errorf("the conversation is wider than a 360 px screen")
+		}
+		p.screenshot("console-mobile.png")
+		p.do("wide screen", chromedp.EmulateViewport(1280, 800))
+
+		// A write without the CSRF token is refused and changes nothing.
+		convID := run(p, "conversation id", chromedp.Evaluate[int](`Number(location.hash.split('/')[2])`))
+		res := p.fetch(http.MethodPost, fmt.Sprintf("/api/v1/accounts/1/conversations/%d/toggle_status", convID), `{"status":"resolved"}`)
+		if res.Status != http.StatusForbidden || !strings.Contains(string(res.Body), `"field":"X-CSRF-Token"`) {
+			t.Errorf("write without CSRF token = %d %s, want 403 naming X-CSRF-Token", res.Status, res.Body)
+		}
+		if n := h.count(`SELECT count(*) FROM conversations WHERE id = $1 AND status = 'open'`, convID); n != 1 {
+			t.Errorf("the refused write changed the conversation")
+		}
+
+		// Resolve: the thread goes back to the bot.
+		p.do("resolve", chromedp.Click(id("resolve")), chromedp.WaitVisible(css(`#status-badge[data-status="resolved"]`)),
+			chromedp.WaitVisible(css(`#owner-badge[data-owner="bot"]`)))
+		if owner := h.sim.Thread(pageID, psid).OwnerAppID; owner != botApp {
+			t.Errorf("Facebook's owner after resolve = %q, want the bot %s", owner, botApp)
+		}
+
+		// The thread's ownership history.
+		p.do("thread history", chromedp.Click(id("thread-link")), chromedp.WaitVisible(css("#history li")))
+		history := run(p, "history", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#history li')].map(li => li.dataset.to)`))
+		if want := "bot agent bot"; !strings.HasSuffix(strings.Join(history, " "), want) {
+			t.Errorf("history = %v, want it to end %s", history, want)
+		}
+
+		// Sign-out ends the session: the cookie no longer opens the APIs,
+		// even replayed by hand.
+		cookies := run(p, "the session cookie", chromedp.Action[network.GetCookiesResult](func(ctx context.Context, _ *chromedp.Target) (network.GetCookiesResult, error) {
+			return chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+		}))
+		var session string
+		for _, c := range cookies.Cookies {
+			if c.Name == console.CookieName {
+				session = c.Value
+				if !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
+					t.Errorf("session cookie = %+v, want HttpOnly and SameSite=Strict", c)
+				}
+			}
+		}
+		replay := func() int {
+			req, _ := http.NewRequest(http.MethodGet, h.url+"/api/v1/accounts/1/conversations", nil)
+			req.AddCookie(&http.Cookie{Name: console.CookieName, Value: session})
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if st := replay(); st != http.StatusOK {
+			t.Fatalf("the session cookie before sign-out = %d, want 200", st)
+		}
+		p.do("sign out", chromedp.Click(id("signout")), chromedp.WaitVisible(id("token")))
+		if res := p.fetch(http.MethodGet, "/api/v1/accounts/1/conversations", ""); res.Status != http.StatusUnauthorized {
+			t.Errorf("API after sign-out = %d %s, want 401", res.Status, res.Body)
+		}
+		if st := replay(); st != http.StatusUnauthorized {
+			t.Errorf("the session cookie replayed after sign-out = %d, want 401", st)
+		}
+		if n := h.count(`SELECT count(*) FROM console_sessions`); n != 0 {
+			t.Errorf("%d sessions left after sign-out", n)
+		}
+	})
+}
