@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -267,13 +268,7 @@ func (c *Console) View(ctx context.Context, s Session) (SessionView, error) {
 // Routes registers the page, its files and the session endpoints.
 func (c *Console) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, "/", c.index)
-	files, _ := fs.Sub(assets, "assets")
-	static := http.StripPrefix("/console/assets/", http.FileServerFS(files))
-	r.Handle(http.MethodGet, "/console/assets/{file}", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		securityHeaders(w)
-		w.Header().Set("Cache-Control", "no-cache")
-		static.ServeHTTP(w, req)
-	}))
+	r.HandleFunc(http.MethodGet, "/console/assets/{file}", c.asset)
 	r.HandleFunc(http.MethodPost, "/console/session", c.signIn)
 	r.HandleFunc(http.MethodGet, "/console/session", c.session)
 	r.HandleFunc(http.MethodDelete, "/console/session", c.signOut)
@@ -296,6 +291,36 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+// assetTypes are the content types of the files the page loads.
+var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+// asset serves one of the page's script modules or its style sheet, with
+// an ETag so a reload revalidates instead of downloading again.
+func (c *Console) asset(w http.ResponseWriter, r *http.Request) {
+	name := httpapi.Var(r, "file")
+	ctype, ok := assetTypes[path.Ext(name)]
+	var b []byte
+	var err error
+	if ok {
+		b, err = fs.ReadFile(assets, "assets/"+name)
+	}
+	if !ok || err != nil {
+		httpapi.WriteError(w, r, apperr.New(apperr.NotFound, "the console has no file %q", name))
+		return
+	}
+	d := sha256.Sum256(b)
+	etag := `"` + hex.EncodeToString(d[:8]) + `"`
+	securityHeaders(w)
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	_, _ = w.Write(b)
 }
 

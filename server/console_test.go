@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/console"
 	"github.com/handoverd/handoverd/store/storetest"
@@ -302,4 +304,166 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("%d sessions left after sign-out", n)
 		}
 	})
+}
+
+// signIn opens a console session over plain HTTP and returns the cookie
+// value and the CSRF token.
+func signIn(t *testing.T, h *harness, token string) (cookie, csrf string) {
+	t.Helper()
+	resp, err := http.Post(h.url+"/console/session", "application/json", strings.NewReader(`{"token":"`+token+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v console.SessionView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in = %d %v", resp.StatusCode, err)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == console.CookieName {
+			cookie = c.Value
+		}
+	}
+	if cookie == "" || v.CSRFToken == "" {
+		t.Fatalf("sign in gave cookie %q, csrf %q", cookie, v.CSRFToken)
+	}
+	return cookie, v.CSRFToken
+}
+
+// checkConsoleAPI exercises the console's documented routes.
+func checkConsoleAPI(t *testing.T, o *openapiChecker) {
+	t.Helper()
+	o.call(openapiCall{method: http.MethodGet, path: "/", status: 200})
+	o.call(openapiCall{method: http.MethodGet, path: "/console/assets/app.js", status: 200})
+	o.call(openapiCall{method: http.MethodGet, path: "/console/assets/style.css", status: 200})
+	o.call(openapiCall{method: http.MethodGet, path: "/console/assets/nope.js", status: 404})
+	resp, err := http.Get(o.h.url + "/console/assets/api.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	o.call(openapiCall{method: http.MethodGet, path: "/console/assets/api.js", header: http.Header{"If-None-Match": {resp.Header.Get("ETag")}}, status: 304})
+
+	o.call(openapiCall{method: http.MethodPost, path: "/console/session", body: []byte(`{}`), status: 400, invalid: true})
+	o.call(openapiCall{method: http.MethodPost, path: "/console/session", body: []byte(`{"token":"not-a-token"}`), status: 401})
+	o.call(openapiCall{method: http.MethodPost, path: "/console/session", body: []byte(`{"token":"` + botAPIKey + `"}`), status: 403})
+	o.call(openapiCall{method: http.MethodPost, path: "/console/session", body: []byte(`{"token":"` + agentToken + `"}`), status: 200})
+	cookie, csrf := signIn(t, o.h, agentToken)
+	jar := http.Header{"Cookie": {console.CookieName + "=" + cookie}}
+	o.call(openapiCall{method: http.MethodGet, path: "/console/session", header: jar, status: 200})
+	o.call(openapiCall{method: http.MethodGet, path: "/console/session", status: 401, invalid: true})
+	o.call(openapiCall{method: http.MethodDelete, path: "/console/session", header: jar, status: 403, invalid: true})
+	o.call(openapiCall{method: http.MethodDelete, path: "/console/session", header: http.Header{"Cookie": jar["Cookie"], "X-Csrf-Token": {csrf}}, status: 204})
+	o.call(openapiCall{method: http.MethodGet, path: "/console/session", header: jar, status: 401})
+}
+
+// TestConsoleSessionStandsInForToken holds the session middleware to its
+// rules over plain HTTP: the cookie opens the agents' APIs, writes need the
+// CSRF token, a token named by the request wins over the cookie, ended
+// sessions open nothing, and neither the token nor the cookie is stored or
+// logged in the clear.
+func TestConsoleSessionStandsInForToken(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const psid = "9101"
+		h.customerSays(psid, "hello?")
+		var list struct {
+			Data struct {
+				Payload []struct{ ID int } `json:"payload"`
+			} `json:"data"`
+		}
+		if st := h.agentJSON(http.MethodGet, "/api/v1/accounts/1/conversations?status=pending", nil, &list); st != 200 || len(list.Data.Payload) != 1 {
+			t.Fatalf("conversations = %d %+v", st, list)
+		}
+		conv := fmt.Sprintf("/api/v1/accounts/1/conversations/%d", list.Data.Payload[0].ID)
+		cookie, csrf := signIn(t, h, agentToken)
+		other, _ := signIn(t, h, agentToken) // a second session: its CSRF token is not this one's
+
+		type want struct {
+			Status int
+			Field  string
+		}
+		cases := []struct {
+			name, method, path, body string
+			cookie, csrf, bearer     string
+			want                     want
+		}{
+			{"read with the cookie", "GET", conv, "", cookie, "", "", want{200, ""}},
+			{"thread read with the cookie", "GET", "/1.0/threads/" + pageID + "/" + psid, "", cookie, "", "", want{200, ""}},
+			{"events with the cookie", "GET", "/api/v1/accounts/9/events", "", cookie, "", "", want{403, ""}},
+			{"write without the CSRF token", "POST", conv + "/toggle_status", `{"status":"snoozed"}`, cookie, "", "", want{403, "X-CSRF-Token"}},
+			{"write with a wrong CSRF token", "POST", conv + "/toggle_status", `{"status":"snoozed"}`, cookie, csrf + "x", "", want{403, "X-CSRF-Token"}},
+			{"write with another session's cookie", "POST", conv + "/toggle_status", `{"status":"snoozed"}`, other, csrf, "", want{403, "X-CSRF-Token"}},
+			{"intervention without the CSRF token", "POST", "/1.0/interventions", `{"identity_foreign_id":"` + psid + `"}`, cookie, "", "", want{403, "X-CSRF-Token"}},
+			{"unknown session", "GET", conv, "", "not-a-session", "", "", want{401, ""}},
+			{"a bearer token wins over the cookie", "GET", conv, "", cookie, "", botAPIKey, want{403, ""}},
+			{"no cookie, no token", "GET", conv, "", "", "", "", want{401, ""}},
+			{"the cookie does not reach the webhook edge", "POST", "/webhooks/messenger", `{}`, cookie, csrf, "", want{401, "X-Hub-Signature-256"}},
+			{"write with the CSRF token", "POST", conv + "/toggle_status", `{"status":"snoozed"}`, cookie, csrf, "", want{200, ""}},
+		}
+		for _, c := range cases {
+			req, _ := http.NewRequest(c.method, h.url+c.path, strings.NewReader(c.body))
+			if c.cookie != "" {
+				req.AddCookie(&http.Cookie{Name: console.CookieName, Value: c.cookie})
+			}
+			if c.csrf != "" {
+				req.Header.Set(console.CSRFHeader, c.csrf)
+			}
+			if c.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+c.bearer)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			got := want{Status: resp.StatusCode}
+			if resp.StatusCode >= 400 {
+				var e struct {
+					Error struct{ Field string } `json:"error"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				got.Field = e.Error.Field
+			}
+			resp.Body.Close()
+			cancel()
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", c.name, diff)
+			}
+		}
+		// Only the last, CSRF-carrying write changed anything.
+		if n := h.count(`SELECT count(*) FROM conversations WHERE status = 'snoozed'`); n != 1 {
+			t.Errorf("%d snoozed conversations, want 1 (only the write with the CSRF token)", n)
+		}
+		if n := h.count(`SELECT count(*) FROM interventions`); n != 0 {
+			t.Errorf("%d interventions, want none (refused without the CSRF token)", n)
+		}
+		// The database holds the session id's digest, not the id.
+		if n := h.count(`SELECT count(*) FROM console_sessions WHERE id_sha256 = $1`, cookie); n != 0 {
+			t.Error("the session id is stored in the clear")
+		}
+		if logs := h.logs.String(); strings.Contains(logs, cookie) || strings.Contains(logs, agentToken) || strings.Contains(logs, csrf) {
+			t.Error("the logs carry the session id, the CSRF token or the agent token")
+		}
+		// Sessions end after their lifetime.
+		h.clock.Advance(console.DefaultTTL)
+		req, _ := http.NewRequest(http.MethodGet, h.url+"/console/session", nil)
+		req.AddCookie(&http.Cookie{Name: console.CookieName, Value: cookie})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("an expired session = %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+// The console's page and files are checked as text.
+func init() {
+	for _, ct := range []string{"text/html", "text/javascript", "text/css"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+	}
 }
