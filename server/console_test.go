@@ -27,11 +27,11 @@ import (
 // of skipping it.
 func chromium(t *testing.T) string {
 	t.Helper()
-	candidates := []string{os.Getenv("HANDOVERD_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
+	candidates := []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
+	if c := os.Getenv("HANDOVERD_CHROMIUM"); c != "" {
+		candidates = []string{c}
+	}
 	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
 		if p, err := exec.LookPath(c); err == nil {
 			return p
 		}
@@ -115,6 +115,24 @@ func (p page) fetch(method, path string, body string) fetchResult {
 	return run(p, "fetch "+method+" "+path, chromedp.Evaluate[fetchResult](js, chromedp.EvalAwaitPromise))
 }
 
+// until waits until the page's expression js is true.
+func until(js string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// signIn signs in on the sign-in page and waits for the live stream.
+func (p page) signIn() {
+	p.t.Helper()
+	p.do("sign in",
+		chromedp.WaitVisible(id("token")),
+		chromedp.SendKeys(id("token"), agentToken), chromedp.Click(id("signin-button")),
+		chromedp.WaitVisible(id("app")),
+		chromedp.WaitVisible(css(`#live[data-state="live"]`)))
+}
+
 func (p page) screenshot(name string) {
 	p.t.Helper()
 	png := run(p, "screenshot "+name, chromedp.CaptureScreenshot())
@@ -173,10 +191,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("sign-in error = %q", msg)
 		}
 		run(p, "clear the token field", chromedp.Evaluate[string](`document.querySelector('#token').value = ''`))
-		p.do("sign in",
-			chromedp.SendKeys(id("token"), agentToken), chromedp.Click(id("signin-button")),
-			chromedp.WaitVisible(id("app")),
-			chromedp.WaitVisible(css(`#live[data-state="live"]`)))
+		p.signIn()
 		if cookies := run(p, "document.cookie", chromedp.Evaluate[string](`document.cookie`)); strings.Contains(cookies, console.CookieName) {
 			t.Errorf("the session cookie is readable from script: %q", cookies)
 		}
@@ -466,4 +481,71 @@ func init() {
 	for _, ct := range []string{"text/html", "text/javascript", "text/css"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 	}
+}
+
+// TestConsoleTakeOverInBrowser takes a conversation from a bot that does
+// not let go at once: the reply waits for control and says so, a refused
+// action shows the API's reason, and the agent hands back to the bot.
+func TestConsoleTakeOverInBrowser(t *testing.T) {
+	chromium(t)
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		h.botPasses.Store(false) // the bot ignores requests for control
+		const psid = "9201"
+		h.customerSays(psid, "can a person help?")
+		if _, err := h.bot.Send(context.Background(), h.botPage(), sendText(psid, "I am the bot, how can I help?")); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		ctx, cancel := browser(t)
+		defer cancel()
+		p := page{t, ctx}
+		p.do("open the console", chromedp.Navigate(h.url+"/"))
+		p.signIn()
+		p.do("open the pending conversation", chromedp.Click(css(`[role="tab"][data-status="pending"]`)),
+			chromedp.Click(css(`#conversations li[data-status="pending"]`)),
+			chromedp.WaitVisible(css(`#owner-badge[data-owner="bot"]`)),
+			chromedp.WaitVisible(css(`#timeline li[data-kind="bot"]`)))
+		if who := run(p, "bot message", chromedp.Text(css(`#timeline li[data-kind="bot"] .meta`))); !strings.Contains(who, "automated") {
+			t.Errorf("the bot's message is not marked automated: %q", who)
+		}
+
+		p.do("take over", chromedp.Click(id("take-over")),
+			chromedp.WaitVisible(id("pending-badge")),
+			until(`document.querySelector('#assignee-badge').textContent === 'Assigned to alice'`))
+		p.do("take over again", chromedp.Click(id("take-over")))
+		refusal := run(p, "the refusal", chromedp.Poll[string](`document.querySelector('#action-error').textContent`))
+		if strings.Contains(refusal, "409") || strings.Contains(refusal, "conflict") || len(refusal) < 10 {
+			t.Errorf("a refused take-over reads %q: want the API's reason in words", refusal)
+		}
+
+		const reply = "A person is here."
+		p.do("reply while the bot holds the thread",
+			chromedp.SendKeys(id("reply"), reply), chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="queued"]`)))
+		if st := run(p, "send state", chromedp.Text(id("send-state"))); st != "waiting for control…" {
+			t.Errorf("send state = %q, want waiting for control…", st)
+		}
+		if n := len(h.sim.Inbox(pageID, psid)); n != 1 {
+			t.Errorf("the customer has %d messages before handoverd holds the thread, want 1 (the bot's)", n)
+		}
+		if err := h.bot.PassThreadControl(context.Background(), h.botPage(), psid, ourApp, "ok, go ahead"); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		p.do("the reply goes out", chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="sent"]`)),
+			chromedp.WaitVisible(css(`#owner-badge[data-owner="agent"]`)),
+			chromedp.WaitVisible(css(`#status-badge[data-status="open"]`)),
+			until(`document.querySelector('#send-state').textContent === ''`))
+		waitFor(t, "the reply to reach the customer", func() bool { return len(h.sim.Inbox(pageID, psid)) == 2 })
+
+		p.do("hand back to the bot", chromedp.Click(id("hand-back")), chromedp.WaitVisible(css(`#owner-badge[data-owner="bot"]`)))
+		waitFor(t, "Facebook to give the thread to the bot", func() bool { return h.sim.Thread(pageID, psid).OwnerAppID == botApp })
+		p.do("the hand-back's activity line", until(`document.querySelectorAll('#timeline li[data-kind="activity"]').length === 3`))
+		lines := run(p, "activity", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#timeline li[data-kind="activity"]')].map(li => li.textContent.split(' (')[0])`))
+		want := []string{"Thread control: idle → bot", "Thread control: bot → agents", "Thread control: agents → bot"}
+		if diff := cmp.Diff(want, lines); diff != "" {
+			t.Errorf("activity lines (-want +got):\n%s", diff)
+		}
+	})
 }
