@@ -14,6 +14,8 @@
 package console
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -28,6 +30,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -283,45 +286,76 @@ func securityHeaders(w http.ResponseWriter) {
 }
 
 func (c *Console) index(w http.ResponseWriter, r *http.Request) {
-	b, err := assets.ReadFile("assets/index.html")
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	securityHeaders(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
+	w.Header().Set("Cache-Control", "no-cache")
+	serve(w, r, files["index.html"])
 }
 
 // assetTypes are the content types of the files the page loads.
-var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+var assetTypes = map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
-// asset serves one of the page's script modules or its style sheet, with
-// an ETag so a reload revalidates instead of downloading again.
-func (c *Console) asset(w http.ResponseWriter, r *http.Request) {
-	name := httpapi.Var(r, "file")
-	ctype, ok := assetTypes[path.Ext(name)]
-	var b []byte
-	var err error
-	if ok {
-		b, err = fs.ReadFile(assets, "assets/"+name)
+// file is one embedded file, ready to serve plain or gzipped.
+type file struct {
+	ctype, etag string
+	raw, gz     []byte
+}
+
+// files are the embedded files by name, read and compressed once.
+var files = func() map[string]file {
+	out := map[string]file{}
+	entries, _ := fs.ReadDir(assets, "assets")
+	for _, e := range entries {
+		ctype, ok := assetTypes[path.Ext(e.Name())]
+		if !ok {
+			continue
+		}
+		raw, err := fs.ReadFile(assets, "assets/"+e.Name())
+		if err != nil {
+			panic(err) // embedded: cannot happen
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(raw)
+		_ = zw.Close()
+		d := sha256.Sum256(raw)
+		out[e.Name()] = file{ctype: ctype, etag: hex.EncodeToString(d[:8]), raw: raw, gz: buf.Bytes()}
 	}
-	if !ok || err != nil {
-		httpapi.WriteError(w, r, apperr.New(apperr.NotFound, "the console has no file %q", name))
-		return
-	}
-	d := sha256.Sum256(b)
-	etag := `"` + hex.EncodeToString(d[:8]) + `"`
+	return out
+}()
+
+// serve writes f, gzipped when the client accepts it, answering 304 when
+// the client's copy is current.
+func serve(w http.ResponseWriter, r *http.Request, f file) {
 	securityHeaders(w)
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("ETag", etag)
+	h := w.Header()
+	h.Set("Content-Type", f.ctype)
+	h.Set("Vary", "Accept-Encoding")
+	body, etag := f.raw, `"`+f.etag+`"`
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		body, etag = f.gz, `"`+f.etag+`-gz"`
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("ETag", etag)
 	if r.Header.Get("If-None-Match") == etag {
+		h.Del("Content-Encoding")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	_, _ = w.Write(b)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+// asset serves one of the page's script modules or its style sheet.
+// Cache-Control no-cache: a reload revalidates with the ETag instead of
+// downloading again, and a new binary's files are picked up at once.
+func (c *Console) asset(w http.ResponseWriter, r *http.Request) {
+	name := httpapi.Var(r, "file")
+	f, ok := files[name]
+	if !ok || name == "index.html" {
+		httpapi.WriteError(w, r, apperr.New(apperr.NotFound, "the console has no file %q", name))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	serve(w, r, f)
 }
 
 // sameOrigin refuses a browser request sent from another site (login CSRF):

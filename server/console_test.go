@@ -179,7 +179,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			const res = performance.getEntriesByType('resource');
 			return {bytes: nav.transferSize + res.reduce((n, r) => n + r.transferSize, 0), fcp: paint.startTime, files: 1 + res.length};
 		})()`, chromedp.WithPollingInterval(50*time.Millisecond)))
-		t.Logf("console first load (%s): %d bytes transferred in %d files, first contentful paint %.0f ms", b.Name, first.Bytes, first.Files, first.FCP)
+		t.Logf("console first load (%s): %d bytes transferred in %d requests, first contentful paint %.0f ms", b.Name, first.Bytes, first.Files, first.FCP)
 		if first.Bytes <= 0 || first.Files < 4 {
 			t.Errorf("first load measured %+v: want the page, its two script modules and its style", first)
 		}
