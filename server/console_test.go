@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,8 +18,12 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/console"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/messenger/simulator"
+	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store/storetest"
 )
 
@@ -483,6 +488,33 @@ func init() {
 	}
 }
 
+// serveAt starts a handoverd process on the harness's database at addr.
+func serveAt(t *testing.T, h *harness, addr string) {
+	t.Helper()
+	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: zerolog.New(h.logs).Level(zerolog.DebugLevel), Now: h.clock.Now,
+		GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, GraphTransport: delayTransport{h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	h.srv, h.url = srv, "http://"+addr
+	h.sim.AddApp(simulator.App{ID: ourApp, Secret: ourSecret, WebhookURL: h.url + "/webhooks/messenger"})
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		srv.Close()
+		h.stop = func() {}
+	}
+}
+
 // TestConsoleTakeOverInBrowser takes a conversation from a bot that does
 // not let go at once: the reply waits for control and says so, a refused
 // action shows the API's reason, and the agent hands back to the bot.
@@ -547,5 +579,20 @@ func TestConsoleTakeOverInBrowser(t *testing.T) {
 		if diff := cmp.Diff(want, lines); diff != "" {
 			t.Errorf("activity lines (-want +got):\n%s", diff)
 		}
+
+		// The stream drops (handoverd restarts) while another customer
+		// writes: the page resumes after the last event it saw
+		// (Last-Event-ID), so the conversation shows up all the same, and
+		// the session outlives the restart.
+		addr := strings.TrimPrefix(h.url, "http://")
+		h.stop()
+		p.do("the stream drops", chromedp.WaitVisible(css(`#live[data-state="down"]`)))
+		h.startServer() // another process, on another address, takes the webhook
+		h.customerSays("9202", "are you there?")
+		h.stop()
+		serveAt(t, h, addr)
+		p.do("the missed conversation arrives", chromedp.WaitVisible(css(`#live[data-state="live"]`)),
+			// Its unread count comes from the message_created event itself.
+			until(`[...document.querySelectorAll('#conversations li')].some(li => li.querySelector('.name').textContent === 'Messenger user 9202' && li.querySelector('.unread')?.textContent === '1')`))
 	})
 }
