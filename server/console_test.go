@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -175,6 +176,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		p := page{t, ctx}
 		const psid = "9001"
 
+		// Every Content-Security-Policy violation is recorded: the page must
+		// work without any.
+		p.do("record CSP violations", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+				Source: `window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`})
+			return err
+		}))
+
 		// First load: the sign-in page, then its weight and first paint.
 		p.do("open the console", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible(id("token")))
 		first := run(p, "measure the first load", chromedp.Poll[perf](`(() => {
@@ -207,7 +216,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		// A customer writes to the bot-owned Page: the conversation shows
 		// up as pending, live.
 		p.do("show pending", chromedp.Click(css(`[role="tab"][data-status="pending"]`)))
-		h.customerSays(psid, "my order is late")
+		if _, err := h.sim.CustomerSends(pageID, psid, simulator.CustomerMessage{Text: "my order is late",
+			Attachments: []simulator.Attachment{{Type: "image", URL: "https://127.0.0.1:1/parcel.jpg"}}}); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
 		p.do("the conversation appears as pending without a reload", chromedp.WaitVisible(css(`#conversations li[data-status="pending"]`)))
 		if unread := run(p, "unread count", chromedp.Text(css(`#conversations li .unread`))); unread != "1" {
 			t.Errorf("unread = %q, want 1", unread)
@@ -241,6 +254,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		h.flush()
 		p.do("the status reaches delivered", chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="delivered"]`)))
+		if err := h.sim.CustomerReads(pageID, psid); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		p.do("and read", chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="read"]`)))
+		if src := run(p, "the customer's photo", chromedp.Evaluate[string](`document.querySelector('#timeline li[data-kind="customer"] img').getAttribute('src')`)); src != "https://127.0.0.1:1/parcel.jpg" {
+			t.Errorf("the attachment shows as %q", src)
+		}
 		got := 0
 		for _, m := range h.sim.Inbox(pageID, psid) {
 			if m.Text == reply {
@@ -249,6 +270,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if got != 1 {
 			t.Errorf("the customer got the reply %d times, want once: %+v", got, h.sim.Inbox(pageID, psid))
+		}
+		// Facebook refuses the next send: the message says why.
+		h.sim.InjectFault(simulator.Fault{Op: "send", AppID: ourApp, Times: 1, HTTPStatus: 400, Code: 551, Message: "This person isn't available right now."})
+		p.do("a send Facebook refuses", chromedp.SendKeys(id("reply"), "Still there?"), chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(css(`#timeline li[data-kind="agent"] .status[data-status="failed"]`)))
+		if failed := run(p, "the failure", chromedp.Text(css(`#timeline li[data-kind="agent"] .status[data-status="failed"]`))); !strings.Contains(failed, "isn't available") {
+			t.Errorf("failed status reads %q: want Facebook's reason", failed)
 		}
 		p.do("a private note", chromedp.Click(id("private")), chromedp.SendKeys(id("reply"), "VIP customer"),
 			chromedp.Click(id("send")), chromedp.WaitVisible(css(`#timeline li[data-kind="note"]`)))
@@ -273,7 +301,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 
 		// Resolve: the thread goes back to the bot.
-		p.do("resolve", chromedp.Click(id("resolve")), chromedp.WaitVisible(css(`#status-badge[data-status="resolved"]`)),
+		p.do("e resolves", chromedp.Focus(id("timeline")), chromedp.KeyEvent("e"), chromedp.WaitVisible(css(`#status-badge[data-status="resolved"]`)),
 			chromedp.WaitVisible(css(`#owner-badge[data-owner="bot"]`)))
 		if owner := h.sim.Thread(pageID, psid).OwnerAppID; owner != botApp {
 			t.Errorf("Facebook's owner after resolve = %q, want the bot %s", owner, botApp)
@@ -284,6 +312,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		history := run(p, "history", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#history li')].map(li => li.dataset.to)`))
 		if want := "bot agent bot"; !strings.HasSuffix(strings.Join(history, " "), want) {
 			t.Errorf("history = %v, want it to end %s", history, want)
+		}
+
+		if v := run(p, "CSP violations", chromedp.Evaluate[[]string](`window.__csp`)); len(v) > 0 {
+			t.Errorf("the page broke its Content-Security-Policy: %v", v)
 		}
 
 		// Sign-out ends the session: the cookie no longer opens the APIs,
@@ -452,6 +484,16 @@ func TestConsoleSessionStandsInForToken(t *testing.T) {
 				t.Errorf("%s (-want +got):\n%s", c.name, diff)
 			}
 		}
+		// The page allows only its own files and cannot be framed.
+		resp, err := http.Get(h.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("Content-Security-Policy = %q", csp)
+		}
 		// Only the last, CSRF-carrying write changed anything.
 		if n := h.count(`SELECT count(*) FROM conversations WHERE status = 'snoozed'`); n != 1 {
 			t.Errorf("%d snoozed conversations, want 1 (only the write with the CSRF token)", n)
@@ -470,7 +512,7 @@ func TestConsoleSessionStandsInForToken(t *testing.T) {
 		h.clock.Advance(console.DefaultTTL)
 		req, _ := http.NewRequest(http.MethodGet, h.url+"/console/session", nil)
 		req.AddCookie(&http.Cookie{Name: console.CookieName, Value: cookie})
-		resp, err := http.DefaultClient.Do(req)
+		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
