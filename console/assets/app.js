@@ -32,6 +32,7 @@ const state = {
   inboxes: new Map(),
   list: [],
   selected: 0,
+  opening: 0,
   conv: null,
   messages: [],
   thread: null,
@@ -138,6 +139,7 @@ async function openAccount(id) {
   } catch (e) { toast(e.message); }
   await loadQueue();
   route();
+  document.body.dataset.ready = String(state.account);
 }
 
 // ---- the queue -----------------------------------------------------------
@@ -245,12 +247,15 @@ function onEvent(name, data) {
 
 async function openConversation(id) {
   state.selected = id;
+  state.conv = null;
+  headKey = '';
   delete state.unread[id];
   sessionStorage.setItem(`unread:${state.account}`, JSON.stringify(state.unread));
   renderQueue();
   $('.layout').classList.add('has-conv');
   const pane = $('#conversation');
   pane.replaceChildren(h('p', { class: 'placeholder' }, 'Loading…'));
+  state.opening = id;
   try {
     const [conv, msgs] = await Promise.all([api('GET', `${base()}/conversations/${id}`), api('GET', `${base()}/conversations/${id}/messages`)]);
     if (state.selected !== id) return;
@@ -261,6 +266,8 @@ async function openConversation(id) {
     await refreshThread();
   } catch (e) {
     pane.replaceChildren(h('p', { class: 'placeholder', role: 'alert' }, e.message));
+  } finally {
+    if (state.opening === id) state.opening = 0;
   }
 }
 
@@ -311,10 +318,18 @@ function windowOf() {
   return { kind: 'closed', text: 'Reply window closed: the customer must write first' };
 }
 
+let headKey = '';
 function renderHead() {
   const head = $('#conv-head');
   const c = state.conv;
   if (!head || !c) return;
+  // Rebuild only on a change: an unchanged header keeps its focus and
+  // does not make screen readers repeat it.
+  const t0 = state.thread;
+  const key = JSON.stringify([c.id, c.status, c.thread_owner, c.meta && c.meta.assignee, c.meta && c.meta.sender && c.meta.sender.name,
+    t0 && t0.owner, t0 && !!t0.pending_request, c.psid ? windowOf().text : '', state.me.agents]);
+  if (key === headKey && head.firstChild) return;
+  headKey = key;
   const name = (c.meta && c.meta.sender && c.meta.sender.name) || `Conversation ${c.id}`;
   const t = state.thread;
   const owner = (t && t.owner) || c.thread_owner || '';
@@ -496,7 +511,12 @@ async function openThread(pageID, psid) {
 function route() {
   if (!state.me) return;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
-  if (parts[0] === 'conversations' && parts[1]) { openConversation(Number(parts[1])); return; }
+  if (parts[0] === 'conversations' && parts[1]) {
+    // Already open (or opening): keep it, and the reply being typed.
+    const id = Number(parts[1]);
+    if (id !== state.selected || (!$('#composer') && state.opening !== id)) openConversation(id);
+    return;
+  }
   if (parts[0] === 'threads' && parts[2]) { openThread(parts[1], parts[2]); return; }
   state.selected = 0;
   state.conv = null;
