@@ -281,8 +281,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		h.flush()
 		p.do("and read", shows(`#timeline li[data-kind="agent"] .status[data-status="read"]`))
-		if src := run(p, "the customer's photo", chromedp.Evaluate[string](`document.querySelector('#timeline li[data-kind="customer"] img').getAttribute('src')`)); src != "https://127.0.0.1:1/parcel.jpg" {
-			t.Errorf("the attachment shows as %q", src)
+		// The photo's URL does not load here: it becomes a link to it.
+		p.do("the customer's photo", until(`!!document.querySelector('#timeline li[data-kind="customer"] a.attachment')`))
+		if href := run(p, "the photo's link", chromedp.Evaluate[string](`document.querySelector('#timeline li[data-kind="customer"] a.attachment').getAttribute('href')`)); href != "https://127.0.0.1:1/parcel.jpg" {
+			t.Errorf("the attachment links to %q", href)
 		}
 		got := 0
 		for _, m := range h.sim.Inbox(pageID, psid) {

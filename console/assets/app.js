@@ -377,8 +377,15 @@ function statusText(m) {
 
 function attachment(a) {
   const url = a.data_url || (a.payload && a.payload.url) || '';
-  if (a.file_type === 'image' && /^https?:/.test(url)) return h('img', { src: url, alt: 'Image from the customer' });
-  if (/^https?:/.test(url)) return h('a', { href: url, rel: 'noopener noreferrer', target: '_blank' }, `${a.file_type || 'file'} attachment`);
+  const link = () => h('a', { class: 'attachment', href: url, rel: 'noopener noreferrer', target: '_blank' }, `${a.file_type || 'file'} attachment`);
+  if (a.file_type === 'image' && /^https?:/.test(url)) {
+    // Facebook's attachment URLs expire: a picture that no longer loads
+    // becomes a link.
+    const img = h('img', { src: url, alt: 'Image from the customer' });
+    img.addEventListener('error', () => img.replaceWith(link()));
+    return img;
+  }
+  if (/^https?:/.test(url)) return link();
   return h('span', {}, `[${a.file_type || 'attachment'}]`);
 }
 
