@@ -31,7 +31,6 @@ type wireEvent struct {
 	Message              *wireMessage   `json:"message,omitempty"`
 	Postback             *wirePostback  `json:"postback,omitempty"`
 	Read                 *wireRead      `json:"read,omitempty"`
-	Delivery             *wireDelivery  `json:"delivery,omitempty"`
 	PassThreadControl    *wireHandover  `json:"pass_thread_control,omitempty"`
 	TakeThreadControl    *wireHandover  `json:"take_thread_control,omitempty"`
 	RequestThreadControl *wireRequested `json:"request_thread_control,omitempty"`
