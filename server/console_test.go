@@ -274,7 +274,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Open it with the keyboard and reply with Enter.
 		p.do("j opens the first conversation", chromedp.Focus(id("conversations")), chromedp.KeyEvent("j"),
 			shows(`#owner-badge[data-owner="agent"]`),
-			shows(`#window-badge[data-window="standard"]`))
+			shows(`#window-badge[data-window="standard"]`),
+			gone(`#conversations li .unread`)) // opened: read
 		if w := run(p, "reply window", textOf("#window-badge")); !strings.HasPrefix(w, "Standard window: 23 h") && !strings.HasPrefix(w, "Standard window: 24 h") {
 			t.Errorf("window badge = %q, want about 24 h left", w)
 		}

@@ -175,9 +175,24 @@ function reloadQueueSoon() {
   queueTimer = setTimeout(loadQueue, 120);
 }
 
+// unreadOf is the server's unread count when the API keeps one, else the
+// incoming messages this page saw arrive while the conversation was closed.
 function unreadOf(c) {
-  if (typeof c.unread_count === 'number' && c.unread_count > 0) return c.unread_count;
+  if (typeof c.unread_count === 'number') return c.id === state.selected ? 0 : c.unread_count;
   return state.unread[c.id] || 0;
+}
+
+// markSeen tells the API the agent has read the conversation, where the
+// API keeps read marks (Chatwoot's update_last_seen).
+let seenSupported = true;
+async function markSeen(id) {
+  if (!seenSupported) return;
+  try {
+    await api('POST', `${base()}/conversations/${id}/update_last_seen`);
+    reloadQueueSoon();
+  } catch (e) {
+    if (e.status === 404 || e.status === 405) seenSupported = false;
+  }
 }
 
 function renderQueue() {
@@ -231,6 +246,7 @@ function onEvent(name, data) {
       const i = state.messages.findIndex((m) => m.id === data.id);
       const { conversation, ...m } = data;
       if (i >= 0) state.messages[i] = m; else state.messages.push(m);
+      if (name === 'message_created' && m.message_type === 0) markSeen(convID);
       if (conversation) state.conv = conversation;
       renderTimeline();
       renderHead();
@@ -263,6 +279,7 @@ async function openConversation(id) {
     state.messages = msgs.payload;
     state.thread = null;
     renderConversation();
+    markSeen(id);
     await refreshThread();
   } catch (e) {
     pane.replaceChildren(h('p', { class: 'placeholder', role: 'alert' }, e.message));
