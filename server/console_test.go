@@ -322,7 +322,12 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("the conversation is wider than a 360 px screen")
 		}
 		p.screenshot("console-mobile.png")
-		p.do("wide screen", chromedp.EmulateViewport(1280, 800))
+		back := run(p, "conversation link", chromedp.Evaluate[string](`location.hash`))
+		p.do("back to the queue", press(".conv-head .back"), shows("#conversations li"))
+		if wide := run(p, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > 360`)); wide {
+			t.Errorf("the queue is wider than a 360 px screen")
+		}
+		p.do("wide screen", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(h.url+"/"+back), shows("#reply"))
 
 		// A write without the CSRF token is refused and changes nothing.
 		convID := run(p, "conversation id", chromedp.Evaluate[int](`Number(location.hash.split('/')[2])`))

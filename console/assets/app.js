@@ -553,9 +553,12 @@ function onKey(e) {
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
   const tag = e.target.tagName;
   if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
+  const inList = e.target.id === 'conversations';
   switch (e.key) {
     case 'j': move(1); break;
     case 'k': move(-1); break;
+    case 'ArrowDown': if (!inList) return; move(1); break;
+    case 'ArrowUp': if (!inList) return; move(-1); break;
     case 'r': break; // focused on keyup, so the key itself is not typed into the box
     case 'e': if (state.conv && state.conv.status !== 'resolved') resolve(); break;
     default: return;
