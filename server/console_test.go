@@ -610,6 +610,9 @@ func TestConsoleTakeOverInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.flush()
+		// The agent comes to it 22½ hours later: the reply window counts
+		// down on the server's clock.
+		h.clock.Advance(22*time.Hour + 30*time.Minute)
 		ctx, cancel := browser(t)
 		defer cancel()
 		p := page{t, ctx}
@@ -619,6 +622,10 @@ func TestConsoleTakeOverInBrowser(t *testing.T) {
 			press(`#conversations li[data-status="pending"]`),
 			shows(`#owner-badge[data-owner="bot"]`),
 			shows(`#timeline li[data-kind="bot"]`))
+		p.do("the thread's state", shows(`#window-badge[data-window="standard"]`))
+		if w := run(p, "reply window", textOf("#window-badge")); !strings.HasPrefix(w, "Standard window: 1 h 2") {
+			t.Errorf("window badge = %q, want about 1 h 30 min left", w)
+		}
 		if who := run(p, "bot message", textOf(`#timeline li[data-kind="bot"] .meta`)); !strings.Contains(who, "automated") {
 			t.Errorf("the bot's message is not marked automated: %q", who)
 		}

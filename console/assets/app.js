@@ -327,6 +327,7 @@ function renderConversation() {
 
 function windowOf() {
   const t = state.thread;
+  if (!t) return { kind: 'unknown', text: 'Reply window: …' };
   const last = t && t.last_customer_at ? Date.parse(t.last_customer_at) : 0;
   if (!last) return { kind: 'closed', text: 'Reply window closed: the customer must write first' };
   const since = now() - last;
