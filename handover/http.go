@@ -14,17 +14,17 @@ import (
 
 // ThreadView is the read API's representation of a thread.
 type ThreadView struct {
-	PageID     string     `json:"page_id"`
-	PSID       string     `json:"psid"`
-	Owner      Owner      `json:"owner"`
-	OwnerAppID string     `json:"owner_app_id"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	// LastCustomerAt is the customer's last message: Messenger's reply
-	// windows (24 h standard, 7 days HUMAN_AGENT) run from it.
-	LastCustomerAt *time.Time       `json:"last_customer_at"`
+	PageID         string           `json:"page_id"`
+	PSID           string           `json:"psid"`
+	Owner          Owner            `json:"owner"`
+	OwnerAppID     string           `json:"owner_app_id"`
+	ExpiresAt      *time.Time       `json:"expires_at"`
+	UpdatedAt      time.Time        `json:"updated_at"`
 	PendingRequest *PendingView     `json:"pending_request,omitempty"`
 	History        []TransitionView `json:"history"`
+	// LastCustomerAt is the customer's last message: Messenger's reply
+	// windows (24 h standard, 7 days HUMAN_AGENT) run from it.
+	LastCustomerAt *time.Time `json:"last_customer_at"`
 }
 
 // PendingView is an outstanding request for thread control.
