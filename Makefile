@@ -6,7 +6,7 @@ export HANDOVERD_TEST_POSTGRES_URL
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run serve test vet build bench clean
+.PHONY: run serve test vet build bench screenshots clean
 
 ## run: the sandbox — the broker on the embedded SQLite default, with the Messenger
 ## simulator, a demo bot and an agent token; prints a curl walkthrough
@@ -35,6 +35,10 @@ vet:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/handoverd ./cmd/handoverd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/messenger-sim ./cmd/messenger-sim
+
+## screenshots: regenerate docs/screenshots/ from the console's browser test (needs Chromium)
+screenshots:
+	HANDOVERD_SCREENSHOTS=1 HANDOVERD_BROWSER=1 $(GO) test -count=1 -run 'TestConsoleInBrowser/sqlite' ./server/
 
 ## bench: webhook ingest (SQLite and PostgreSQL; 1 and 10 events per POST; 1,000 and
 ## 1,000,000 stored threads) and the handover round trip: events/s, p50, p99,

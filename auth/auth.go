@@ -2,12 +2,20 @@
 // bearer tokens. Tokens are held only as SHA-256 digests and every
 // comparison runs in constant time over all users, so neither the config in
 // memory nor response timing reveals a token.
+//
+// A signed-in console session reaches the same APIs through a grant: a
+// random credential that stands for one user for the duration of one
+// request (see Users.Grant), so every API authenticates the same way
+// whichever door the caller came in by.
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
+	"sync"
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/config"
@@ -47,6 +55,9 @@ type user struct {
 // Users is the set of configured API users.
 type Users struct {
 	users []user
+
+	mu     sync.Mutex
+	grants map[[sha256.Size]byte]Principal // digest of a request-scoped credential → its user
 }
 
 // NewUsers builds the directory from configured users; plain tokens are
@@ -82,10 +93,48 @@ func (u *Users) Authenticate(token string) (Principal, error) {
 			found = i
 		}
 	}
-	if found < 0 {
-		return Principal{}, apperr.New(apperr.Unauthorized, "invalid API token")
+	if found >= 0 {
+		return u.users[found].p, nil
 	}
-	return u.users[found].p, nil
+	u.mu.Lock()
+	p, ok := u.grants[d]
+	u.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	return Principal{}, apperr.New(apperr.Unauthorized, "invalid API token")
+}
+
+// ByName returns the configured user called name.
+func (u *Users) ByName(name string) (Principal, bool) {
+	for _, x := range u.users {
+		if x.p.Name == name {
+			return x.p, true
+		}
+	}
+	return Principal{}, false
+}
+
+// Grant issues a random credential that authenticates as p until revoke is
+// called. A session layer (the console) uses it to hand a request it has
+// authenticated by other means to the token-based APIs; the credential is
+// never shown to anyone and dies with the request.
+func (u *Users) Grant(p Principal) (token string, revoke func()) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	token = "grant_" + base64.RawURLEncoding.EncodeToString(b[:])
+	d := sha256.Sum256([]byte(token))
+	u.mu.Lock()
+	if u.grants == nil {
+		u.grants = map[[sha256.Size]byte]Principal{}
+	}
+	u.grants[d] = p
+	u.mu.Unlock()
+	return token, func() {
+		u.mu.Lock()
+		delete(u.grants, d)
+		u.mu.Unlock()
+	}
 }
 
 // Require authenticates token and checks the principal holds one of roles.

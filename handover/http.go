@@ -22,6 +22,9 @@ type ThreadView struct {
 	UpdatedAt      time.Time        `json:"updated_at"`
 	PendingRequest *PendingView     `json:"pending_request,omitempty"`
 	History        []TransitionView `json:"history"`
+	// LastCustomerAt is the customer's last message: Messenger's reply
+	// windows (24 h standard, 7 days HUMAN_AGENT) run from it.
+	LastCustomerAt *time.Time `json:"last_customer_at"`
 }
 
 // PendingView is an outstanding request for thread control.
@@ -59,7 +62,7 @@ func (s *Service) ThreadForPrincipal(ctx context.Context, p auth.Principal, page
 		return ThreadView{}, err
 	}
 	v := ThreadView{PageID: th.PageID, PSID: th.PSID, Owner: th.Owner, OwnerAppID: th.OwnerAppID,
-		ExpiresAt: th.ExpiresAt, UpdatedAt: th.UpdatedAt, History: []TransitionView{}}
+		ExpiresAt: th.ExpiresAt, UpdatedAt: th.UpdatedAt, LastCustomerAt: th.LastCustomerAt, History: []TransitionView{}}
 	if th.PendingAppID != "" && th.PendingAt != nil {
 		v.PendingRequest = &PendingView{AppID: th.PendingAppID, At: *th.PendingAt}
 	}

@@ -25,6 +25,7 @@ type Router struct {
 	mux     *mux.Router
 	log     zerolog.Logger
 	metrics *metrics.Metrics
+	wrap    []func(http.Handler) http.Handler
 }
 
 // NewRouter returns an empty router that logs to log and records request
@@ -55,6 +56,13 @@ func (r *Router) HandlePrefix(prefix string, h http.Handler) {
 	r.mux.PathPrefix(prefix).Handler(h)
 }
 
+// Use adds middleware that runs inside the request id, logging and metrics
+// wrapping, before routing: each request passes through the middleware in
+// the order they were added.
+func (r *Router) Use(mw func(http.Handler) http.Handler) {
+	r.wrap = append(r.wrap, mw)
+}
+
 // Var returns the path variable name of the matched route.
 func Var(r *http.Request, name string) string { return mux.Vars(r)[name] }
 
@@ -83,6 +91,10 @@ func (r *Router) Routes() []string {
 // request id, per-request logger, panic recovery, access log and metrics.
 // The wrapping is outside mux so 404s and 405s are logged and counted too.
 func (r *Router) Handler() http.Handler {
+	var inner http.Handler = r.mux
+	for i := len(r.wrap) - 1; i >= 0; i-- {
+		inner = r.wrap[i](inner)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		id := requestID(req)
@@ -133,7 +145,7 @@ func (r *Router) Handler() http.Handler {
 			ev.Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
 				Int("status", rec.status).Int64("bytes", rec.bytes).Float64("duration_ms", float64(d.Microseconds())/1000).Msg("request")
 		}()
-		r.mux.ServeHTTP(rec, req)
+		inner.ServeHTTP(rec, req)
 	})
 }
 

@@ -190,12 +190,26 @@ func ignoreClosed(err error) error {
 // Run serves until ctx ends.
 func (sb *Sandbox) Run(ctx context.Context) error { return sb.run(ctx) }
 
-// Walkthrough writes what to open and the curl lines of the demo.
+// Walkthrough writes what to open and the curl lines of the demo: first
+// the agents' console and a token to sign in with.
 func (sb *Sandbox) Walkthrough(w io.Writer) error {
+	if err := consoleIntro.Execute(w, map[string]string{"URL": sb.URL, "Sim": sb.SimURL, "Page": PageID, "Agent": AgentToken}); err != nil {
+		return err
+	}
 	return walkthrough.Execute(w, map[string]string{
 		"URL": sb.URL, "Sim": sb.SimURL, "Page": PageID, "Agent": AgentToken, "DB": sb.dbPath,
 	})
 }
+
+var consoleIntro = template.Must(template.New("c").Parse(strings.TrimLeft(`
+Agents' console      {{.URL}}/
+  sign in with         {{.Agent}}
+  In the browser: sign in, open "Pending", make the customer write (the first
+  simulator curl line below, POST .../customers/42/messages) and watch the
+  conversation arrive; when the bot hands over it moves to "Open": reply,
+  resolve or hand back to the bot there.
+
+`, "\n")))
 
 var walkthrough = template.Must(template.New("w").Parse(strings.TrimLeft(`
 handoverd sandbox is running — no Facebook app needed.

@@ -150,6 +150,10 @@ func credentialPresent(_ context.Context, in *openapi3filter.AuthenticationInput
 		if r.Header.Get(s.Name) == "" {
 			return fmt.Errorf("no %s header", s.Name)
 		}
+	case s.Type == "apiKey" && s.In == "cookie":
+		if _, err := r.Cookie(s.Name); err != nil {
+			return fmt.Errorf("no %s cookie", s.Name)
+		}
 	default:
 		return fmt.Errorf("security scheme %s/%s is not handled by this test", s.Type, s.Scheme)
 	}
@@ -318,6 +322,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 
 		// The relay bots' event API, on a handoverd whose Page a relay bot serves.
 		checkRelayAPI(t, b, o)
+
+		// The agents' console: its page, its files and its sessions.
+		checkConsoleAPI(t, o)
 
 		ops, err := openapi.Operations()
 		if err != nil {

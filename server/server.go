@@ -20,6 +20,7 @@ import (
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/console"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -170,6 +171,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		r.Handle(http.MethodGet, "/metrics", m.Handler())
 	}
 	r.Handle(http.MethodGet, "/openapi.yaml", openapi.Handler())
+	// The agents' console at /: its session cookie stands in for an API
+	// token on the JSON APIs (with a CSRF token on writes).
+	con := console.New(console.Options{DB: db, Users: users, Config: cfg.Users, Pages: cfg.Pages, Now: now})
+	con.Routes(r)
+	r.Use(con.Middleware)
 	s.router = r
 	return s, nil
 }
