@@ -178,9 +178,49 @@ func (s *Service) record(c committed) {
 	}
 }
 
-// SetObservers installs the observers, called in order for every change;
-// call it before serving.
-func (s *Service) SetObservers(o ...Observer) { s.observers = o }
+// Consumers are who learns of every thread change, inside the transaction
+// that makes it, in the order they run. Facts flow one way, down this
+// list: a consumer may add facts for the ones after it (SetBotAnswering),
+// never read back from them.
+type Consumers struct {
+	// Bots runs first: the relay bots, which may take the conversation
+	// (or let go of it) and say so with SetBotAnswering.
+	Bots Observer
+	// Inbox runs last and shows the change, and who answers the customer,
+	// to the agents.
+	Inbox Observer
+}
+
+// SetConsumers installs the consumers; call it before serving.
+func (s *Service) SetConsumers(c Consumers) {
+	s.observers = nil
+	for _, o := range []Observer{c.Bots, c.Inbox} {
+		if o != nil {
+			s.observers = append(s.observers, o)
+		}
+	}
+}
+
+// botAnsweringKey keys, in a transaction's memo, who answers a thread.
+type botAnsweringKey struct{ page, psid string }
+
+// SetBotAnswering records, for the consumers after the one calling it, who
+// answers the thread's customer within handoverd's own app after the
+// change at hand: the bot named bot, or the agents (""). It lasts for the
+// rest of the transaction.
+func SetBotAnswering(tx *store.Tx, pageID, psid, bot string) {
+	tx.SetMemo(botAnsweringKey{pageID, psid}, &bot)
+}
+
+// BotAnswering returns what SetBotAnswering recorded in this transaction
+// for the thread (known false when nothing was).
+func BotAnswering(tx *store.Tx, pageID, psid string) (bot string, known bool) {
+	b, ok := tx.Memo(botAnsweringKey{pageID, psid}).(*string)
+	if !ok {
+		return "", false
+	}
+	return *b, true
+}
 
 // observe hands a change to every observer.
 func (s *Service) observe(ctx context.Context, tx *store.Tx, ch Change) error {

@@ -71,7 +71,6 @@ type Service struct {
 	client   *http.Client
 
 	stopping   chan struct{} // closed when the process starts draining: live streams end
-	newStatus  func(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error)
 	pageInbox  map[string]inboxRef // page id → its inbox
 	inboxCache sync.Map            // inbox id → InboxView (inboxes never change)
 	agentIDs   map[string]int64    // user name → agent id

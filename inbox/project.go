@@ -42,6 +42,14 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 	return nil
 }
 
+// botAnswers reports whether a bot inside handoverd's own app (a relay
+// bot) answers the thread's customer now, as the bots said before the
+// inbox saw the change: the conversation is then pending, with the bot.
+func botAnswers(tx *store.Tx, th handover.Thread) bool {
+	bot, _ := handover.BotAnswering(tx, th.PageID, th.PSID)
+	return bot != ""
+}
+
 // statusFor is the conversation status a thread owner implies: the bot
 // handles it (pending), or the agents do (open). Other owners leave the
 // status alone ("" ), except that a new conversation on a Page with a bot
@@ -236,14 +244,8 @@ func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.T
 	for _, t := range trs {
 		prev := conv.status
 		next := statusFor(t.To)
-		if s.newStatus != nil { // e.g. a relay bot handles it inside our app
-			st, err := s.newStatus(ctx, tx, th.PageID, th.PSID)
-			if err != nil {
-				return err
-			}
-			if st != "" {
-				next = st
-			}
+		if botAnswers(tx, th) {
+			next = StatusPending
 		}
 		if next == "" || prev == StatusResolved {
 			next = prev
@@ -388,14 +390,8 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 		return conv, false, err
 	}
 	status := statusFor(th.Owner)
-	if s.newStatus != nil {
-		st, err := s.newStatus(ctx, tx, th.PageID, th.PSID)
-		if err != nil {
-			return conv, false, err
-		}
-		if st != "" {
-			status = st
-		}
+	if botAnswers(tx, th) {
+		status = StatusPending
 	}
 	if status == "" {
 		status = StatusOpen

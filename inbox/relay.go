@@ -19,13 +19,6 @@ type ContactFields struct {
 	Name, Email, PhoneNumber, Identifier string
 }
 
-// SetNewConversationStatus installs a function that may choose the status
-// of a new Messenger conversation (e.g. pending while a relay bot handles
-// it); it returns "" to leave the choice to the thread owner.
-func (s *Service) SetNewConversationStatus(f func(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error)) {
-	s.newStatus = f
-}
-
 // CurrentStatus returns the status of the thread's current (not resolved)
 // conversation, or "" when there is none.
 func (s *Service) CurrentStatus(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {

@@ -153,28 +153,35 @@ func activeSession(ctx context.Context, tx *store.Tx, pageID, psid string) (sess
 	return ss, err == nil, err
 }
 
-// NewConversationStatus tells the inbox that a conversation a relay bot
-// handles is pending (with the bot), not in the agents' queue.
-func (s *Service) NewConversationStatus(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {
-	if _, ok := s.byPage[pageID]; !ok {
-		return "", nil
-	}
-	_, active, err := activeSession(ctx, tx, pageID, psid)
-	if err != nil || !active {
-		return "", err
-	}
-	return inbox.StatusPending, nil
-}
-
 var _ handover.Observer = (*Service)(nil)
 
 // ThreadChanged turns a customer's message on a relay bot's Page into a
-// webhook call to the bot, starting a session when the bot takes the chat.
-// It runs before the inbox sees the message, in the same transaction.
+// webhook call to the bot, starting a session when the bot takes the chat,
+// and ends the session when a person takes over. It runs before the inbox
+// sees the change (handover.Consumers), in the same transaction, and tells
+// it who answers the customer now (handover.SetBotAnswering).
 func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
 	if _, ok := s.byPage[ch.Thread.PageID]; !ok {
 		return nil
 	}
+	if err := s.threadChanged(ctx, tx, ch); err != nil {
+		return err
+	}
+	// Tell the inbox, which runs next, who answers the customer now.
+	ss, active, err := activeSession(ctx, tx, ch.Thread.PageID, ch.Thread.PSID)
+	if err != nil {
+		return err
+	}
+	bot := ""
+	if active {
+		bot = ss.bot
+	}
+	handover.SetBotAnswering(tx, ch.Thread.PageID, ch.Thread.PSID, bot)
+	return nil
+}
+
+// threadChanged is ThreadChanged's work on a relay bot's Page.
+func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
 	if s.humanTookOver(ch) {
 		ss, active, err := activeSession(ctx, tx, ch.Thread.PageID, ch.Thread.PSID)
 		if err != nil || !active {

@@ -141,10 +141,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Inbox: s.inbox, Graph: s.graph, PageTokens: pageRefs,
 		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
-	// The relay bots see a customer message before the inbox does, so a
-	// conversation a relay bot takes starts pending.
-	s.handover.SetObservers(s.relay, s.inbox)
-	s.inbox.SetNewConversationStatus(s.relay.NewConversationStatus)
+	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
 	s.registerGauges()
 	s.restoreLastWebhook(ctx)
 
