@@ -70,7 +70,7 @@ type Service struct {
 	log      zerolog.Logger
 	client   *http.Client
 
-	stopping   chan struct{} // closed when the process starts draining: live streams end
+	stopping   chan struct{}       // closed when the process starts draining: live streams end
 	pageInbox  map[string]inboxRef // page id → its inbox
 	inboxCache sync.Map            // inbox id → InboxView (inboxes never change)
 	agentIDs   map[string]int64    // user name → agent id
