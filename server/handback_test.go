@@ -1,0 +1,198 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/store/storetest"
+)
+
+// interventionMessages lists an intervention's agent messages.
+func (h *harness) interventionMessages(id int64) []handover.AgentMessageView {
+	h.t.Helper()
+	var msgs []handover.AgentMessageView
+	if st := h.agentJSON(http.MethodGet, fmt.Sprintf("/1.0/interventions/%d/messages", id), nil, &msgs); st != 200 {
+		h.t.Fatalf("list messages of %d = %d", id, st)
+	}
+	return msgs
+}
+
+// openAgentThread has the customer write and an agent open an
+// intervention the (cooperative) bot passes control for.
+func (h *harness) openAgentThread(psid string) handover.InterventionView {
+	h.t.Helper()
+	h.customerSays(psid, "hi")
+	var iv handover.InterventionView
+	if st := h.agentJSON(http.MethodPost, "/1.0/interventions", map[string]string{"identity_foreign_id": psid}, &iv); st != 201 {
+		h.t.Fatalf("open intervention on %s = %d", psid, st)
+	}
+	h.flush()
+	if v, _ := h.thread(psid); v.Owner != handover.OwnerAgent {
+		h.t.Fatalf("owner of %s = %s, want agent", psid, v.Owner)
+	}
+	return iv
+}
+
+// sendGate holds handoverd's Send API calls in flight until released.
+type sendGate struct {
+	entered chan string // the recipient of each held send
+	release chan struct{}
+}
+
+func (h *harness) holdSends() *sendGate {
+	g := &sendGate{entered: make(chan string, 16), release: make(chan struct{})}
+	hook := func(r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/messages") {
+			return
+		}
+		_ = r.ParseForm()
+		var to struct{ ID string }
+		_ = json.Unmarshal([]byte(r.Form.Get("recipient")), &to)
+		g.entered <- to.ID
+		<-g.release
+	}
+	h.graphHook.Store(&hook)
+	h.t.Cleanup(func() { close(g.release) }) // a failed test holds nothing
+	return g
+}
+
+// TestClosingCancelsQueuedMessages: an agent message waiting for control
+// is cancelled, with the reason, when its intervention closes — even if
+// the bot passes control afterwards it never reaches the customer.
+func TestClosingCancelsQueuedMessages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const psid = "7101"
+		h.customerSays(psid, "hi")
+		h.botPasses.Store(false)
+		var iv handover.InterventionView
+		h.agentJSON(http.MethodPost, "/1.0/interventions", map[string]string{"identity_foreign_id": psid}, &iv)
+		var msg handover.AgentMessageView
+		if st := h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/interventions/%d/messages", iv.ID), map[string]string{"text": "one moment"}, &msg); st != 202 {
+			t.Fatalf("send = %d %+v", st, msg)
+		}
+		if st := h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", iv.ID), nil, &iv); st != 200 {
+			t.Fatalf("close = %d", st)
+		}
+		msgs := h.interventionMessages(iv.ID)
+		if len(msgs) != 1 || msgs[0].Status != "failed" || !strings.HasPrefix(msgs[0].Error, "cancelled: ") {
+			t.Fatalf("after close: %+v, want the message failed as cancelled", msgs)
+		}
+		// The bot passes control anyway: nothing of the closed intervention goes out.
+		if err := h.bot.PassThreadControl(context.Background(), h.botPage(), psid, ourApp, ""); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		if _, err := h.srv.Handover().SendDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.sim.Inbox(pageID, psid); len(got) != 0 {
+			t.Errorf("the customer received %+v after the intervention closed", got)
+		}
+		// Sending to the closed intervention is refused.
+		if st := h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/interventions/%d/messages", iv.ID), map[string]string{"text": "late"}, nil); st != http.StatusConflict {
+			t.Errorf("send to a closed intervention = %d, want 409", st)
+		}
+	})
+}
+
+// TestHandBackSettlesQueuedMessages: while the sender is busy with other
+// conversations, an intervention closes; its queued message, which the
+// sender had already listed as due, is cancelled rather than sent after
+// the thread went back to the bot, and handoverd does not ask for control
+// back. A message being sent when a close starts finishes first; the pass
+// follows it.
+func TestHandBackSettlesQueuedMessages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const pa, pb, pc, pd = "7201", "7202", "7203", "7204"
+		ivA, ivB, ivC, ivD := h.openAgentThread(pa), h.openAgentThread(pb), h.openAgentThread(pc), h.openAgentThread(pd)
+
+		gate := h.holdSends()
+		var wg sync.WaitGroup
+		send := func(iv handover.InterventionView, text string) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/interventions/%d/messages", iv.ID), map[string]string{"text": text}, nil)
+			}()
+		}
+		send(ivC, "for C")
+		if got := <-gate.entered; got != pc {
+			t.Fatalf("first held send to %s, want %s", got, pc)
+		}
+		// A and B queue up while the sender is busy with C.
+		send(ivA, "for A")
+		waitFor(t, "A's message queued", func() bool { return h.count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`) == 2 })
+		send(ivB, "for B")
+		waitFor(t, "B's message queued", func() bool { return h.count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`) == 3 })
+		gate.release <- struct{}{}
+		if got := <-gate.entered; got != pa {
+			t.Fatalf("second held send to %s, want %s", got, pa)
+		}
+		// With A's send in flight (B listed next), B's intervention closes.
+		h.sim.ResetCalls()
+		if st := h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", ivB.ID), nil, nil); st != 200 {
+			t.Fatalf("close B = %d", st)
+		}
+		hook := func(*http.Request) {}
+		h.graphHook.Store(&hook) // nothing is held any more
+		gate.release <- struct{}{}
+		waitFor(t, "A's message sent", func() bool { m := h.interventionMessages(ivA.ID); return len(m) == 1 && m[0].Status == "sent" })
+		waitFor(t, "B's message settled", func() bool { m := h.interventionMessages(ivB.ID); return len(m) == 1 && m[0].Status != "waiting" })
+		if m := h.interventionMessages(ivB.ID)[0]; m.Status != "failed" || !strings.HasPrefix(m.Error, "cancelled: ") {
+			t.Errorf("B's message = %s %q, want failed as cancelled", m.Status, m.Error)
+		}
+		if got := h.sim.Inbox(pageID, pb); len(got) != 0 {
+			t.Errorf("B's customer received %+v after the hand-back", got)
+		}
+		for _, c := range h.sim.Calls() {
+			if c.PSID == pb && c.AppID == ourApp && c.Op != "pass_thread_control" {
+				t.Errorf("after the hand-back handoverd called %s on B", c.Op)
+			}
+		}
+		h.flush()
+		if v, _ := h.thread(pb); v.Owner != handover.OwnerBot || v.PendingRequest != nil {
+			t.Errorf("B: owner %s pending %+v, want the bot's and nothing pending", v.Owner, v.PendingRequest)
+		}
+		if sim := h.sim.Thread(pageID, pb).OwnerAppID; sim != botApp {
+			t.Errorf("Facebook's owner of B = %q, want the bot", sim)
+		}
+
+		// D: a close that starts while D's message is in flight waits for it.
+		gate = h.holdSends()
+		h.sim.ResetCalls()
+		send(ivD, "for D")
+		if got := <-gate.entered; got != pd {
+			t.Fatalf("held send to %s, want %s", got, pd)
+		}
+		closed := make(chan int, 1)
+		go func() { closed <- h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", ivD.ID), nil, nil) }()
+		waitFor(t, "D's hand-back recorded", func() bool {
+			return h.count(`SELECT count(*) FROM control_ops WHERE psid = $1 AND status = 'in_flight'`, pd) == 1
+		})
+		gate.release <- struct{}{}
+		if st := <-closed; st != 200 {
+			t.Fatalf("close D = %d", st)
+		}
+		wg.Wait()
+		if m := h.interventionMessages(ivD.ID); len(m) != 1 || m[0].Status != "sent" {
+			t.Errorf("D's message = %+v, want sent", m)
+		}
+		var ops []string
+		for _, c := range h.sim.Calls() {
+			if c.PSID == pd {
+				ops = append(ops, fmt.Sprintf("%s %s %d", c.AppID, c.Op, c.HTTPStatus))
+			}
+		}
+		if want := []string{"111 send 200", "111 pass_thread_control 200"}; fmt.Sprint(ops) != fmt.Sprint(want) {
+			t.Errorf("Graph calls on D = %v, want %v", ops, want)
+		}
+	})
+}
