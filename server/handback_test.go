@@ -173,7 +173,9 @@ func TestHandBackSettlesQueuedMessages(t *testing.T) {
 			t.Fatalf("held send to %s, want %s", got, pd)
 		}
 		closed := make(chan int, 1)
-		go func() { closed <- h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", ivD.ID), nil, nil) }()
+		go func() {
+			closed <- h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", ivD.ID), nil, nil)
+		}()
 		waitFor(t, "D's hand-back recorded", func() bool {
 			return h.count(`SELECT count(*) FROM control_ops WHERE psid = $1 AND status = 'in_flight'`, pd) == 1
 		})
