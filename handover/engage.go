@@ -353,7 +353,10 @@ func (a *EngageAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, r, apperr.Field("text", "is over Messenger's 2000 characters"))
 			return
 		}
-		msg, _ = json.Marshal(map[string]string{"text": body.Text})
+		if msg, err = json.Marshal(map[string]string{"text": body.Text}); err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
 	case len(msg) == 0:
 		httpapi.WriteError(w, r, apperr.Field("text", "is required"))
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -110,19 +111,21 @@ func (s *Service) conversationEvent(ctx context.Context, tx *store.Tx, event str
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(cv)
+	b, err := json.Marshal(cv)
+	if err != nil {
+		return err
+	}
 	var m map[string]any
-	_ = json.Unmarshal(b, &m)
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
 	for k, v := range extra {
 		m[k] = v
 	}
 	return s.emit(ctx, tx, conv.accountID, &conv, event, m)
 }
 
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // sequencerLock keeps one sequencer at a time across processes.
 const sequencerLock = "inbox:sequencer"

@@ -146,7 +146,10 @@ func idString(v any) string {
 	case json.Number:
 		return x.String()
 	}
-	b, _ := json.Marshal(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
 	return string(b)
 }
 

@@ -347,9 +347,13 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	var contactID, ciID int64
 	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
 	if errors.Is(err, sql.ErrNoRows) {
+		attrs, merr := json.Marshal(map[string]any{"social_profiles": map[string]string{"facebook": th.PSID}})
+		if merr != nil {
+			return conv, false, merr
+		}
 		if err = tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, "Messenger user "+th.PSID, th.PSID,
-			`{"social_profiles":{"facebook":"`+th.PSID+`"}}`, now).Scan(&contactID); err != nil {
+			string(attrs), now).Scan(&contactID); err != nil {
 			return conv, false, err
 		}
 		err = tx.QueryRowContext(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,

@@ -533,7 +533,10 @@ func (s *Service) sendReply(ctx context.Context, p auth.Principal, conv conversa
 		ivID = iv.ID
 	}
 	send["metadata"] = metaInbox + strconv.FormatInt(messageID, 10)
-	body, _ := json.Marshal(send)
+	body, err := json.Marshal(send)
+	if err != nil {
+		return s.failReply(ctx, conv, messageID, err)
+	}
 	_, err = s.handover.SendAsAgent(ctx, conv.pageID, conv.psid, ivID, p.Name, body, 2*time.Second)
 	if err != nil && apperr.CodeOf(err) != apperr.Upstream {
 		return s.failReply(ctx, conv, messageID, err)

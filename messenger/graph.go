@@ -308,8 +308,11 @@ func (g *Graph) ThreadOwner(ctx context.Context, page PageRef, psid string) (Thr
 			} `json:"thread_owner"`
 		} `json:"data"`
 	}
-	b, _ := json.Marshal(res)
-	if err := json.Unmarshal(b, &body); err != nil {
+	b, err := json.Marshal(res)
+	if err == nil {
+		err = json.Unmarshal(b, &body)
+	}
+	if err != nil {
 		return ThreadOwner{}, &GraphError{Op: OpThreadOwner, Class: ClassTransient, Err: err}
 	}
 	if len(body.Data) == 0 {
