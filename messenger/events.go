@@ -13,10 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/handoverd/handoverd/internal/jsoncheck"
 )
 
 // Kind is what a webhook event is about.
@@ -181,7 +185,6 @@ func ParseWebhook(body []byte) (Batch, error) {
 		Object string `json:"object"`
 		Entry  []struct {
 			ID        flexString        `json:"id"`
-			Time      flexTime          `json:"time"`
 			Messaging []json.RawMessage `json:"messaging"`
 			Standby   []json.RawMessage `json:"standby"`
 		} `json:"entry"`
@@ -191,6 +194,9 @@ func ParseWebhook(body []byte) (Batch, error) {
 	if err := dec.Decode(&env); err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Batch{}, fmt.Errorf("%w: the body %s", ErrMalformed, jsoncheck.ErrTrailing)
+	}
 	if env.Entry == nil {
 		return Batch{}, fmt.Errorf("%w: no entry array", ErrMalformed)
 	}
@@ -199,14 +205,25 @@ func ParseWebhook(body []byte) (Batch, error) {
 		if e.ID == "" {
 			return Batch{}, fmt.Errorf("%w: entry[%d].id is missing", ErrMalformed, i)
 		}
+		// An entry id that cannot be stored drops the entry's items.
+		pageID, badID := string(e.ID), jsoncheck.String(string(e.ID), jsoncheck.Default.MaxID)
+		if badID != "" {
+			pageID = ""
+		}
 		for _, list := range []struct {
 			ch    Channel
 			items []json.RawMessage
 		}{{ChannelMessaging, e.Messaging}, {ChannelStandby, e.Standby}} {
 			for j, raw := range list.items {
-				ev, err := parseItem(string(e.ID), list.ch, raw)
+				var ev Event
+				var err error
+				if badID != "" {
+					err = fmt.Errorf("entry[%d].id %s", i, badID)
+				} else {
+					ev, err = parseItem(pageID, list.ch, raw)
+				}
 				if err != nil {
-					b.Malformed = append(b.Malformed, MalformedItem{PageID: string(e.ID), Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
+					b.Malformed = append(b.Malformed, MalformedItem{PageID: pageID, Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
 						Err: fmt.Errorf("%w: %v", ErrMalformed, err), Raw: raw})
 					continue
 				}
@@ -272,6 +289,11 @@ type handover struct {
 var envelopeKeys = map[string]bool{"sender": true, "recipient": true, "timestamp": true}
 
 func parseItem(pageID string, ch Channel, raw json.RawMessage) (Event, error) {
+	// What either store cannot hold (NUL, invalid UTF-8, an id over an
+	// index's limit) is refused here, the same for SQLite and PostgreSQL.
+	if p := jsoncheck.Value(raw, jsoncheck.Default); p != nil {
+		return Event{}, p
+	}
 	var it item
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -414,14 +436,36 @@ func (f *flexTime) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	v, err := strconv.ParseFloat(string(s), 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("bad timestamp %q", string(s))
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return fmt.Errorf("bad timestamp %q", truncate(string(s)))
+	}
+	if v == 0 {
+		*f = 0
+		return nil
 	}
 	if v < secondsCutoff {
 		v *= 1000
 	}
+	if v < minMillis || v > maxMillis {
+		return fmt.Errorf("timestamp %q is out of range (%d to %d ms)", truncate(string(s)), int64(minMillis), int64(maxMillis))
+	}
 	*f = flexTime(int64(v))
 	return nil
+}
+
+// The range of timestamps accepted: Facebook's founding (2004-01-01) to
+// 2100-01-01, in milliseconds. Anything else is absurd, not a time.
+const (
+	minMillis = 1072915200000
+	maxMillis = 4102444800000
+)
+
+// truncate shortens a value quoted in an error.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // Time converts to time.Time (zero when absent).
