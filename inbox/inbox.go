@@ -75,6 +75,7 @@ type Service struct {
 	inboxCache sync.Map            // inbox id → InboxView (inboxes never change)
 	agentIDs   map[string]int64    // user name → agent id
 	agentNames map[int64]string
+	agentOf    map[int64]int64 // agent id → the account (client) the user belongs to
 }
 
 type inboxRef struct {
@@ -88,7 +89,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
 		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, now: o.Now, metrics: o.Metrics, log: o.Logger,
 		client: o.HTTPClient, grace: o.ClaimGrace, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
-		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, stopping: make(chan struct{}),
+		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, agentOf: map[int64]int64{}, stopping: make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -145,7 +146,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			if err := tx.QueryRowContext(ctx, `SELECT id FROM agents WHERE name = $1`, u.Name).Scan(&id); err != nil {
 				return err
 			}
-			s.agentIDs[u.Name], s.agentNames[id] = id, u.Name
+			s.agentIDs[u.Name], s.agentNames[id], s.agentOf[id] = id, u.Name, u.ClientID
 		}
 		return nil
 	})

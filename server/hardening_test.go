@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/store/storetest"
 )
@@ -160,6 +162,64 @@ func TestBadInputIsRefusedAtTheEdge(t *testing.T) {
 		}
 		if now := before(); now != was {
 			t.Errorf("rows (events, interventions, inboxes, contacts) %v → %v: refused input changed something", was, now)
+		}
+	})
+}
+
+// TestAssigneesBelongToTheAccount: a conversation can be assigned only to
+// the account's own agents; another client's agent or a global admin
+// answers exactly as an id that does not exist.
+func TestAssigneesBelongToTheAccount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		h.cfg.Users = append(h.cfg.Users,
+			config.User{Name: "agent2", Role: "agent", Token: "agent2-token-0123456789", ClientID: 2},
+			config.User{Name: "root", Role: "admin", Token: "admin-token-0123456789"})
+		if err := h.cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		h.restart()
+		h.customerSays("7501", "hi")
+		_, list := h.api(http.MethodGet, "/conversations?status=pending", nil)
+		convs := list["data"].(map[string]any)["payload"].([]any)
+		if len(convs) != 1 {
+			t.Fatalf("conversations = %v", list)
+		}
+		convID := int(convs[0].(map[string]any)["id"].(float64))
+		path := "/conversations/" + strconv.Itoa(convID) + "/assignments"
+		var ids []int
+		rows, err := h.srv.DB().Reader().Query(`SELECT id FROM agents WHERE name IN ('agent2', 'root') ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id int
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if len(ids) != 2 {
+			t.Fatalf("agent ids of agent2 and root = %v", ids)
+		}
+		_, unknown := h.api(http.MethodPost, path, map[string]any{"assignee_id": 9999})
+		for _, id := range ids {
+			st, got := h.api(http.MethodPost, path, map[string]any{"assignee_id": id})
+			if st != 400 {
+				t.Errorf("assign another account's user %d = %d %v, want 400", id, st, got)
+				continue
+			}
+			e, u := got["error"].(map[string]any), unknown["error"].(map[string]any)
+			if e["field"] != "assignee_id" || strings.ReplaceAll(e["message"].(string), strconv.Itoa(id), "N") != strings.ReplaceAll(u["message"].(string), "9999", "N") {
+				t.Errorf("assign user %d = %v; unknown id = %v: they must read the same", id, got, unknown)
+			}
+		}
+		if st, got := h.api(http.MethodPost, path, map[string]any{"assignee_id": 1}); st != 200 || got["name"] != "alice" {
+			t.Errorf("assign the account's agent = %d %v, want alice", st, got)
+		}
+		if n := h.count(`SELECT count(*) FROM conversations WHERE assignee_id IS NOT NULL AND assignee_id <> 1`); n != 0 {
+			t.Errorf("%d conversations assigned outside the account", n)
 		}
 	})
 }
