@@ -118,7 +118,7 @@ func (r *Router) Handler() http.Handler {
 			l.Info().Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
 				Int("status", rec.status).Int64("bytes", rec.bytes).Dur("duration", d).Msg("request")
 		}()
-		if err := checkInput(req, match.Vars); err != nil {
+		if err := CheckInput(req, match.Vars); err != nil {
 			WriteError(rec, req, err)
 			return
 		}
@@ -129,9 +129,9 @@ func (r *Router) Handler() http.Handler {
 // maxParam bounds a path variable or query parameter, in bytes.
 const maxParam = 1024
 
-// checkInput validates every path variable and query parameter once, for
+// CheckInput validates every path variable and query parameter once, for
 // every route: valid UTF-8, no NUL, at most maxParam bytes.
-func checkInput(req *http.Request, vars map[string]string) error {
+func CheckInput(req *http.Request, vars map[string]string) error {
 	names := make([]string, 0, len(vars))
 	for k := range vars {
 		names = append(names, k)

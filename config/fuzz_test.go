@@ -1,0 +1,48 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/handoverd/handoverd/config"
+)
+
+// fuzzSecret is what every ${VAR} expands to: it must never show in an error.
+const fuzzSecret = "Zq8-env-secret-value-9xK"
+
+// FuzzParse: Parse never panics; an accepted document is valid and parses
+// the same way twice; no error message ever shows an expanded secret.
+func FuzzParse(f *testing.F) {
+	b, err := os.ReadFile("testdata/good.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	if ex, err := os.ReadFile("../handoverd.example.yaml"); err == nil {
+		f.Add(ex)
+	}
+	f.Add([]byte("app: {id: \"1\", secret: ${S}}\nlisten: ':0'\n"))
+	lookup := func(string) (string, bool) { return fuzzSecret, true }
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := config.Parse(doc, lookup)
+		if err != nil {
+			if strings.Contains(err.Error(), fuzzSecret) {
+				t.Fatalf("an error shows a secret: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted a configuration that does not validate: %v", err)
+		}
+		again, err := config.Parse(doc, lookup)
+		if err != nil {
+			t.Fatalf("second parse: %v", err)
+		}
+		if diff := cmp.Diff(c, again, cmp.Comparer(func(a, b config.Secret) bool { return a.Reveal() == b.Reveal() })); diff != "" {
+			t.Fatalf("parsed differently twice:\n%s", diff)
+		}
+	})
+}
