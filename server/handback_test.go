@@ -4,12 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store/storetest"
 )
 
@@ -195,6 +202,125 @@ func TestHandBackSettlesQueuedMessages(t *testing.T) {
 		}
 		if want := []string{"111 send 200", "111 pass_thread_control 200"}; fmt.Sprint(ops) != fmt.Sprint(want) {
 			t.Errorf("Graph calls on D = %v, want %v", ops, want)
+		}
+	})
+}
+
+// replica starts a second handoverd process on the harness's database,
+// with the same configuration and Graph transport, and returns its URL.
+func (h *harness) replica() string {
+	h.t.Helper()
+	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: zerolog.New(h.logs).Level(zerolog.DebugLevel),
+		Now: h.clock.Now, GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, GraphTransport: delayTransport{h}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	h.t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// TestHandBackAcrossReplicas: two processes share the database. While one
+// of them is sending an agent message, the other closes the intervention:
+// the pass waits for the send, the message goes out once, before the
+// pass, and handoverd does not ask for control back. A message queued
+// while both senders are busy is cancelled by a close on either process.
+func TestHandBackAcrossReplicas(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		other := h.replica()
+		const px, py, pz = "7601", "7602", "7603"
+		ivX, ivY, ivZ := h.openAgentThread(px), h.openAgentThread(py), h.openAgentThread(pz)
+		gate := h.holdSends()
+		h.sim.ResetCalls()
+		var wg sync.WaitGroup
+		sendVia := func(base string, iv handover.InterventionView, text string) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body, _ := json.Marshal(map[string]string{"text": text})
+				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/1.0/interventions/%d/messages", base, iv.ID), strings.NewReader(string(body)))
+				req.Header.Set("Authorization", "Bearer "+agentToken)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}
+		closeVia := func(base string, iv handover.InterventionView) int {
+			req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/1.0/interventions/%d/close", base, iv.ID), nil)
+			req.Header.Set("Authorization", "Bearer "+agentToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+
+		// X: a sender (on either process) holds X's message in flight; the
+		// other process's close must wait for it.
+		sendVia(h.url, ivX, "for X")
+		if got := <-gate.entered; got != px {
+			t.Fatalf("held send to %s, want %s", got, px)
+		}
+		closed := make(chan int, 1)
+		go func() { closed <- closeVia(other, ivX) }()
+		waitFor(t, "X's hand-back recorded", func() bool {
+			return h.count(`SELECT count(*) FROM control_ops WHERE psid = $1 AND status = 'in_flight'`, px) == 1
+		})
+		// Y: the other sender is kept busy too, then a message is queued.
+		sendVia(other, ivZ, "for Z")
+		if got := <-gate.entered; got != pz {
+			t.Fatalf("held send to %s, want %s", got, pz)
+		}
+		sendVia(h.url, ivY, "for Y")
+		waitFor(t, "Y's message queued", func() bool {
+			return h.count(`SELECT count(*) FROM agent_messages WHERE psid = $1 AND status = 'waiting'`, py) == 1
+		})
+		if st := closeVia(other, ivY); st != 200 {
+			t.Fatalf("close Y = %d", st)
+		}
+		close(gate.release)
+		gate.release = make(chan struct{}) // the cleanup closes this one
+		hook := func(*http.Request) {}
+		h.graphHook.Store(&hook)
+		if st := <-closed; st != 200 {
+			t.Fatalf("close X = %d", st)
+		}
+		wg.Wait()
+		h.flush()
+
+		if m := h.interventionMessages(ivX.ID); len(m) != 1 || m[0].Status != "sent" {
+			t.Errorf("X's message = %+v, want sent", m)
+		}
+		if m := h.interventionMessages(ivY.ID); len(m) != 1 || m[0].Status != "failed" || !strings.HasPrefix(m[0].Error, "cancelled: ") {
+			t.Errorf("Y's message = %+v, want failed as cancelled", m)
+		}
+		ops := map[string][]string{}
+		for _, c := range h.sim.Calls() {
+			if c.AppID == ourApp {
+				ops[c.PSID] = append(ops[c.PSID], fmt.Sprintf("%s %d", c.Op, c.HTTPStatus))
+			}
+		}
+		want := map[string][]string{
+			px: {"send 200", "pass_thread_control 200"},
+			py: {"pass_thread_control 200"},
+			pz: {"send 200"},
+		}
+		if diff := cmp.Diff(want, ops); diff != "" {
+			t.Errorf("Graph calls by handoverd (-want +got):\n%s", diff)
+		}
+		for _, p := range []string{px, py} {
+			if v, _ := h.thread(p); v.Owner != handover.OwnerBot || v.PendingRequest != nil {
+				t.Errorf("%s: owner %s pending %+v, want the bot's and nothing pending", p, v.Owner, v.PendingRequest)
+			}
 		}
 	})
 }
