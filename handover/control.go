@@ -170,9 +170,34 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		return Outcome{}, ferr
 	}
 	if gerr != nil {
+		if handBack && (messenger.IsClass(gerr, messenger.ClassNotOwner) || messenger.IsClass(gerr, messenger.ClassTransient)) {
+			// Refused as not the owner, or no answer (the call may have
+			// happened): our state may be stale. Ask Graph; a hand-back
+			// that Facebook already shows done is done.
+			if out, ok := s.handedBack(ctx, pageID, psid, dir, plan); ok {
+				return out, nil
+			}
+		}
 		return Outcome{}, graphFailure(plan.op, gerr)
 	}
 	return out, nil
+}
+
+// handedBack asks Graph who owns the thread, corrects handoverd's state,
+// and reports whether the hand-back is done as far as Facebook shows: the
+// agents no longer hold the thread (give back), or the target app does
+// (to the bot).
+func (s *Service) handedBack(ctx context.Context, pageID, psid string, dir Direction, plan controlPlan) (Outcome, bool) {
+	ctx = context.WithoutCancel(ctx)
+	owner, err := s.Reconcile(ctx, pageID, psid)
+	if err != nil || owner == OwnerAgent {
+		return Outcome{}, false
+	}
+	th, _, err := s.Get(ctx, pageID, psid)
+	if err != nil || (dir == ToBot && th.OwnerAppID != plan.target) {
+		return Outcome{}, false
+	}
+	return Outcome{Op: plan.op, Noop: true, Owner: th.Owner}, true
 }
 
 // finishOp records an operation's result and, on success, its effect.

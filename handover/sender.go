@@ -457,6 +457,9 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		return false, nil
 	case messenger.IsClass(gerr, messenger.ClassNotOwner):
 		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
+	case messenger.IsUnanswered(gerr):
+		// It may have been delivered: never send it twice.
+		return false, s.failAgentMessage(ctx, id, "Facebook did not answer the send (it may have been delivered); not sent again, so the customer never gets it twice")
 	case isRetryable(gerr) && now.Before(m.DeadlineAt):
 		return false, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
 			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))

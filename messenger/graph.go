@@ -87,6 +87,16 @@ func (e *GraphError) Retryable() bool {
 	return e.Class == ClassRateLimited || e.Class == ClassTransient
 }
 
+// Unanswered reports whether no response came (a timeout, a broken
+// connection): the call may or may not have taken effect.
+func (e *GraphError) Unanswered() bool { return e.HTTPStatus == 0 && e.Err != nil }
+
+// IsUnanswered reports whether err is a GraphError without a response.
+func IsUnanswered(err error) bool {
+	var ge *GraphError
+	return errors.As(err, &ge) && ge.Unanswered()
+}
+
 // IsClass reports whether err is a GraphError of class c.
 func IsClass(err error, c ErrorClass) bool {
 	var ge *GraphError
@@ -346,7 +356,9 @@ func (g *Graph) call(ctx context.Context, op string, page PageRef, method fb.Met
 			return res, nil
 		}
 		var ge *GraphError
-		if errors.As(err, &ge) && ge.Retryable() {
+		// A send without an answer may have reached the customer: sending
+		// it again could deliver it twice (the Send API has no idempotency).
+		if errors.As(err, &ge) && ge.Retryable() && !(op == OpSend && ge.Unanswered()) {
 			return nil, err
 		}
 		return nil, backoff.Permanent(err)
