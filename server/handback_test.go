@@ -324,3 +324,48 @@ func TestHandBackAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestResolvingCancelsQueuedReply: an agent's inbox reply waiting for
+// thread control is cancelled when the conversation is resolved; the inbox
+// shows it failed with the reason, and it never reaches the customer.
+func TestResolvingCancelsQueuedReply(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const psid = "7801"
+		h.customerSays(psid, "my order is late")
+		h.botPasses.Store(false)
+		_, list := h.api(http.MethodGet, "/conversations?status=pending", nil)
+		convID := int(list["data"].(map[string]any)["payload"].([]any)[0].(map[string]any)["id"].(float64))
+		if st, reply := h.api(http.MethodPost, fmt.Sprintf("/conversations/%d/messages", convID), map[string]any{"content": "Looking into it", "message_type": "outgoing"}); st != 200 {
+			t.Fatalf("reply = %d %v", st, reply)
+		}
+		if st, res := h.api(http.MethodPost, fmt.Sprintf("/conversations/%d/toggle_status", convID), map[string]string{"status": "resolved"}); st != 200 {
+			t.Fatalf("resolve = %d %v", st, res)
+		}
+		var status, reason string
+		_, msgs := h.api(http.MethodGet, fmt.Sprintf("/conversations/%d/messages", convID), nil)
+		for _, m := range msgs["payload"].([]any) {
+			mm := m.(map[string]any)
+			if mm["content"] == "Looking into it" {
+				status, _ = mm["status"].(string)
+				if attrs, ok := mm["content_attributes"].(map[string]any); ok {
+					reason, _ = attrs["external_error"].(string)
+				}
+			}
+		}
+		if status != "failed" || !strings.HasPrefix(reason, "cancelled: ") {
+			t.Errorf("the queued reply after resolving: status %q, external_error %q; want failed, cancelled: …", status, reason)
+		}
+		// The bot passes anyway: nothing goes out.
+		if err := h.bot.PassThreadControl(context.Background(), h.botPage(), psid, ourApp, ""); err != nil {
+			t.Fatal(err)
+		}
+		h.flush()
+		if _, err := h.srv.Handover().SendDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.sim.Inbox(pageID, psid); len(got) != 0 {
+			t.Errorf("the customer received %+v after the conversation was resolved", got)
+		}
+	})
+}
