@@ -3,6 +3,7 @@ package messenger_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,6 +205,31 @@ func TestParseWebhookKeepsGoodItemsBesideBadOnes(t *testing.T) {
 				t.Errorf("malformed = %+v, want entry[0].messaging[0]", b.Malformed)
 			}
 		})
+	}
+}
+
+// TestParseWebhookDropsEntryWithUnstorableID: an entry whose id cannot be
+// stored drops its own items only.
+func TestParseWebhookDropsEntryWithUnstorableID(t *testing.T) {
+	item := `{"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1700000000000,"message":{"mid":"m_%s"}}`
+	body := `{"object":"page","entry":[{"id":"1\u0000","messaging":[` + fmt.Sprintf(item, "a") + `]},{"id":"` + strings.Repeat("9", 2048) + `","standby":[` +
+		fmt.Sprintf(item, "b") + `]},{"id":"1","messaging":[` + fmt.Sprintf(item, "c") + `]}]}`
+	b, err := messenger.ParseWebhook([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || b.Events[0].Message.MID != "m_c" {
+		t.Errorf("events = %+v, want m_c only", b.Events)
+	}
+	var where []string
+	for _, m := range b.Malformed {
+		where = append(where, m.Where)
+		if m.PageID != "" {
+			t.Errorf("malformed %s keeps the unstorable page id", m.Where)
+		}
+	}
+	if diff := cmp.Diff([]string{"entry[0].messaging[0]", "entry[1].standby[0]"}, where); diff != "" {
+		t.Errorf("malformed (-want +got):\n%s", diff)
 	}
 }
 
