@@ -6,7 +6,7 @@ export HANDOVERD_TEST_POSTGRES_URL
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run serve test vet build bench screenshots clean
+.PHONY: run serve test vet build bench screenshots fuzz clean
 
 ## run: the sandbox — the broker on the embedded SQLite default, with the Messenger
 ## simulator, a demo bot and an agent token; prints a curl walkthrough
@@ -35,6 +35,13 @@ vet:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/handoverd ./cmd/handoverd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/messenger-sim ./cmd/messenger-sim
+
+## fuzz: every fuzz target (webhook, Userlike events, Engage and Lexer
+## parameters, inbox API bodies, config, both stores at the edge) for
+## FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## screenshots: regenerate docs/screenshots/ from the console's browser test (needs Chromium)
 screenshots:

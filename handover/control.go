@@ -82,9 +82,12 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		opID    int64
 		waitFor int64
 		th      Thread
+		// cancelled: queued messages a hand-back settled with its decision.
+		cancelled []int64
 	)
+	handBack := dir == GiveBack || dir == ToBot
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		plan, opID, waitFor = controlPlan{}, 0, 0
+		plan, opID, waitFor, cancelled = controlPlan{}, 0, 0, nil
 		var err error
 		th, err = lockExistingThread(ctx, tx, pageID, psid)
 		if err != nil {
@@ -110,8 +113,18 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 			return nil // wait for the identical operation in flight
 		}
 		plan, err = decide(tx, th)
-		if err != nil || plan.op == opNone {
+		if err != nil {
 			return err
+		}
+		if handBack {
+			// The agents give the thread up: their queued messages are
+			// settled in the same transaction as the decision.
+			if cancelled, err = s.cancelQueued(ctx, tx, pageID, psid, cancelHandedBack); err != nil {
+				return err
+			}
+		}
+		if plan.op == opNone {
+			return nil
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7) RETURNING id`,
@@ -123,6 +136,9 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		}
 		return Outcome{}, err
 	}
+	for _, id := range cancelled {
+		s.failed(id, cancelHandedBack)
+	}
 	if waitFor != 0 {
 		return s.awaitOp(ctx, waitFor)
 	}
@@ -130,6 +146,12 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		return Outcome{Op: opNone, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
 	}
 
+	if handBack {
+		if err := s.awaitSends(ctx, pageID, psid); err != nil {
+			_, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, err)
+			return Outcome{}, errors.Join(err, ferr)
+		}
+	}
 	ref := messenger.PageRef{ID: pageID, Token: page.AccessToken}
 	metadata := "handoverd:" + string(dir)
 	var gerr error
@@ -148,9 +170,34 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		return Outcome{}, ferr
 	}
 	if gerr != nil {
+		if handBack && (messenger.IsClass(gerr, messenger.ClassNotOwner) || messenger.IsClass(gerr, messenger.ClassTransient)) {
+			// Refused as not the owner, or no answer (the call may have
+			// happened): our state may be stale. Ask Graph; a hand-back
+			// that Facebook already shows done is done.
+			if out, ok := s.handedBack(ctx, pageID, psid, dir, plan); ok {
+				return out, nil
+			}
+		}
 		return Outcome{}, graphFailure(plan.op, gerr)
 	}
 	return out, nil
+}
+
+// handedBack asks Graph who owns the thread, corrects handoverd's state,
+// and reports whether the hand-back is done as far as Facebook shows: the
+// agents no longer hold the thread (give back), or the target app does
+// (to the bot).
+func (s *Service) handedBack(ctx context.Context, pageID, psid string, dir Direction, plan controlPlan) (Outcome, bool) {
+	ctx = context.WithoutCancel(ctx)
+	owner, err := s.Reconcile(ctx, pageID, psid)
+	if err != nil || owner == OwnerAgent {
+		return Outcome{}, false
+	}
+	th, _, err := s.Get(ctx, pageID, psid)
+	if err != nil || (dir == ToBot && th.OwnerAppID != plan.target) {
+		return Outcome{}, false
+	}
+	return Outcome{Op: plan.op, Noop: true, Owner: th.Owner}, true
 }
 
 // finishOp records an operation's result and, on success, its effect.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -58,21 +59,31 @@ type HandoverRequest struct {
 	PageID string
 }
 
+// ParseHandoverQuery reads POST /1.0/bots/handover's query parameters.
+func ParseHandoverQuery(q url.Values) HandoverRequest {
+	return HandoverRequest{
+		Token: q.Get("access_token"), PSID: q.Get("identity_foreign_id"), From: q.Get("from"), To: q.Get("to"),
+		Type: q.Get("type"), AppID: q.Get("app_id"), PageID: q.Get("page_id"),
+	}
+}
+
+// Query encodes the request as POST /1.0/bots/handover's query parameters
+// (the inverse of ParseHandoverQuery).
+func (req HandoverRequest) Query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"access_token": req.Token, "identity_foreign_id": req.PSID, "from": req.From, "to": req.To,
+		"type": req.Type, "app_id": req.AppID, "page_id": req.PageID} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
 // Handover performs a bot ↔ agent handover for principal p.
 func (s *Service) Handover(ctx context.Context, p auth.Principal, req HandoverRequest) (Outcome, error) {
-	switch {
-	case req.PSID == "":
-		return Outcome{}, apperr.Field("identity_foreign_id", "identity_foreign_id is missing")
-	case req.From == "":
-		return Outcome{}, apperr.Field("from", "from is missing (bot or agent)")
-	case req.To == "":
-		return Outcome{}, apperr.Field("to", "to is missing (bot or agent)")
-	case req.Type != "" && req.Type != "messenger":
-		return Outcome{}, apperr.Field("type", "type must be messenger, got %q", req.Type)
-	case !(req.From == "bot" && req.To == "agent") && !(req.From == "agent" && req.To == "bot"):
-		return Outcome{}, apperr.Field("to", "from=%q to=%q: handovers go from=bot&to=agent or from=agent&to=bot", req.From, req.To)
-	case req.AppID != "" && !numeric(req.AppID):
-		return Outcome{}, apperr.Field("app_id", "app_id must be a numeric Facebook app id")
+	if err := req.Validate(); err != nil {
+		return Outcome{}, err
 	}
 	page, err := s.pageFor(p, req.PageID)
 	if err != nil {
@@ -82,6 +93,25 @@ func (s *Service) Handover(ctx context.Context, p auth.Principal, req HandoverRe
 		return s.AcquireControl(ctx, page.ID, req.PSID, p.Name)
 	}
 	return s.PassToBot(ctx, page.ID, req.PSID, req.AppID, p.Name)
+}
+
+// Validate checks the request's parameters (not who may make it).
+func (req HandoverRequest) Validate() error {
+	switch {
+	case req.PSID == "":
+		return apperr.Field("identity_foreign_id", "identity_foreign_id is missing")
+	case req.From == "":
+		return apperr.Field("from", "from is missing (bot or agent)")
+	case req.To == "":
+		return apperr.Field("to", "to is missing (bot or agent)")
+	case req.Type != "" && req.Type != "messenger":
+		return apperr.Field("type", "type must be messenger, got %q", req.Type)
+	case !(req.From == "bot" && req.To == "agent") && !(req.From == "agent" && req.To == "bot"):
+		return apperr.Field("to", "from=%q to=%q: handovers go from=bot&to=agent or from=agent&to=bot", req.From, req.To)
+	case req.AppID != "" && !numeric(req.AppID):
+		return apperr.Field("app_id", "app_id must be a numeric Facebook app id")
+	}
+	return nil
 }
 
 // pageFor resolves the Page a caller acts on: the named one, which must
@@ -118,11 +148,7 @@ func numeric(s string) bool {
 }
 
 func (a *EngageAPI) handover(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	req := HandoverRequest{
-		Token: q.Get("access_token"), PSID: q.Get("identity_foreign_id"), From: q.Get("from"), To: q.Get("to"),
-		Type: q.Get("type"), AppID: q.Get("app_id"), PageID: q.Get("page_id"),
-	}
+	req := ParseHandoverQuery(r.URL.Query())
 	if req.Token == "" {
 		req.Token = httpapi.BearerToken(r)
 	}
@@ -353,7 +379,10 @@ func (a *EngageAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, r, apperr.Field("text", "is over Messenger's 2000 characters"))
 			return
 		}
-		msg, _ = json.Marshal(map[string]string{"text": body.Text})
+		if msg, err = json.Marshal(map[string]string{"text": body.Text}); err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
 	case len(msg) == 0:
 		httpapi.WriteError(w, r, apperr.Field("text", "is required"))
 		return

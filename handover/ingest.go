@@ -54,7 +54,10 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 		}
 		outcome := "ignored"
 		if ev.Kind == messenger.KindAppRoles {
-			roles, _ := json.Marshal(ev.AppRoles)
+			roles, err := json.Marshal(ev.AppRoles)
+			if err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO page_app_roles (page_id, app_roles, event_at, updated_at)
 				VALUES ($1, $2, $3, $4)
 				ON CONFLICT (page_id) DO UPDATE SET app_roles = excluded.app_roles, event_at = excluded.event_at, updated_at = excluded.updated_at

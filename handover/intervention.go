@@ -123,18 +123,31 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 		return iv, err
 	}
 	closed := false
+	var cancelled []int64
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		closed, cancelled = false, nil
+		// Under the thread's lock (as senders claim): whatever the agent
+		// queued since the hand-back is settled with the close.
+		if _, err := lockExistingThread(ctx, tx, iv.PageID, iv.PSID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'closed', closed_by = $2, closed_at = $3, close_reason = $4
 			WHERE id = $1 AND status = 'open'`, id, by, now, reason)
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
-		closed = n == 1
+		if closed = n == 1; err != nil || !closed {
+			return err
+		}
+		cancelled, err = s.cancelQueued(ctx, tx, iv.PageID, iv.PSID, cancelClosed)
 		return err
 	})
 	if err != nil {
 		return iv, err
+	}
+	for _, id := range cancelled {
+		s.failed(id, cancelClosed)
 	}
 	if closed {
 		s.metrics.InterventionsClosed.WithLabelValues(reason).Inc()

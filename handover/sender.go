@@ -105,6 +105,18 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 		if _, err := lockExistingThread(ctx, tx, pageID, psid); err != nil {
 			return err
 		}
+		if back, err := handBackInFlight(ctx, tx, pageID, psid); err != nil || back {
+			if err == nil {
+				err = apperr.New(apperr.Conflict, "the conversation is being handed back; the message was not queued")
+			}
+			return err
+		}
+		if open, err := interventionOpen(ctx, tx, interventionID); err != nil || !open {
+			if err == nil {
+				err = apperr.New(apperr.Conflict, "intervention %d is closed", interventionID)
+			}
+			return err
+		}
 		var iv sql.NullInt64
 		if interventionID != 0 {
 			iv = sql.NullInt64{Int64: interventionID, Valid: true}
@@ -181,23 +193,124 @@ func (s *Service) AgentMessages(ctx context.Context, interventionID int64) ([]Ag
 
 func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string) error {
 	s.sendRetries.forget(id)
-	var n int64
+	var failed bool
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'failed', error = $2, finished_at = $3, lease_until = NULL
-			WHERE id = $1 AND status = 'waiting'`, id, reason, store.Millis(s.now()))
+		var err error
+		failed, err = s.failInTx(ctx, tx, id, reason)
+		return err
+	})
+	if err == nil && failed {
+		s.failed(id, reason)
+	}
+	return err
+}
+
+// failInTx fails a waiting message in tx and tells the observers; call
+// failed after the commit when it reports true.
+func (s *Service) failInTx(ctx context.Context, tx *store.Tx, id int64, reason string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'failed', error = $2, finished_at = $3, lease_until = NULL, sending = 0
+		WHERE id = $1 AND status = 'waiting'`, id, reason, store.Millis(s.now()))
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	return true, s.observeAgentMessage(ctx, tx, id)
+}
+
+// failed counts and logs a message failed by a committed transaction.
+func (s *Service) failed(id int64, reason string) {
+	s.metrics.AgentSends.WithLabelValues(SendFailed).Inc()
+	s.log.Warn().Int64("agent_message", id).Str("reason", reason).Msg("agent message failed")
+}
+
+// Reasons a queued message is cancelled (failed without reaching Facebook).
+const (
+	cancelHandedBack = "cancelled: the conversation was handed back before this message was sent"
+	cancelClosed     = "cancelled: the intervention was closed before this message was sent"
+)
+
+// cancelQueued fails, in tx, every waiting message of the identity that no
+// sender is handing to the Send API right now (those finish first; see
+// awaitSends). Called under the thread's row lock, in the transaction that
+// decides a hand-back, so no message of the identity is claimed for
+// sending after that decision. It returns the ids it cancelled.
+func (s *Service) cancelQueued(ctx context.Context, tx *store.Tx, pageID, psid, reason string) ([]int64, error) {
+	ids, err := store.IDs(ctx, tx, `SELECT id FROM agent_messages WHERE page_id = $1 AND psid = $2 AND status = 'waiting'
+		AND NOT (sending = 1 AND lease_until >= $3) ORDER BY id`, pageID, psid, store.Millis(s.now()))
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, id := range ids {
+		ok, err := s.failInTx(ctx, tx, id, reason)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// awaitSends waits until no message of the identity is being handed to
+// the Send API, cancelling each one that stops waiting on a sender (a
+// retry backing off, a lease run out): a hand-back calls it after recording
+// its operation (which stops new claims) and before calling Graph, so every
+// message either reached Facebook while the agents held the thread or was
+// cancelled. It gives up after leaseFor, when no sender can still hold one.
+func (s *Service) awaitSends(ctx context.Context, pageID, psid string) error {
+	deadline := time.Now().Add(leaseFor)
+	for {
+		var cancelled []int64
+		var sending int
+		err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			if cancelled, err = s.cancelQueued(ctx, tx, pageID, psid, cancelHandedBack); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, `SELECT count(*) FROM agent_messages WHERE page_id = $1 AND psid = $2 AND status = 'waiting'`,
+				pageID, psid).Scan(&sending)
+		})
 		if err != nil {
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil || n == 0 {
-			return err
+		for _, id := range cancelled {
+			s.failed(id, cancelHandedBack)
 		}
-		return s.observeAgentMessage(ctx, tx, id)
-	})
-	if err == nil && n > 0 {
-		s.metrics.AgentSends.WithLabelValues(SendFailed).Inc()
-		s.log.Warn().Int64("agent_message", id).Str("reason", reason).Msg("agent message failed")
+		if sending == 0 || !time.Now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return err
+}
+
+// handBackInFlight reports whether a hand-back (give back or pass to the
+// bot) of the identity is in flight. Call it under the thread's row lock.
+func handBackInFlight(ctx context.Context, tx *store.Tx, pageID, psid string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM control_ops WHERE page_id = $1 AND psid = $2 AND status = 'in_flight'
+		AND direction IN ('give_back', 'to_bot')`, pageID, psid).Scan(&n)
+	return n > 0, err
+}
+
+// interventionOpen reports whether an intervention is open (0: none, true).
+func interventionOpen(ctx context.Context, q querier, id int64) (bool, error) {
+	if id == 0 {
+		return true, nil
+	}
+	var status string
+	err := q.QueryRowContext(ctx, `SELECT status FROM interventions WHERE id = $1`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return status == InterventionOpen, err
 }
 
 // leaseFor bounds how long one process holds a message while sending it:
@@ -249,20 +362,49 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 	var th Thread
 	var reacquired int
 	claimed := false
+	cancel := ""
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		claimed, cancel = false, ""
 		var err error
-		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, now.Add(leaseFor), now, false); err != nil || !claimed {
-			return err
-		}
 		if m, err = scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id)); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT reacquired FROM agent_messages WHERE id = $1`, id).Scan(&reacquired); err != nil {
+		// Under the thread's lock, the claim and a hand-back's decision are
+		// ordered: once a hand-back is decided, nothing more is claimed.
+		if th, err = lockExistingThread(ctx, tx, m.PageID, m.PSID); err != nil || th.Owner != OwnerAgent {
 			return err
 		}
-		th, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE page_id = $1 AND psid = $2`, m.PageID, m.PSID))
-		return err
+		back, err := handBackInFlight(ctx, tx, m.PageID, m.PSID)
+		if err != nil {
+			return err
+		}
+		open, err := interventionOpen(ctx, tx, m.InterventionID)
+		switch {
+		case err != nil:
+			return err
+		case back:
+			cancel = cancelHandedBack
+		case !open:
+			cancel = cancelClosed
+		}
+		if cancel != "" {
+			ok, err := s.failInTx(ctx, tx, id, cancel)
+			if !ok {
+				cancel = ""
+			}
+			return err
+		}
+		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, now.Add(leaseFor), now, false); err != nil || !claimed {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET sending = 1 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT reacquired FROM agent_messages WHERE id = $1`, id).Scan(&reacquired)
 	})
+	if err == nil && cancel != "" {
+		s.failed(id, cancel)
+	}
 	if err != nil || !claimed {
 		return false, err
 	}
@@ -292,10 +434,17 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 	case messenger.IsClass(gerr, messenger.ClassNotOwner) && reacquired == 0:
 		// Our state was stale: ask Graph, correct it, act again — once.
 		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET reacquired = 1, lease_until = NULL WHERE id = $1`, id)
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET reacquired = 1, lease_until = NULL, sending = 0 WHERE id = $1`, id)
 			return err
 		}); err != nil {
 			return false, err
+		}
+		// A closed intervention never asks for control back.
+		if open, err := interventionOpen(ctx, s.db.Reader(), m.InterventionID); err != nil || !open {
+			if err != nil {
+				return false, err
+			}
+			return false, s.failAgentMessage(ctx, id, cancelClosed)
 		}
 		owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
 		if err != nil {
@@ -310,13 +459,16 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		return false, nil
 	case messenger.IsClass(gerr, messenger.ClassNotOwner):
 		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
+	case messenger.IsUnanswered(gerr):
+		// It may have been delivered: never send it twice.
+		return false, s.failAgentMessage(ctx, id, "Facebook did not answer the send (it may have been delivered); not sent again, so the customer never gets it twice")
 	case isRetryable(gerr) && now.Before(m.DeadlineAt):
 		if n := s.sendRetries.note(id); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure: visible, not a flood
 			s.log.Warn().Err(gerr).Int64("agent_message_id", id).Str("page_id", m.PageID).Str("psid", m.PSID).Int("failures", n).
 				Time("deadline_at", m.DeadlineAt).Msg("agent message not sent yet: the Send API failed; retrying until the deadline")
 		}
 		return false, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
-			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))
 			return err
 		})
 	default:
@@ -353,7 +505,7 @@ func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingTy
 	s.sendRetries.forget(m.ID)
 	now := s.now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, error = ''
+		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, sending = 0, error = ''
 			WHERE id = $1`, m.ID, mid, messagingType, store.Millis(now)); err != nil {
 			return err
 		}

@@ -7,12 +7,14 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/internal/jsoncheck"
 )
 
 // statuses maps each error code to its HTTP status.
@@ -85,18 +87,31 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// DecodeJSON reads a JSON body of at most limit bytes into v. Failures come
-// back as apperr errors naming the offending field where JSON says which.
+// DecodeJSON reads a JSON body of at most limit bytes into v. The body
+// must be exactly one JSON value (nothing but whitespace after it) whose
+// strings pass jsoncheck (valid UTF-8, no NUL, bounded lengths). Failures
+// come back as apperr errors naming the offending field where known.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var tooBig *http.MaxBytesError
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &tooBig):
+		if errors.As(err, &tooBig) {
 			return apperr.New(apperr.TooLarge, "request body is over %d bytes", limit)
-		case errors.As(err, &typeErr):
+		}
+		return apperr.Wrap(err, apperr.Invalid, "request body could not be read")
+	}
+	return DecodeBody(body, v)
+}
+
+// DecodeBody decodes a JSON request body already read into v, with
+// DecodeJSON's checks.
+func DecodeBody(body []byte, v any) error {
+	if p := jsoncheck.Value(body, jsoncheck.Default); p != nil {
+		return apperr.Field(p.Field, "%s", p.Message)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
 			return apperr.Field(typeErr.Field, "must be a %s", typeErr.Type.String())
 		}
 		return apperr.Field("body", "is not valid JSON: %v", err)

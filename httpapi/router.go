@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/internal/jsoncheck"
 	"github.com/handoverd/handoverd/metrics"
 )
 
@@ -145,12 +148,51 @@ func (r *Router) Handler() http.Handler {
 			ev.Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
 				Int("status", rec.status).Int64("bytes", rec.bytes).Float64("duration_ms", float64(d.Microseconds())/1000).Msg("request")
 		}()
+		if err := CheckInput(req, match.Vars); err != nil {
+			WriteError(rec, req, err)
+			return
+		}
 		inner.ServeHTTP(rec, req)
 	})
 }
 
 // quietRoutes are logged at debug level when they succeed.
 var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// maxParam bounds a path variable or query parameter, in bytes.
+const maxParam = 1024
+
+// CheckInput validates every path variable and query parameter once, for
+// every route: valid UTF-8, no NUL, at most maxParam bytes.
+func CheckInput(req *http.Request, vars map[string]string) error {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if msg := jsoncheck.String(vars[k], maxParam); msg != "" {
+			return apperr.Field(k, "%s", msg)
+		}
+	}
+	q, _ := url.ParseQuery(req.URL.RawQuery) // as Request.URL.Query: malformed pairs are left out
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if msg := jsoncheck.String(k, maxParam); msg != "" {
+			return apperr.Field("query", "parameter name %s", msg)
+		}
+		for _, v := range q[k] {
+			if msg := jsoncheck.String(v, maxParam); msg != "" {
+				return apperr.Field(k, "%s", msg)
+			}
+		}
+	}
+	return nil
+}
 
 type routeKey struct{}
 

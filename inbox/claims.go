@@ -34,15 +34,28 @@ type BotObject struct {
 }
 
 // ParsePublishedAt reads published_at: epoch seconds or milliseconds, as a
-// number or a string, or ISO 8601 (including a lowercase "t").
+// number or a string, or ISO 8601 (including a lowercase "t"). Times
+// before 2004 or from 2100 on (NaN, Inf, 1e30, ...) are not accepted.
 func ParsePublishedAt(v any) (time.Time, bool) {
+	t, ok := parsePublishedAt(v)
+	return t, ok && !t.Before(minPublished) && t.Before(maxPublished)
+}
+
+// The range of published_at accepted.
+var (
+	minPublished = time.Date(2004, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxPublished = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func parsePublishedAt(v any) (time.Time, bool) {
+	finite := func(f float64) bool { return f > 0 && f < 1e15 } // also false for NaN
 	switch x := v.(type) {
 	case float64:
-		return epoch(x), x > 0
+		return epoch(x), finite(x)
 	case string:
 		s := strings.TrimSpace(x)
 		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return epoch(f), f > 0
+			return epoch(f), finite(f)
 		}
 		s = strings.ToUpper(s)
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05", "2006-01-02"} {

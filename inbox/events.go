@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -253,10 +254,7 @@ func (s *Service) conversationEvent(ctx context.Context, tx *store.Tx, event str
 	return s.emit(ctx, tx, conv.accountID, &conv, event, extra)
 }
 
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // sequencerLock keeps one sequencer at a time across processes.
 const sequencerLock = "inbox:sequencer"

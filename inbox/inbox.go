@@ -78,6 +78,7 @@ type Service struct {
 	users      map[string]config.User // agents and admins by name
 	teams      map[int64]config.Team
 	publicURL  string
+	agentOf    map[int64]int64 // agent id → the account (client) the user belongs to
 }
 
 type inboxRef struct {
@@ -91,7 +92,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
 		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, now: o.Now, metrics: o.Metrics, log: o.Logger,
 		client: o.HTTPClient, grace: o.ClaimGrace, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
-		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, stopping: make(chan struct{}),
+		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, agentOf: map[int64]int64{}, stopping: make(chan struct{}),
 		users: map[string]config.User{}, teams: map[int64]config.Team{}, publicURL: strings.TrimRight(o.Inbox.PublicURL, "/"),
 	}
 	for _, t := range o.Inbox.Teams {
@@ -152,7 +153,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			if err := tx.QueryRowContext(ctx, `SELECT id FROM agents WHERE name = $1`, u.Name).Scan(&id); err != nil {
 				return err
 			}
-			s.agentIDs[u.Name], s.agentNames[id], s.users[u.Name] = id, u.Name, u
+			s.agentIDs[u.Name], s.agentNames[id], s.users[u.Name], s.agentOf[id] = id, u.Name, u, u.ClientID
 		}
 		return nil
 	})

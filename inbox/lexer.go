@@ -3,6 +3,7 @@ package inbox
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -73,35 +74,16 @@ func (a *LexerAPI) serve(w http.ResponseWriter, r *http.Request, kind string) (i
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(delay, time.Second).Seconds()))))
 		return http.StatusTooManyRequests, lexerError{Error: "rate limit exceeded"}, "rate_limited"
 	}
-	fields, err := decodeLexer(w, r)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		return http.StatusRequestEntityTooLarge, lexerError{Error: "request body is over 65536 bytes"}, "invalid"
+	}
+	obj, err := ParseLexerObject(kind, body)
 	if err != nil {
 		e := apperr.As(err)
 		return httpapi.Status(e), lexerError{Error: e.Message}, "invalid"
 	}
-	required := []string{"object_id", "published_at", "source", "account_id"}
-	if kind == KindClaim {
-		required = []string{"object_id", "published_at", "source", "state", "account_id"}
-	}
-	for _, f := range required {
-		if v, ok := fields[f]; !ok || v == nil || v == "" {
-			return http.StatusUnprocessableEntity, lexerError{Error: f + " is missing"}, "invalid"
-		}
-	}
-	objectID, ok := fields["object_id"].(string)
-	if !ok {
-		return http.StatusUnprocessableEntity, lexerError{Error: "object_id does not have a valid value"}, "invalid"
-	}
-	published, ok := ParsePublishedAt(fields["published_at"])
-	if !ok {
-		return http.StatusUnprocessableEntity, lexerError{Error: "published_at does not have a valid value"}, "invalid"
-	}
-	if fields["source"] != "facebook" {
-		return http.StatusUnprocessableEntity, lexerError{Error: "source does not have a valid value"}, "invalid"
-	}
-	if kind == KindClaim && fields["state"] != "closed" {
-		return http.StatusUnprocessableEntity, lexerError{Error: "state does not have a valid value"}, "invalid"
-	}
-	accountID := idString(fields["account_id"])
+	objectID, published, accountID := obj.ObjectID, obj.PublishedAt, obj.AccountID
 	page, ok := a.Service.pages[accountID]
 	if !ok || page.ClientID != p.ClientID {
 		return http.StatusBadRequest, lexerError{Status: "400 Invalid Account", Error: "Cannot find an integrated account: " + accountID}, "invalid"
@@ -115,10 +97,55 @@ func (a *LexerAPI) serve(w http.ResponseWriter, r *http.Request, kind string) (i
 	return http.StatusCreated, map[string]string{"status": "ok"}, "accepted"
 }
 
+// LexerObject is a parsed claim or echo body.
+type LexerObject struct {
+	// ObjectID is object_id (the message's mid).
+	ObjectID string
+	// PublishedAt is published_at.
+	PublishedAt time.Time
+	// AccountID is account_id (the Page).
+	AccountID string
+}
+
+// ParseLexerObject reads and validates a claim (kind KindClaim) or echo
+// body. Malformed JSON is Invalid (400); a missing or wrong field is
+// Unprocessable (422) with the seed's message.
+func ParseLexerObject(kind string, body []byte) (LexerObject, error) {
+	fields, err := decodeLexer(body)
+	if err != nil {
+		return LexerObject{}, err
+	}
+	required := []string{"object_id", "published_at", "source", "account_id"}
+	if kind == KindClaim {
+		required = []string{"object_id", "published_at", "source", "state", "account_id"}
+	}
+	bad := func(msg string) error { return apperr.New(apperr.Unprocessable, "%s", msg) }
+	for _, f := range required {
+		if v, ok := fields[f]; !ok || v == nil || v == "" {
+			return LexerObject{}, bad(f + " is missing")
+		}
+	}
+	objectID, ok := fields["object_id"].(string)
+	if !ok {
+		return LexerObject{}, bad("object_id does not have a valid value")
+	}
+	published, ok := ParsePublishedAt(fields["published_at"])
+	if !ok {
+		return LexerObject{}, bad("published_at does not have a valid value")
+	}
+	if fields["source"] != "facebook" {
+		return LexerObject{}, bad("source does not have a valid value")
+	}
+	if kind == KindClaim && fields["state"] != "closed" {
+		return LexerObject{}, bad("state does not have a valid value")
+	}
+	return LexerObject{ObjectID: objectID, PublishedAt: published, AccountID: idString(fields["account_id"])}, nil
+}
+
 // decodeLexer reads the JSON object body, keeping numbers exact.
-func decodeLexer(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+func decodeLexer(body []byte) (map[string]any, error) {
 	var raw json.RawMessage
-	if err := httpapi.DecodeJSON(w, r, 64<<10, &raw); err != nil {
+	if err := httpapi.DecodeBody(body, &raw); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -146,7 +173,10 @@ func idString(v any) string {
 	case json.Number:
 		return x.String()
 	}
-	b, _ := json.Marshal(v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
 	return string(b)
 }
 

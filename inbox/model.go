@@ -386,7 +386,9 @@ func scanMessage(row interface{ Scan(...any) error }) (MessageView, error) {
 			a = map[string]any{}
 		}
 		a["external_error"] = errText
-		m.ContentAttributes, _ = json.Marshal(a)
+		if b, err := json.Marshal(a); err == nil {
+			m.ContentAttributes = b
+		}
 	}
 	if source.Valid {
 		m.SourceID = &source.String

@@ -375,9 +375,13 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
 	if errors.Is(err, sql.ErrNoRows) {
 		name := "Messenger user " + th.PSID
+		attrs, merr := json.Marshal(map[string]any{"social_profiles": map[string]string{"facebook": th.PSID}})
+		if merr != nil {
+			return conv, false, merr
+		}
 		if err = tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, name, th.PSID,
-			`{"social_profiles":{"facebook":"`+th.PSID+`"}}`, now).Scan(&contactID); err != nil {
+			string(attrs), now).Scan(&contactID); err != nil {
 			return conv, false, err
 		}
 		if b != nil {

@@ -157,7 +157,7 @@ func (s *Service) CreateConversation(ctx context.Context, accountID int64, in Co
 	}
 	var assignee sql.NullInt64
 	if in.AssigneeID != 0 {
-		if _, ok := s.agentNames[int64(in.AssigneeID)]; !ok {
+		if !s.accountAgent(accountID, int64(in.AssigneeID)) {
 			return ConversationView{}, apperr.Field("assignee_id", "agent %d does not exist", in.AssigneeID)
 		}
 		assignee = sql.NullInt64{Int64: int64(in.AssigneeID), Valid: true}
@@ -626,7 +626,10 @@ func (s *Service) sendReply(ctx context.Context, p auth.Principal, conv conversa
 	}
 	for _, send := range sends {
 		send["metadata"] = metaInbox + strconv.FormatInt(messageID, 10)
-		body, _ := json.Marshal(send)
+		body, err := json.Marshal(send)
+		if err != nil {
+			return s.failReply(ctx, conv, messageID, err)
+		}
 		_, err = s.handover.SendAsAgent(ctx, conv.pageID, conv.psid, ivID, p.Name, body, 2*time.Second)
 		if err != nil && apperr.CodeOf(err) != apperr.Upstream {
 			return s.failReply(ctx, conv, messageID, err)
@@ -695,7 +698,7 @@ func truncate(s string, n int) string {
 func (s *Service) Assign(ctx context.Context, accountID, conversationID, agentID int64) (*AgentView, error) {
 	var assignee sql.NullInt64
 	if agentID != 0 {
-		if _, ok := s.agentNames[agentID]; !ok {
+		if !s.accountAgent(accountID, agentID) {
 			return nil, apperr.Field("assignee_id", "agent %d does not exist", agentID)
 		}
 		assignee = sql.NullInt64{Int64: agentID, Valid: true}
@@ -715,6 +718,14 @@ func (s *Service) Assign(ctx context.Context, accountID, conversationID, agentID
 		return nil, err
 	}
 	return s.agentView(agentID), nil
+}
+
+// accountAgent reports whether id is an agent of the account. Users of
+// other accounts (and global admins) answer as if they did not exist, so
+// ids cannot be used to enumerate them.
+func (s *Service) accountAgent(accountID, id int64) bool {
+	client, ok := s.agentOf[id]
+	return ok && client == accountID
 }
 
 // ToggleStatus sets a conversation's status (with "", open ⇄ resolved).

@@ -13,10 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/handoverd/handoverd/internal/jsoncheck"
 )
 
 // Kind is what a webhook event is about.
@@ -181,7 +185,7 @@ func ParseWebhook(body []byte) (Batch, error) {
 		Object string `json:"object"`
 		Entry  []struct {
 			ID        flexString        `json:"id"`
-			Time      flexTime          `json:"time"`
+			Time      entryTime         `json:"time"`
 			Messaging []json.RawMessage `json:"messaging"`
 			Standby   []json.RawMessage `json:"standby"`
 		} `json:"entry"`
@@ -191,6 +195,9 @@ func ParseWebhook(body []byte) (Batch, error) {
 	if err := dec.Decode(&env); err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Batch{}, fmt.Errorf("%w: the body %s", ErrMalformed, jsoncheck.ErrTrailing)
+	}
 	if env.Entry == nil {
 		return Batch{}, fmt.Errorf("%w: no entry array", ErrMalformed)
 	}
@@ -199,14 +206,25 @@ func ParseWebhook(body []byte) (Batch, error) {
 		if e.ID == "" {
 			return Batch{}, fmt.Errorf("%w: entry[%d].id is missing", ErrMalformed, i)
 		}
+		// An entry id that cannot be stored drops the entry's items.
+		pageID, badID := string(e.ID), jsoncheck.String(string(e.ID), jsoncheck.Default.MaxID)
+		if badID != "" {
+			pageID = ""
+		}
 		for _, list := range []struct {
 			ch    Channel
 			items []json.RawMessage
 		}{{ChannelMessaging, e.Messaging}, {ChannelStandby, e.Standby}} {
 			for j, raw := range list.items {
-				ev, err := parseItem(string(e.ID), e.Time.Time(), list.ch, raw)
+				var ev Event
+				var err error
+				if badID != "" {
+					err = fmt.Errorf("entry[%d].id %s", i, badID)
+				} else {
+					ev, err = parseItem(pageID, e.Time.Time(), list.ch, raw)
+				}
 				if err != nil {
-					b.Malformed = append(b.Malformed, MalformedItem{PageID: string(e.ID), Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
+					b.Malformed = append(b.Malformed, MalformedItem{PageID: pageID, Where: fmt.Sprintf("entry[%d].%s[%d]", i, list.ch, j),
 						Err: fmt.Errorf("%w: %v", ErrMalformed, err), Raw: raw})
 					continue
 				}
@@ -271,7 +289,12 @@ type handover struct {
 // envelopeKeys are item keys that are not the payload.
 var envelopeKeys = map[string]bool{"sender": true, "recipient": true, "timestamp": true}
 
-func parseItem(pageID string, entryTime time.Time, ch Channel, raw json.RawMessage) (Event, error) {
+func parseItem(pageID string, entryAt time.Time, ch Channel, raw json.RawMessage) (Event, error) {
+	// What either store cannot hold (NUL, invalid UTF-8, an id over an
+	// index's limit) is refused here, the same for SQLite and PostgreSQL.
+	if p := jsoncheck.Value(raw, jsoncheck.Default); p != nil {
+		return Event{}, p
+	}
 	var it item
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -362,7 +385,7 @@ func parseItem(pageID string, entryTime time.Time, ch Channel, raw json.RawMessa
 		ev.Time = ev.Watermark
 	}
 	if ev.Time.IsZero() {
-		ev.Time = entryTime
+		ev.Time = entryAt
 	}
 	if ev.Time.IsZero() && ev.Kind != KindUnknown {
 		return Event{}, errors.New("timestamp is missing")
@@ -409,6 +432,23 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 // flexTime accepts epoch milliseconds or seconds, as a number or a string.
 type flexTime int64 // milliseconds
 
+// entryTime is an entry's time: only a fallback for items without their
+// own timestamp, so one that cannot be read is no time (zero) rather than
+// a reason to refuse the entry.
+type entryTime flexTime
+
+func (e *entryTime) UnmarshalJSON(b []byte) error {
+	var f flexTime
+	if f.UnmarshalJSON(b) != nil {
+		f = 0
+	}
+	*e = entryTime(f)
+	return nil
+}
+
+// Time is the entry time, zero when there is none.
+func (e entryTime) Time() time.Time { return flexTime(e).Time() }
+
 // secondsCutoff: below this a timestamp is taken as seconds (1e11 s is the
 // year 5138; 1e11 ms is 1973).
 const secondsCutoff = 100_000_000_000
@@ -423,14 +463,36 @@ func (f *flexTime) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	v, err := strconv.ParseFloat(string(s), 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("bad timestamp %q", string(s))
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return fmt.Errorf("bad timestamp %q", truncate(string(s)))
+	}
+	if v == 0 {
+		*f = 0
+		return nil
 	}
 	if v < secondsCutoff {
 		v *= 1000
 	}
+	if v < minMillis || v > maxMillis {
+		return fmt.Errorf("timestamp %q is out of range (%d to %d ms)", truncate(string(s)), int64(minMillis), int64(maxMillis))
+	}
 	*f = flexTime(int64(v))
 	return nil
+}
+
+// The range of timestamps accepted: Facebook's founding (2004-01-01) to
+// 2100-01-01, in milliseconds. Anything else is absurd, not a time.
+const (
+	minMillis = 1072915200000
+	maxMillis = 4102444800000
+)
+
+// truncate shortens a value quoted in an error.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // Time converts to time.Time (zero when absent).

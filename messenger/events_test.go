@@ -3,8 +3,10 @@ package messenger_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,6 +152,8 @@ func TestParseWebhookRejectsMalformedEnvelope(t *testing.T) {
 		"not json":         `{"object":`,
 		"no entry":         `{"object":"page"}`,
 		"entry without id": `{"object":"page","entry":[{"messaging":[]}]}`,
+		"second object":    `{"object":"page","entry":[]}{"object":"page","entry":[]}`,
+		"trailing garbage": `{"object":"page","entry":[]}garbage`,
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -171,6 +175,20 @@ func TestParseWebhookKeepsGoodItemsBesideBadOnes(t *testing.T) {
 		"no sender":          `{"timestamp":1,"message":{"mid":"m"}}`,
 		"app id of bad type": `{"sender":{"id":"2"},"timestamp":1,"pass_thread_control":{"new_owner_app_id":{}}}`,
 		"guest user_ref":     `{"sender":{"user_ref":"abc"},"recipient":{"id":"1"},"timestamp":1,"referral":{"ref":"x","source":"CUSTOMER_CHAT_PLUGIN"}}`,
+		// Times out of range (year 10000, 1e16, 1e30, NaN, Inf, before 2004).
+		"year 10000":     `{"sender":{"id":"2"},"timestamp":253402300801000,"message":{"mid":"m"}}`,
+		"1e16":           `{"sender":{"id":"2"},"timestamp":1e16,"message":{"mid":"m"}}`,
+		"1e30":           `{"sender":{"id":"2"},"timestamp":1e30,"message":{"mid":"m"}}`,
+		"NaN":            `{"sender":{"id":"2"},"timestamp":"NaN","message":{"mid":"m"}}`,
+		"Inf":            `{"sender":{"id":"2"},"timestamp":"+Inf","message":{"mid":"m"}}`,
+		"1970":           `{"sender":{"id":"2"},"timestamp":1000,"message":{"mid":"m"}}`,
+		"watermark 1e30": `{"sender":{"id":"2"},"timestamp":1700000000000,"read":{"watermark":1e30}}`,
+		// What a store cannot hold.
+		"NUL in text":   `{"sender":{"id":"2"},"timestamp":1700000000000,"message":{"mid":"m","text":"a\u0000b"}}`,
+		"NUL in psid":   `{"sender":{"id":"2\u0000"},"timestamp":1700000000000,"message":{"mid":"m"}}`,
+		"invalid UTF-8": "{\"sender\":{\"id\":\"2\"},\"timestamp\":1700000000000,\"message\":{\"mid\":\"m\",\"text\":\"\xff\xfe\"}}",
+		"500 KB mid":    `{"sender":{"id":"2"},"timestamp":1700000000000,"message":{"mid":"` + strings.Repeat("m", 500<<10) + `"}}`,
+		"2 KB psid":     `{"sender":{"id":"` + strings.Repeat("7", 2048) + `"},"timestamp":1700000000000,"message":{"mid":"m"}}`,
 	}
 	good := `{"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1700000000000,"message":{"mid":"m_good","text":"ok"}}`
 	for name, item := range bad {
@@ -187,6 +205,31 @@ func TestParseWebhookKeepsGoodItemsBesideBadOnes(t *testing.T) {
 				t.Errorf("malformed = %+v, want entry[0].messaging[0]", b.Malformed)
 			}
 		})
+	}
+}
+
+// TestParseWebhookDropsEntryWithUnstorableID: an entry whose id cannot be
+// stored drops its own items only.
+func TestParseWebhookDropsEntryWithUnstorableID(t *testing.T) {
+	item := `{"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1700000000000,"message":{"mid":"m_%s"}}`
+	body := `{"object":"page","entry":[{"id":"1\u0000","messaging":[` + fmt.Sprintf(item, "a") + `]},{"id":"` + strings.Repeat("9", 2048) + `","standby":[` +
+		fmt.Sprintf(item, "b") + `]},{"id":"1","messaging":[` + fmt.Sprintf(item, "c") + `]}]}`
+	b, err := messenger.ParseWebhook([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || b.Events[0].Message.MID != "m_c" {
+		t.Errorf("events = %+v, want m_c only", b.Events)
+	}
+	var where []string
+	for _, m := range b.Malformed {
+		where = append(where, m.Where)
+		if m.PageID != "" {
+			t.Errorf("malformed %s keeps the unstorable page id", m.Where)
+		}
+	}
+	if diff := cmp.Diff([]string{"entry[0].messaging[0]", "entry[1].standby[0]"}, where); diff != "" {
+		t.Errorf("malformed (-want +got):\n%s", diff)
 	}
 }
 

@@ -87,6 +87,16 @@ func (e *GraphError) Retryable() bool {
 	return e.Class == ClassRateLimited || e.Class == ClassTransient
 }
 
+// Unanswered reports whether no response came (a timeout, a broken
+// connection): the call may or may not have taken effect.
+func (e *GraphError) Unanswered() bool { return e.HTTPStatus == 0 && e.Err != nil }
+
+// IsUnanswered reports whether err is a GraphError without a response.
+func IsUnanswered(err error) bool {
+	var ge *GraphError
+	return errors.As(err, &ge) && ge.Unanswered()
+}
+
 // IsClass reports whether err is a GraphError of class c.
 func IsClass(err error, c ErrorClass) bool {
 	var ge *GraphError
@@ -308,8 +318,11 @@ func (g *Graph) ThreadOwner(ctx context.Context, page PageRef, psid string) (Thr
 			} `json:"thread_owner"`
 		} `json:"data"`
 	}
-	b, _ := json.Marshal(res)
-	if err := json.Unmarshal(b, &body); err != nil {
+	b, err := json.Marshal(res)
+	if err == nil {
+		err = json.Unmarshal(b, &body)
+	}
+	if err != nil {
 		return ThreadOwner{}, &GraphError{Op: OpThreadOwner, Class: ClassTransient, Err: err}
 	}
 	if len(body.Data) == 0 {
@@ -343,7 +356,9 @@ func (g *Graph) call(ctx context.Context, op string, page PageRef, method fb.Met
 			return res, nil
 		}
 		var ge *GraphError
-		if errors.As(err, &ge) && ge.Retryable() {
+		// A send without an answer may have reached the customer: sending
+		// it again could deliver it twice (the Send API has no idempotency).
+		if errors.As(err, &ge) && ge.Retryable() && !(op == OpSend && ge.Unanswered()) {
 			return nil, err
 		}
 		return nil, backoff.Permanent(err)

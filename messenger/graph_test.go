@@ -267,3 +267,30 @@ func TestGraphTransportFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphUnansweredSendNotRetried: a send Facebook executed but answered
+// after the client's timeout may have reached the customer; it is not
+// sent again. An unanswered thread-control call is retried.
+func TestGraphUnansweredSendNotRetried(t *testing.T) {
+	f := newGraphFixture(t, ourApp)
+	if _, err := f.sim.CustomerSends(page, psid, simulator.CustomerMessage{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	g := messenger.NewGraph(messenger.GraphOptions{BaseURL: f.url, Version: "v21.0", AppID: ourApp, AppSecret: ourSecret,
+		Timeout: 50 * time.Millisecond, Retry: messenger.Retry{Attempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond}})
+	f.sim.ResetCalls()
+	f.sim.SetChaos(&simulator.Chaos{Seed: 1, Slow: 1, SlowFor: 200 * time.Millisecond})
+	_, err := g.Send(context.Background(), ourPage(), text("once"))
+	if !messenger.IsUnanswered(err) {
+		t.Fatalf("err = %v, want unanswered", err)
+	}
+	if got := len(f.sim.Inbox(page, psid)); got != 1 {
+		t.Errorf("the customer received %d copies, want 1", got)
+	}
+	f.sim.ResetCalls()
+	_ = g.ReleaseThreadControl(context.Background(), ourPage(), psid, "")
+	if got := len(f.sim.Calls()); got != 3 {
+		t.Errorf("release calls = %d, want 3 (retried)", got)
+	}
+	f.sim.SetChaos(nil)
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/internal/jsoncheck"
 )
 
 // EventName is the name of an event a bot triggers (packet.name).
@@ -343,6 +344,14 @@ func ParseEvents(body []byte) ([]Event, error) {
 	}
 	if !json.Valid(t) {
 		return nil, apperr.New(apperr.Invalid, "the body is not valid JSON")
+	}
+	// What a store cannot hold is refused before anything is read.
+	if p := jsoncheck.Value(t, jsoncheck.Default); p != nil {
+		field := p.Field
+		if strings.HasPrefix(field, "[") {
+			field = "events" + field
+		}
+		return nil, apperr.Field(field, "%s", p.Message)
 	}
 	var raws []json.RawMessage
 	prefix := func(int) string { return "" }

@@ -194,6 +194,9 @@ func TestParseEventsInvalid(t *testing.T) {
 		{"context over 10 KB", `{"info":{"cid":"c1","context":` + bigContext + `},"packet":{"name":"end"}}`, "info.context", "10 KB"},
 		{"unknown event in list", "[" + body("message", `{"body":"a"}`) + "," + body("end", "") + "," + body("typing", "{}") + "]", "events[2].packet.name", "unknown event"},
 		{"bad payload in list", "[" + body("message", `{"body":"a"}`) + "," + body("message", `{"text":"b"}`) + "]", "events[1].packet.payload.body", "required"},
+		{"NUL in a message", body("message", `{"body":"a\u0000b"}`), "packet.payload.body", "NUL"},
+		{"invalid UTF-8 in a list", "[" + body("message", `{"body":"a"}`) + "," + body("message", "{\"body\":\"\xff\"}") + "]", "events[1].packet.payload.body", "UTF-8"},
+		{"trailing object", body("end", "") + `{}`, "", "not valid JSON"},
 		{"mixed cids", "[" + body("end", "") + `,{"info":{"cid":"c2"},"packet":{"name":"end"}}]`, "events[1].info.cid", "same cid"},
 
 		{"message without body", body("message", `{"text":"Hi"}`), "packet.payload.body", "required"},

@@ -174,7 +174,10 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		if pending == nil {
 			return nil
 		}
-		b, _ := json.Marshal(pending)
+		b, err := json.Marshal(pending)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET pending_choice = $2 WHERE id = $1`, ss.id, string(b))
 		return err
 	}
@@ -192,7 +195,10 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		if err != nil {
 			return err
 		}
-		b, _ := json.Marshal(conv)
+		b, err := json.Marshal(conv)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
 		return err
 	case relay.EventNoteCreate:

@@ -271,8 +271,11 @@ func TestHandoverWhileFacebookFails(t *testing.T) {
 		if status != 502 || !strings.Contains(body, `"status":502`) || !strings.Contains(body, "code 2") {
 			t.Errorf("agent→bot while Facebook fails = %d %s", status, body)
 		}
-		if n := len(h.calls()); n != 4 {
-			t.Errorf("Graph calls = %d, want 4 attempts", n)
+		// Four attempts, then (no answer but errors: did it happen?) one
+		// thread_owner, which shows the agents still hold the thread.
+		want := []string{"111 pass_thread_control", "111 pass_thread_control", "111 pass_thread_control", "111 pass_thread_control", "111 thread_owner"}
+		if diff := cmp.Diff(want, h.calls()); diff != "" {
+			t.Errorf("Graph calls (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -58,6 +58,9 @@ type harness struct {
 	botPasses atomic.Bool
 	// graphDelay slows every Graph call handoverd makes (to force overlaps).
 	graphDelay atomic.Int64
+	// graphHook, when set, runs before each Graph call handoverd makes
+	// (a test may block there to hold a call in flight).
+	graphHook atomic.Pointer[func(*http.Request)]
 }
 
 func newHarness(t testing.TB, b storetest.Backend, defaultApp string) *harness {
@@ -268,6 +271,9 @@ func (h *harness) botWebhook(w http.ResponseWriter, r *http.Request) {
 type delayTransport struct{ h *harness }
 
 func (d delayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if hook := d.h.graphHook.Load(); hook != nil {
+		(*hook)(r)
+	}
 	if ms := d.h.graphDelay.Load(); ms > 0 {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}

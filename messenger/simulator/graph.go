@@ -90,7 +90,14 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	call := Call{Op: op, PageID: g.node, PSID: recipientID(params["recipient"]), Params: maps.Clone(params)}
-	res, gerr := s.graphCall(&call, &g)
+	var res any
+	injected, delay := s.chaosFor(op, s.tokens[g.token].app)
+	gerr := injected
+	if injected != nil {
+		call.AppID = s.tokens[g.token].app
+	} else {
+		res, gerr = s.graphCall(&call, &g)
+	}
 	call.HTTPStatus = http.StatusOK
 	if gerr != nil {
 		call.HTTPStatus, call.Code, call.Subcode = gerr.status, gerr.code, gerr.subcode
@@ -104,6 +111,12 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 		ev = ev.Int("code", gerr.code).Int("subcode", gerr.subcode)
 	}
 	ev.Msg("graph call")
+	if delay > 0 { // executed; the answer comes late
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
+	}
 
 	if gerr != nil {
 		writeGraphError(w, gerr)

@@ -156,6 +156,7 @@ type Sim struct {
 	threads    map[threadKey]*thread
 	calls      []Call
 	faults     []*Fault
+	chaos      *chaos // random faults, when switched on
 	batching   int
 	open       map[string][]queuedEvent // per app: events of the batch being filled.
 	queues     map[string][]*Delivery   // per app: sealed deliveries not yet done, head in flight.

@@ -1,0 +1,59 @@
+package handover_test
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/internal/jsoncheck"
+)
+
+// FuzzEngageHandoverParams: the Engage handover's query, checked at the
+// edge and parsed, never panics; an accepted request holds only storable
+// values and survives encoding it back into a query.
+func FuzzEngageHandoverParams(f *testing.F) {
+	for _, q := range []string{
+		"access_token=bot-token&identity_foreign_id=5001&from=bot&to=agent&type=messenger",
+		"access_token=t&identity_foreign_id=5001&from=agent&to=bot&app_id=222&page_id=1001",
+		"identity_foreign_id=%00&from=bot&to=agent",
+		"identity_foreign_id=%FF&from=agent&to=bot&app_id=x",
+		"from=bot&to=bot&type=whatsapp",
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := &http.Request{Method: http.MethodPost, URL: &url.URL{Path: "/1.0/bots/handover", RawQuery: raw}}
+		if httpapi.CheckInput(r, nil) != nil {
+			return
+		}
+		req := handover.ParseHandoverQuery(r.URL.Query())
+		if req.Validate() != nil {
+			return
+		}
+		for _, v := range []string{req.Token, req.PSID, req.From, req.To, req.Type, req.AppID, req.PageID} {
+			if msg := jsoncheck.String(v, 1024); msg != "" {
+				t.Fatalf("accepted a value that cannot be stored (%s): %q", msg, v)
+			}
+		}
+		again := handover.ParseHandoverQuery(mustParse(t, req.Query().Encode()))
+		if diff := cmp.Diff(req, again); diff != "" {
+			t.Fatalf("round trip (-accepted +again):\n%s", diff)
+		}
+		if err := again.Validate(); err != nil {
+			t.Fatalf("the re-encoded request is refused: %v", err)
+		}
+	})
+}
+
+func mustParse(t *testing.T, q string) url.Values {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZTIME each (default 30s), one worker each,
+# so the total is bounded: (number of targets) × FUZZTIME plus the builds.
+# The server targets need PostgreSQL (HANDOVERD_TEST_POSTGRES_URL).
+# A failing input is written under the package's testdata/fuzz/ — commit it
+# with the fix, it becomes a seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME="${FUZZTIME:-30s}"
+targets=(
+  ./messenger/:FuzzParseWebhook
+  ./relay/:FuzzParseEvents
+  ./handover/:FuzzEngageHandoverParams
+  ./inbox/:FuzzLexerObject
+  ./inbox/:FuzzAPIDecoders
+  ./config/:FuzzParse
+  ./server/:FuzzWebhookBothStores
+  ./server/:FuzzAPIBothStores
+)
+for t in "${targets[@]}"; do
+  pkg="${t%%:*}" name="${t##*:}"
+  echo "fuzz: $name ($pkg) for $FUZZTIME"
+  go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel 1
+done
