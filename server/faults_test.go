@@ -15,7 +15,7 @@ import (
 // TestUnderGraphFaults: agents open interventions, send and close while
 // Facebook's Graph API has 5xx storms, rate limits and answers slower than
 // handoverd's timeout (executed, but too late to know), and webhooks come
-// twice and out of order. Afterwards no
+// twice and out of order; two processes share the database. Afterwards no
 // agent message reached a customer twice, every message handoverd calls
 // sent reached the customer, no hand-back was lost, and each thread's
 // owner is what the simulator says.
@@ -26,6 +26,7 @@ func TestUnderGraphFaults(t *testing.T) {
 				h := newHarness(t, b, "bot")
 				h.cfg.Graph.Timeout = 250 * time.Millisecond
 				h.restart()
+				h.replica() // a second process on the database: its sender competes for the queue
 				psids := []string{"7701", "7702", "7703", "7704", "7705"}
 				for _, p := range psids {
 					h.customerSays(p, "hi")
