@@ -78,3 +78,18 @@ func compact(t *testing.T, raw json.RawMessage) json.RawMessage {
 	}
 	return buf.Bytes()
 }
+
+// BenchmarkParseWebhook parses a 100-message batch (the edge checks included).
+func BenchmarkParseWebhook(b *testing.B) {
+	var items []string
+	for i := range 100 {
+		items = append(items, `{"sender":{"id":"5001"},"recipient":{"id":"1001"},"timestamp":1700000000000,"message":{"mid":"m_`+strings.Repeat("x", 60)+string(rune('a'+i%26))+`","text":"`+strings.Repeat("hello ", 30)+`"}}`)
+	}
+	body := []byte(`{"object":"page","entry":[{"id":"1001","time":1700000000000,"messaging":[` + strings.Join(items, ",") + `]}]}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := messenger.ParseWebhook(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -14,7 +14,8 @@ import (
 
 // TestUnderGraphFaults: agents open interventions, send and close while
 // Facebook's Graph API has 5xx storms, rate limits and answers slower than
-// handoverd's timeout (executed, but too late to know). Afterwards no
+// handoverd's timeout (executed, but too late to know), and webhooks come
+// twice and out of order; two processes share the database. Afterwards no
 // agent message reached a customer twice, every message handoverd calls
 // sent reached the customer, no hand-back was lost, and each thread's
 // owner is what the simulator says.
@@ -25,12 +26,13 @@ func TestUnderGraphFaults(t *testing.T) {
 				h := newHarness(t, b, "bot")
 				h.cfg.Graph.Timeout = 250 * time.Millisecond
 				h.restart()
+				h.replica() // a second process on the database: its sender competes for the queue
 				psids := []string{"7701", "7702", "7703", "7704", "7705"}
 				for _, p := range psids {
 					h.customerSays(p, "hi")
 				}
 				h.sim.SetChaos(&simulator.Chaos{Seed: seed, AppID: ourApp, ServerError: 0.15, StormLength: 3,
-					RateLimit: 0.15, Slow: 0.1, SlowFor: 400 * time.Millisecond})
+					RateLimit: 0.15, Slow: 0.1, SlowFor: 400 * time.Millisecond, Redeliver: 0.3})
 				// retry does what an agent's client does: try again on a refusal.
 				retry := func(what string, f func() int, ok ...int) {
 					for i := 0; i < 20; i++ {
@@ -45,6 +47,7 @@ func TestUnderGraphFaults(t *testing.T) {
 				}
 				ivs := map[string]handover.InterventionView{}
 				for _, p := range psids {
+					h.clock.Advance(time.Second) // distinct times: redeliveries arrive out of order
 					retry("open "+p, func() int {
 						var iv handover.InterventionView
 						st := h.agentJSON(http.MethodPost, "/1.0/interventions", map[string]string{"identity_foreign_id": p}, &iv)
@@ -53,9 +56,11 @@ func TestUnderGraphFaults(t *testing.T) {
 						}
 						return st
 					}, 201)
+					h.clock.Advance(time.Second)
 					for i := 1; i <= 2; i++ {
 						h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/interventions/%d/messages", ivs[p].ID), map[string]string{"text": fmt.Sprintf("%s says %d", p, i)}, nil)
 					}
+					h.clock.Advance(time.Second)
 					retry("close "+p, func() int {
 						st, _ := h.do(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", ivs[p].ID), agentToken, nil)
 						return st

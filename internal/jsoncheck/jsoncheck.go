@@ -53,6 +53,11 @@ type frame struct {
 
 // Value checks b; it returns nil when b is one acceptable JSON value.
 func Value(b []byte, l Limits) *Problem {
+	// Fast path: text no longer than an id, valid UTF-8, without a \u0000
+	// escape and valid JSON holds no string over a limit and no NUL.
+	if len(b) <= l.MaxID && len(b) <= l.MaxString && utf8.Valid(b) && !bytes.Contains(b, []byte(`\u0000`)) && json.Valid(b) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var stack []*frame
@@ -99,8 +104,8 @@ func Value(b []byte, l Limits) *Problem {
 		}
 		if top != nil && top.object && top.expectKey {
 			key, _ := tok.(string)
-			if p := checkString(path(stack, false), key, raw, l.MaxString); p != nil {
-				return p
+			if msg := problem(key, raw, l.MaxString); msg != "" {
+				return &Problem{Field: orBody(path(stack, false)), Message: msg}
 			}
 			top.key, top.expectKey = key, false
 			continue
@@ -110,8 +115,8 @@ func Value(b []byte, l Limits) *Problem {
 			if top != nil && isIDKey(top.key) {
 				limit = l.MaxID
 			}
-			if p := checkString(path(stack, true), s, raw, limit); p != nil {
-				return p
+			if msg := problem(s, raw, limit); msg != "" {
+				return &Problem{Field: orBody(path(stack, true)), Message: msg}
 			}
 		}
 		if top == nil {
@@ -131,19 +136,24 @@ func valueDone(f *frame) {
 	}
 }
 
-func checkString(field, s string, raw []byte, limit int) *Problem {
-	if field == "" {
-		field = "body"
-	}
+// problem says what is wrong with a string (raw: its JSON text), or "".
+func problem(s string, raw []byte, limit int) string {
 	switch {
 	case !utf8.Valid(raw):
-		return &Problem{Field: field, Message: "is not valid UTF-8"}
+		return "is not valid UTF-8"
 	case strings.IndexByte(s, 0) >= 0:
-		return &Problem{Field: field, Message: "contains a NUL character"}
+		return "contains a NUL character"
 	case len(s) > limit:
-		return &Problem{Field: field, Message: fmt.Sprintf("is over %d bytes", limit)}
+		return fmt.Sprintf("is over %d bytes", limit)
 	}
-	return nil
+	return ""
+}
+
+func orBody(field string) string {
+	if field == "" {
+		return "body"
+	}
+	return field
 }
 
 // path names the value being read: keys joined by dots, array elements
@@ -178,8 +188,8 @@ func isIDKey(k string) bool {
 // String checks one string (a path variable or query parameter): valid
 // UTF-8, no NUL, at most limit bytes. It returns "" or what is wrong.
 func String(s string, limit int) string {
-	if p := checkString("x", s, []byte(s), limit); p != nil {
-		return p.Message
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
 	}
-	return ""
+	return problem(s, nil, limit)
 }

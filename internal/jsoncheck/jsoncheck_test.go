@@ -41,4 +41,22 @@ func TestValue(t *testing.T) {
 			t.Errorf("Value(%q) = %v, want a body problem", bad, p)
 		}
 	}
+	// Short texts take the fast path: the same answers.
+	for in, want := range map[string]string{
+		`{"a":"x\u0000"}`:  "a",
+		"{\"a\":\"\xff\"}": "a",
+		`{"a":1}{}`:        "body",
+		`{"a":"\\u0000"}`:  "",
+		`{"a":"ok"}`:       "",
+	} {
+		p := jsoncheck.Value([]byte(in), jsoncheck.Default)
+		if got := ""; p != nil {
+			got = p.Field
+			if got != want {
+				t.Errorf("Value(%q) names %q, want %q", in, got, want)
+			}
+		} else if want != "" {
+			t.Errorf("Value(%q) = nil, want a problem at %q", in, want)
+		}
+	}
 }

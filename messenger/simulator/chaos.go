@@ -34,6 +34,10 @@ type Chaos struct {
 	Slow float64
 	// SlowFor is how long a slow answer waits.
 	SlowFor time.Duration
+	// Redeliver is the probability that a webhook to the app (AppID, if
+	// set) is delivered a second time, after the next one: redelivered
+	// and out of order, as Meta may. Flush delivers the copies held back.
+	Redeliver float64
 }
 
 // chaos is the running state of a Chaos.
@@ -41,6 +45,8 @@ type chaos struct {
 	cfg   Chaos
 	rng   *rand.Rand
 	storm int // calls left in the current storm
+	// held is, per app, a webhook body to deliver again after the next.
+	held map[string][]byte
 	// Injected counts the faults injected, by kind.
 	injected map[string]int
 }
@@ -52,6 +58,7 @@ var rateLimitCodes = []int{4, 17, 32, 613}
 func (s *Sim) SetChaos(c *Chaos) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseHeld() // copies held back are still delivered
 	if c == nil {
 		s.chaos = nil
 		return
@@ -59,11 +66,11 @@ func (s *Sim) SetChaos(c *Chaos) {
 	if c.StormLength <= 0 {
 		c.StormLength = 1
 	}
-	s.chaos = &chaos{cfg: *c, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15)), injected: map[string]int{}}
+	s.chaos = &chaos{cfg: *c, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15)), injected: map[string]int{}, held: map[string][]byte{}}
 }
 
 // ChaosInjected returns how many faults of each kind (server_error,
-// rate_limit, slow) the current chaos injected.
+// rate_limit, slow, redelivered) the current chaos injected.
 func (s *Sim) ChaosInjected() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

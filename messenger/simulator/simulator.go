@@ -5,6 +5,9 @@
 // release thread control, thread_owner) in Meta's wire format, keeps the
 // per-thread ownership state, and delivers signed webhooks (messaging,
 // standby, echoes and handover events) to every app connected to a page.
+// Faults can be scripted (InjectFault) or left to chance on a seed
+// (SetChaos: 5xx storms, rate limits, slow answers, redelivered and
+// reordered webhooks).
 // Tests, benchmarks and the local sandbox (cmd/messenger-sim) use it in place
 // of Facebook.
 package simulator

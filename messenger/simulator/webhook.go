@@ -188,8 +188,39 @@ func (s *Sim) seal(app string) {
 	s.push(app, escapeNonASCII(body))
 }
 
-// push queues a sealed body for delivery to app. Called with mu held.
+// push queues a sealed body for delivery to app, and, under chaos, may
+// hold a copy back to deliver again after the next one (a redelivery out
+// of order). Called with mu held.
 func (s *Sim) push(app string, body []byte) {
+	s.pushOne(app, body)
+	c := s.chaos
+	if c == nil || (c.cfg.AppID != "" && c.cfg.AppID != app) {
+		return
+	}
+	if held, ok := c.held[app]; ok {
+		delete(c.held, app)
+		c.injected["redelivered"]++
+		s.pushOne(app, held)
+	}
+	if c.cfg.Redeliver > 0 && c.rng.Float64() < c.cfg.Redeliver {
+		c.held[app] = slices.Clone(body)
+	}
+}
+
+// releaseHeld queues every copy chaos holds back. Called with mu held.
+func (s *Sim) releaseHeld() {
+	if s.chaos == nil {
+		return
+	}
+	for app, body := range s.chaos.held {
+		delete(s.chaos.held, app)
+		s.chaos.injected["redelivered"]++
+		s.pushOne(app, body)
+	}
+}
+
+// pushOne queues one body for delivery to app. Called with mu held.
+func (s *Sim) pushOne(app string, body []byte) {
 	d := &Delivery{AppID: app, Body: body}
 	s.deliveries[app] = append(s.deliveries[app], d)
 	if s.closed {
@@ -243,6 +274,7 @@ func (s *Sim) Flush(ctx context.Context) error {
 	for app := range s.open {
 		s.seal(app)
 	}
+	s.releaseHeld()
 	idle := s.idle
 	s.mu.Unlock()
 	select {
