@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // MaxRows bounds the rows one multi-row statement carries, well inside
@@ -65,6 +67,34 @@ func positional(rows int, casts []string) string {
 // valueRows writes rows rows of len(casts) placeholders, each the next
 // one next gives, wrapped in its column's CAST if it has one.
 func valueRows(rows int, casts []string, next func() string) string {
+	var probe strings.Builder
+	probe.WriteString(next())
+	key := probe.String() + "|" + strconv.Itoa(rows) + "|" + strings.Join(casts, ",")
+	if v, ok := valueRowsCache.Load(key); ok {
+		return v.(string)
+	}
+	first := true
+	out := buildValueRows(rows, casts, func() string {
+		if first {
+			first = false
+			return probe.String()
+		}
+		return next()
+	})
+	if valueRowsCached.Add(1) <= 512 {
+		valueRowsCache.Store(key, out)
+	}
+	return out
+}
+
+// valueRowsCache keeps built placeholder lists (at most 512): statements
+// use a few shapes (Chunks' sizes), built again for every batch otherwise.
+var (
+	valueRowsCache  sync.Map
+	valueRowsCached atomic.Int64
+)
+
+func buildValueRows(rows int, casts []string, next func() string) string {
 	var b strings.Builder
 	for r := 0; r < rows; r++ {
 		if r > 0 {
