@@ -2,6 +2,9 @@ package inbox
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/messenger"
@@ -34,7 +37,11 @@ type batch struct {
 	locked   map[string]bool             // message locks taken
 	activity map[int64]int64             // conversation → newest message time to store
 	events   []pendingEvent              // emitted, in order, to write at the end
+	sessions map[threadKey]contactInbox  // contact and contact inbox of threads that need a conversation
 }
+
+// contactInbox is a contact's session in an inbox.
+type contactInbox struct{ id, contactID int64 }
 
 func batchOf(tx *store.Tx) *batch {
 	b, _ := tx.Memo(batchKey{}).(*batch)
@@ -46,9 +53,10 @@ var _ handover.BatchObserver = (*Service)(nil)
 // BeginChanges loads what a batch of changes shares (see above).
 func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover.Change) error {
 	b := &batch{convs: map[threadKey]*conversation{}, names: map[int64]string{}, objects: map[string]bool{},
-		locked: map[string]bool{}, activity: map[int64]int64{}}
-	psids := map[int64][]string{} // inbox → PSIDs
-	mids := map[string][]string{} // page → mids
+		locked: map[string]bool{}, activity: map[int64]int64{}, sessions: map[threadKey]contactInbox{}}
+	creates := map[threadKey]bool{} // threads whose messages open a conversation if they have none
+	psids := map[int64][]string{}   // inbox → PSIDs
+	mids := map[string][]string{}   // page → mids
 	var locks []string
 	for _, ch := range chs {
 		ref, ok := s.pageInbox[ch.Thread.PageID]
@@ -61,6 +69,10 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 			psids[ref.id] = append(psids[ref.id], k.psid)
 		}
 		if ev := ch.Event; ev != nil {
+			switch ev.Kind {
+			case messenger.KindMessage, messenger.KindPostback, messenger.KindEcho:
+				creates[k] = true
+			}
 			if mid := eventMID(ev); mid != "" {
 				mids[ev.PageID] = append(mids[ev.PageID], mid)
 				lock := objectLock(ev.PageID, mid)
@@ -80,6 +92,9 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 		}
 	}
 	if err := b.loadNames(ctx, tx); err != nil {
+		return err
+	}
+	if err := s.prepareContacts(ctx, tx, b, creates); err != nil {
 		return err
 	}
 	for page, ms := range mids {
@@ -211,6 +226,124 @@ func (b *batch) loadObjects(ctx context.Context, tx *store.Tx, pageID string, mi
 		}
 		return rows.Err()
 	})
+}
+
+// prepareContacts finds or creates, in a few statements, the contact and
+// contact inbox of every thread of the batch that has no conversation and
+// whose messages will open one.
+func (s *Service) prepareContacts(ctx context.Context, tx *store.Tx, b *batch, creates map[threadKey]bool) error {
+	byInbox := map[inboxRef][]threadKey{}
+	for k := range creates {
+		if b.convs[k] == nil {
+			ref := s.pageInbox[k.page]
+			byInbox[ref] = append(byInbox[ref], k)
+		}
+	}
+	now := store.Millis(s.now())
+	for ref, keys := range byInbox {
+		slices.SortFunc(keys, func(a, b threadKey) int { return strings.Compare(a.psid, b.psid) })
+		if err := store.Chunks(len(keys), func(from, to int) error {
+			args := []any{ref.id}
+			for _, k := range keys[from:to] {
+				args = append(args, k.psid)
+			}
+			rows, err := tx.QueryBulk(ctx, `SELECT source_id, contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id IN `+
+				tx.In(2, to-from), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var psid string
+				var ci contactInbox
+				if err := rows.Scan(&psid, &ci.contactID, &ci.id); err != nil {
+					return err
+				}
+				b.sessions[threadKey{keys[0].page, psid}] = ci
+			}
+			return rows.Err()
+		}); err != nil {
+			return err
+		}
+		var missing []threadKey
+		for _, k := range keys {
+			if _, ok := b.sessions[k]; !ok {
+				missing = append(missing, k)
+			}
+		}
+		if err := s.createContacts(ctx, tx, b, ref, missing, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createContacts creates a contact and a contact inbox for each thread.
+func (s *Service) createContacts(ctx context.Context, tx *store.Tx, b *batch, ref inboxRef, keys []threadKey, now int64) error {
+	return store.Chunks(len(keys), func(from, to int) error {
+		args := make([]any, 0, 5*(to-from))
+		for _, k := range keys[from:to] {
+			attrs, err := contactAttributes(k.psid)
+			if err != nil {
+				return err
+			}
+			args = append(args, ref.accountID, contactName(k.psid), k.psid, string(attrs), now)
+		}
+		rows, err := tx.QueryBulk(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
+			SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column5 FROM (VALUES `+
+			tx.Values(to-from, "BIGINT", "", "", "", "BIGINT")+`) AS v RETURNING id, identifier`, args...)
+		if err != nil {
+			return err
+		}
+		contacts := map[string]int64{}
+		for rows.Next() {
+			var id int64
+			var psid string
+			if err := rows.Scan(&id, &psid); err != nil {
+				rows.Close()
+				return err
+			}
+			contacts[psid] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, k := range keys[from:to] {
+			id, ok := contacts[k.psid]
+			if !ok {
+				return fmt.Errorf("inbox: contact for %s not created", k.psid)
+			}
+			b.names[id] = contactName(k.psid)
+			args = append(args, id, ref.id, k.psid, now)
+		}
+		rows, err = tx.QueryBulk(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at)
+			SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES `+
+			tx.Values(to-from, "BIGINT", "BIGINT", "", "BIGINT")+`) AS v RETURNING id, contact_id, source_id`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ci contactInbox
+			var psid string
+			if err := rows.Scan(&ci.id, &ci.contactID, &psid); err != nil {
+				return err
+			}
+			b.sessions[threadKey{keys[from].page, psid}] = ci
+		}
+		return rows.Err()
+	})
+}
+
+// contactInbox returns the thread's contact inbox the batch prepared.
+func (b *batch) contactInbox(pageID, psid string) (contactInbox, bool) {
+	if b == nil {
+		return contactInbox{}, false
+	}
+	ci, ok := b.sessions[threadKey{pageID, psid}]
+	return ci, ok
 }
 
 // conversation returns the batch's knowledge of a thread's current

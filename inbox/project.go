@@ -372,10 +372,14 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	}
 	now := store.Millis(s.now())
 	var contactID, ciID int64
-	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
+	if ci, ok := b.contactInbox(th.PageID, th.PSID); ok {
+		contactID, ciID, err = ci.contactID, ci.id, nil
+	} else {
+		err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
-		name := "Messenger user " + th.PSID
-		attrs, merr := json.Marshal(map[string]any{"social_profiles": map[string]string{"facebook": th.PSID}})
+		name := contactName(th.PSID)
+		attrs, merr := contactAttributes(th.PSID)
 		if merr != nil {
 			return conv, false, merr
 		}
@@ -416,6 +420,14 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	}
 	b.keep(conv)
 	return conv, true, nil
+}
+
+// contactName is a new Messenger contact's name.
+func contactName(psid string) string { return "Messenger user " + psid }
+
+// contactAttributes are a new Messenger contact's additional attributes.
+func contactAttributes(psid string) ([]byte, error) {
+	return json.Marshal(map[string]any{"social_profiles": map[string]string{"facebook": psid}})
 }
 
 // lockObject takes a message's lock (see objectLock) unless the batch
