@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,7 +116,7 @@ func seedThreads(b *testing.B, srv *server.Server, n int) {
 		series + `INSERT INTO webhook_events (dedupe_key, page_id, psid, kind, channel, occurred_at, received_at, outcome, payload)
 			SELECT 'mid:m_seed_' || CAST(x AS TEXT), '` + pageID + `', ` + psid + `, 'message', 'messaging', $1, $1, 'applied', '{}' ` + from,
 	} {
-		if _, err := db.Writer().Exec(q, now); err != nil {
+		if _, err := db.Writer().Exec(strings.ReplaceAll(q, "$1", strconv.FormatInt(now, 10))); err != nil {
 			b.Fatalf("seeding %d threads: %v", n, err)
 		}
 	}
