@@ -329,18 +329,41 @@ func lockExistingThread(ctx context.Context, tx *store.Tx, pageID, psid string) 
 // the thread or a request of ours is pending; take when handoverd is the
 // Page's default app; otherwise request it (the owner must pass).
 func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string) (Outcome, error) {
-	page := s.pages[pageID]
 	return s.control(ctx, pageID, psid, ToAgent, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
-		switch {
-		case th.Owner == OwnerAgent:
-			return controlPlan{op: opNone}, nil
-		case th.PendingAppID == s.appID && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
-			return controlPlan{op: opNone}, nil
-		case page.DefaultApp == config.DefaultAppAgent:
-			return controlPlan{op: opTake}, nil
-		}
-		return controlPlan{op: opRequest}, nil
+		return s.acquirePlan(pageID, th), nil
 	})
+}
+
+// acquireControlFor is AcquireControl for a queued agent message m: it
+// asks for nothing once m is no longer waiting (a hand-back settled it, or
+// it went out), so a message cancelled by a close never asks for control
+// back. The check is made under the thread's lock, as a hand-back decides.
+func (s *Service) acquireControlFor(ctx context.Context, m AgentMessage) (Outcome, error) {
+	return s.control(ctx, m.PageID, m.PSID, ToAgent, m.Actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
+		var status string
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM agent_messages WHERE id = $1`, m.ID).Scan(&status); err != nil {
+			return controlPlan{}, err
+		}
+		if status != SendWaiting {
+			return controlPlan{op: opNone}, nil
+		}
+		return s.acquirePlan(m.PageID, th), nil
+	})
+}
+
+// acquirePlan is what getting control for the agents needs: nothing when
+// they own the thread or a request of ours is pending; take when handoverd
+// is the Page's default app; otherwise request it.
+func (s *Service) acquirePlan(pageID string, th Thread) controlPlan {
+	switch {
+	case th.Owner == OwnerAgent:
+		return controlPlan{op: opNone}
+	case th.PendingAppID == s.appID && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
+		return controlPlan{op: opNone}
+	case s.pages[pageID].DefaultApp == config.DefaultAppAgent:
+		return controlPlan{op: opTake}
+	}
+	return controlPlan{op: opRequest}
 }
 
 // PassToBot passes the thread to the bot app (botAppID, or the Page's

@@ -138,15 +138,16 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 	// caller's request (a client that hangs up would leave it stranded).
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if _, err := s.AcquireControl(actx, pageID, psid, agent); err != nil {
-		if ferr := s.failAgentMessage(actx, m.ID, "thread control could not be acquired: "+apperr.As(err).Message); ferr != nil {
-			return m, ferr
-		}
+	refused, err := s.acquireFor(actx, m, "thread control could not be acquired: ")
+	if err != nil {
+		return m, err
+	}
+	if refused != nil {
 		got, gerr := s.AgentMessage(ctx, m.ID)
 		if gerr != nil {
 			return m, gerr
 		}
-		return got, err
+		return got, refused
 	}
 	s.Kick()
 	deadline := time.Now().Add(wait)
@@ -161,6 +162,42 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// acquireFor makes sure control is on its way for a queued message m
+// (acquireControlFor). When that fails, m fails with prefix and the reason
+// and acquireFor returns the failure as refused — unless a hand-back of
+// the identity is in flight: that settles m itself (sent, or cancelled
+// with the reason), so it is no failure of m's. err is a failure to
+// record any of it.
+func (s *Service) acquireFor(ctx context.Context, m AgentMessage, prefix string) (refused, err error) {
+	if _, refused = s.acquireControlFor(ctx, m); refused == nil {
+		return nil, nil
+	}
+	var failed, back bool
+	reason := prefix + apperr.As(refused).Message
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		failed, back = false, false
+		var err error
+		if _, err = lockExistingThread(ctx, tx, m.PageID, m.PSID); err != nil {
+			return err
+		}
+		if back, err = handBackInFlight(ctx, tx, m.PageID, m.PSID); err != nil || back {
+			return err
+		}
+		failed, err = s.failQueuedInTx(ctx, tx, m.ID, reason)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case back:
+		return nil, nil
+	case failed:
+		s.sendRetries.forget(m.ID)
+		s.failed(m.ID, reason)
+	}
+	return refused, nil
 }
 
 // AgentMessage returns one agent message.
@@ -191,12 +228,26 @@ func (s *Service) AgentMessages(ctx context.Context, interventionID int64) ([]Ag
 	return out, rows.Err()
 }
 
+// failAgentMessage fails a waiting message the caller's sender holds (it
+// claimed it in sendOne and has not let go of it).
 func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string) error {
+	return s.failWith(ctx, id, reason, s.failInTx)
+}
+
+// failQueued fails a waiting message unless a sender is handing it to the
+// Send API right now (failQueuedInTx): for callers that do not hold it.
+func (s *Service) failQueued(ctx context.Context, id int64, reason string) error {
+	return s.failWith(ctx, id, reason, s.failQueuedInTx)
+}
+
+// failWith fails message id in its own transaction with fail.
+func (s *Service) failWith(ctx context.Context, id int64, reason string,
+	fail func(ctx context.Context, tx *store.Tx, id int64, reason string) (bool, error)) error {
 	s.sendRetries.forget(id)
 	var failed bool
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		failed, err = s.failInTx(ctx, tx, id, reason)
+		failed, err = fail(ctx, tx, id, reason)
 		return err
 	})
 	if err == nil && failed {
@@ -205,11 +256,29 @@ func (s *Service) failAgentMessage(ctx context.Context, id int64, reason string)
 	return err
 }
 
+// inFlight is the SQL condition on agent_messages that a sender is handing
+// the message to the Send API right now ($3: the current time in ms).
+const inFlight = `(sending = 1 AND lease_until >= $3)`
+
 // failInTx fails a waiting message in tx and tells the observers; call
-// failed after the commit when it reports true.
+// failed after the commit when it reports true. Only the sender holding
+// the message may fail it while it is in flight: others use
+// failQueuedInTx.
 func (s *Service) failInTx(ctx context.Context, tx *store.Tx, id int64, reason string) (bool, error) {
+	return s.failWhere(ctx, tx, id, reason, "")
+}
+
+// failQueuedInTx is failInTx for a message no sender is handing to the
+// Send API: one in flight is left to its sender (it is sent or fails on
+// its own), and failQueuedInTx reports false.
+func (s *Service) failQueuedInTx(ctx context.Context, tx *store.Tx, id int64, reason string) (bool, error) {
+	return s.failWhere(ctx, tx, id, reason, " AND NOT "+inFlight)
+}
+
+// failWhere fails message id in tx if it is waiting and matches cond.
+func (s *Service) failWhere(ctx context.Context, tx *store.Tx, id int64, reason, cond string) (bool, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'failed', error = $2, finished_at = $3, lease_until = NULL, sending = 0
-		WHERE id = $1 AND status = 'waiting'`, id, reason, store.Millis(s.now()))
+		WHERE id = $1 AND status = 'waiting'`+cond, id, reason, store.Millis(s.now()))
 	if err != nil {
 		return false, err
 	}
@@ -238,13 +307,13 @@ const (
 // sending after that decision. It returns the ids it cancelled.
 func (s *Service) cancelQueued(ctx context.Context, tx *store.Tx, pageID, psid, reason string) ([]int64, error) {
 	ids, err := store.IDs(ctx, tx, `SELECT id FROM agent_messages WHERE page_id = $1 AND psid = $2 AND status = 'waiting'
-		AND NOT (sending = 1 AND lease_until >= $3) ORDER BY id`, pageID, psid, store.Millis(s.now()))
+		AND NOT `+inFlight+` ORDER BY id`, pageID, psid, store.Millis(s.now()))
 	if err != nil {
 		return nil, err
 	}
 	var out []int64
 	for _, id := range ids {
-		ok, err := s.failInTx(ctx, tx, id, reason)
+		ok, err := s.failQueuedInTx(ctx, tx, id, reason)
 		if err != nil {
 			return nil, err
 		}
@@ -330,7 +399,7 @@ func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
 		return 0, err
 	}
 	for _, id := range expired {
-		if err := s.failAgentMessage(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
+		if err := s.failQueued(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
 			return 0, err
 		}
 	}
@@ -388,7 +457,9 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 			cancel = cancelClosed
 		}
 		if cancel != "" {
-			ok, err := s.failInTx(ctx, tx, id, cancel)
+			// Another sender may have claimed it since it was listed: that
+			// one finishes it (the hand-back waits for it).
+			ok, err := s.failQueuedInTx(ctx, tx, id, cancel)
 			if !ok {
 				cancel = ""
 			}
@@ -439,20 +510,22 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		}); err != nil {
 			return false, err
 		}
+		// The claim is let go: from here on the message is only queued
+		// (another sender may claim it, a hand-back may settle it).
 		// A closed intervention never asks for control back.
 		if open, err := interventionOpen(ctx, s.db.Reader(), m.InterventionID); err != nil || !open {
 			if err != nil {
 				return false, err
 			}
-			return false, s.failAgentMessage(ctx, id, cancelClosed)
+			return false, s.failQueued(ctx, id, cancelClosed)
 		}
 		owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
 		if err != nil {
-			return false, s.failAgentMessage(ctx, id, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
+			return false, s.failQueued(ctx, id, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
 		}
 		if owner != OwnerAgent {
-			if _, err := s.AcquireControl(ctx, m.PageID, m.PSID, m.Actor); err != nil {
-				return false, s.failAgentMessage(ctx, id, "another app controls the thread and control could not be acquired: "+apperr.As(err).Message)
+			if _, err := s.acquireFor(ctx, m, "another app controls the thread and control could not be acquired: "); err != nil {
+				return false, err
 			}
 		}
 		s.Kick()

@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -72,15 +75,40 @@ func (h *harness) holdSends() *sendGate {
 		if !strings.HasSuffix(r.URL.Path, "/messages") {
 			return
 		}
-		_ = r.ParseForm()
 		var to struct{ ID string }
-		_ = json.Unmarshal([]byte(r.Form.Get("recipient")), &to)
+		_ = json.Unmarshal([]byte(requestForm(r).Get("recipient")), &to)
 		g.entered <- to.ID
 		<-g.release
 	}
 	h.graphHook.Store(&hook)
 	h.t.Cleanup(g.releaseAll) // a failed test holds nothing
 	return g
+}
+
+// requestForm returns the form of a Graph request handoverd is about to
+// send, leaving the request as it is: parsing r itself would consume the
+// body the transport has yet to send (a held send would then go out
+// empty and fail as unanswered).
+func requestForm(r *http.Request) url.Values {
+	form := r.URL.Query()
+	var raw []byte
+	switch {
+	case r.GetBody != nil:
+		if body, err := r.GetBody(); err == nil {
+			raw, _ = io.ReadAll(body)
+			body.Close()
+		}
+	case r.Body != nil:
+		raw, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+	}
+	if post, err := url.ParseQuery(string(raw)); err == nil {
+		for k, vs := range post {
+			form[k] = append(form[k], vs...)
+		}
+	}
+	return form
 }
 
 // TestClosingCancelsQueuedMessages: an agent message waiting for control
