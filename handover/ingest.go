@@ -19,17 +19,20 @@ import (
 
 // How webhook evidence becomes thread state.
 //
-//   - A webhook's events are grouped per thread and applied in one
-//     transaction that locks each thread's row (SELECT … FOR UPDATE on
-//     PostgreSQL, the single writer on SQLite), threads in (page, PSID)
-//     order. Within a thread events are applied in timestamp order.
+//   - The events of the webhooks committed together (see commit.go) are
+//     grouped per thread and applied in one transaction that locks each
+//     thread's row (an upsert, which locks on PostgreSQL; the single writer
+//     on SQLite), threads in (page, PSID) order. Within a thread events are
+//     applied in timestamp order.
 //   - Every event has a dedupe key (messages and echoes by mid, handover
 //     events by page, PSID, kind, timestamp and new owner, the rest by their
 //     fields). An event already stored is a duplicate and changes nothing.
 //     Because the key is stored in the same transaction as the state it
 //     produced, a crash before commit loses nothing that was acknowledged and
 //     a redelivery after commit applies nothing twice.
-//   - Ownership evidence: pass/take name the new owner; a customer message
+//   - Ownership evidence: pass/take name the new owner (a take that does
+//     not is the Page's default app's, or, when that is not known, asked of
+//     thread_owner after the commit); a customer message
 //     on messaging means we own the thread (unless the Page is zero-config,
 //     where every app gets messaging); on standby it means another app does
 //     (the current non-agent owner, else the Page's default app, else
