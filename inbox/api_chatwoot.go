@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -93,31 +94,17 @@ func (a *API) filterContacts(c call) (int, any, error) {
 	return http.StatusOK, v, err
 }
 
-func (a *API) contactConversations(c call) (int, any, error) {
-	id, err := c.id()
-	if err != nil {
-		return 0, nil, err
+// payloadByID answers {"payload": …} with what get returns for the path's
+// {id} in the caller's account (Chatwoot wraps its lists so).
+func payloadByID[T any](get func(ctx context.Context, accountID, id int64) (T, error)) func(call) (int, any, error) {
+	return func(c call) (int, any, error) {
+		id, err := c.id()
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := get(c.r.Context(), c.accountID, id)
+		return http.StatusOK, map[string]any{"payload": v}, err
 	}
-	v, err := a.Service.ContactConversations(c.r.Context(), c.accountID, id)
-	return http.StatusOK, map[string]any{"payload": v}, err
-}
-
-func (a *API) listContactInboxes(c call) (int, any, error) {
-	id, err := c.id()
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := a.Service.ContactInboxes(c.r.Context(), c.accountID, id)
-	return http.StatusOK, map[string]any{"payload": v}, err
-}
-
-func (a *API) listContactableInboxes(c call) (int, any, error) {
-	id, err := c.id()
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := a.Service.ContactableInboxes(c.r.Context(), c.accountID, id)
-	return http.StatusOK, map[string]any{"payload": v}, err
 }
 
 func (a *API) createContactInbox(c call) (int, any, error) {

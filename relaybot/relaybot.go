@@ -164,76 +164,74 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 	if _, ok := s.byPage[ch.Thread.PageID]; !ok {
 		return nil
 	}
-	if err := s.threadChanged(ctx, tx, ch); err != nil {
-		return err
-	}
-	// Tell the inbox, which runs next, who answers the customer now.
 	ss, active, err := activeSession(ctx, tx, ch.Thread.PageID, ch.Thread.PSID)
 	if err != nil {
 		return err
 	}
-	bot := ""
-	if active {
-		bot = ss.bot
+	bot, err := s.threadChanged(ctx, tx, ch, ss, active)
+	if err != nil {
+		return err
 	}
+	// Tell the inbox, which runs next, who answers the customer now.
 	handover.SetBotAnswering(tx, ch.Thread.PageID, ch.Thread.PSID, bot)
 	return nil
 }
 
-// threadChanged is ThreadChanged's work on a relay bot's Page.
-func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
+// threadChanged is ThreadChanged's work on a relay bot's Page, given the
+// thread's active session (if active); it returns the bot that answers the
+// customer afterwards ("" for none).
+func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.Change, ss session, active bool) (string, error) {
+	answering := ""
+	if active {
+		answering = ss.bot
+	}
 	if s.humanTookOver(ch) {
-		ss, active, err := activeSession(ctx, tx, ch.Thread.PageID, ch.Thread.PSID)
-		if err != nil || !active {
-			return err
+		if !active {
+			return "", nil
 		}
-		return s.endSession(ctx, tx, ss, SessionForwarded, "agent", "A person took over from the bot "+ss.bot, "")
+		return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", "A person took over from the bot "+ss.bot, "")
 	}
 	ev := ch.Event
 	if ev == nil || (ev.Kind != messenger.KindMessage && ev.Kind != messenger.KindPostback) || ev.Channel != messenger.ChannelMessaging {
-		return nil // on standby another app (or a person in the Page Inbox) holds the thread
+		return answering, nil // on standby another app (or a person in the Page Inbox) holds the thread
 	}
 	bot := s.byPage[ev.PageID]
-	ss, active, err := activeSession(ctx, tx, ev.PageID, ev.PSID)
-	if err != nil {
-		return err
-	}
 	now := s.now()
 	if active {
 		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if st == inbox.StatusOpen || st == inbox.StatusSnoozed { // the agents have it now
-			return s.endSession(ctx, tx, ss, SessionForwarded, "agent", "The agents took over from the bot "+ss.bot, "")
+			return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", "The agents took over from the bot "+ss.bot, "")
 		}
 	}
 	if !active {
 		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if st == inbox.StatusOpen || st == inbox.StatusSnoozed {
-			return nil // with the agents
+			return "", nil // with the agents
 		}
 		if !bot.Active(now, s.agentsAvailable(bot, now)) {
-			return nil
+			return "", nil
 		}
 		var open int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM relay_sessions WHERE bot = $1 AND status = 'active'`, bot.Name).Scan(&open); err != nil {
-			return err
+			return "", err
 		}
 		if !bot.HasFreeSlot(open) {
-			return nil // all the bot's chat slots are taken: the agents get it
+			return "", nil // all the bot's chat slots are taken: the agents get it
 		}
 		first := s.packetFor(nil, *ev)
 		ss = session{pageID: ev.PageID, psid: ev.PSID, bot: bot.Name, cid: "handoverd::" + ev.PageID + ":" + uuid.NewString()}
 		if err := tx.QueryRowContext(ctx, `INSERT INTO relay_sessions (page_id, psid, bot, cid, status, started_at, last_activity_at)
 			VALUES ($1, $2, $3, $4, 'active', $5, $5) RETURNING id`, ss.pageID, ss.psid, ss.bot, ss.cid, store.Millis(now)).Scan(&ss.id); err != nil {
-			return err
+			return "", err
 		}
 		s.metrics.RelaySessions.WithLabelValues("started").Inc()
-		return s.enqueueCall(ctx, tx, ss.id, relay.StartPacket(&first))
+		return bot.Name, s.enqueueCall(ctx, tx, ss.id, relay.StartPacket(&first))
 	}
 	var pending *relay.PendingChoice
 	if ss.pendingChoice != "" {
@@ -242,9 +240,9 @@ func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 	}
 	p := s.packetFor(pending, *ev)
 	if _, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET pending_choice = '', last_activity_at = $2 WHERE id = $1`, ss.id, store.Millis(now)); err != nil {
-		return err
+		return "", err
 	}
-	return s.enqueueCall(ctx, tx, ss.id, p)
+	return ss.bot, s.enqueueCall(ctx, tx, ss.id, p)
 }
 
 // humanTookOver reports whether a change means a person now handles the
