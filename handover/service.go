@@ -115,6 +115,9 @@ func New(o Options) *Service {
 		hcfg:      o.Handover,
 		kick:      make(chan struct{}, 1),
 	}
+	if o.DB != nil {
+		s.commit.max = committers(o.DB.Dialect.Name)
+	}
 	if s.hcfg.ControlTimeout <= 0 {
 		s.hcfg.ControlTimeout = config.DefaultControlWait
 	}

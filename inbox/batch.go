@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,6 +39,15 @@ type batch struct {
 	activity map[int64]int64             // conversation → newest message time to store
 	events   []pendingEvent              // emitted, in order, to write at the end
 	sessions map[threadKey]contactInbox  // contact and contact inbox of threads that need a conversation
+	claims   map[int64]sql.NullInt64     // inbox → since when its bot claims messages
+
+	// Rows written later (see deferMessage), and ids reserved for them.
+	conversations                       []conversation
+	messages                            []pendingMessage
+	pendingIndex                        map[int64]int // message id → index in messages
+	holding                             bool          // a write of them is deferred
+	messageIDs, conversationIDs         []int64
+	expectMessages, expectConversations int
 }
 
 // contactInbox is a contact's session in an inbox.
@@ -53,7 +63,8 @@ var _ handover.BatchObserver = (*Service)(nil)
 // BeginChanges loads what a batch of changes shares (see above).
 func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover.Change) error {
 	b := &batch{convs: map[threadKey]*conversation{}, names: map[int64]string{}, objects: map[string]bool{},
-		locked: map[string]bool{}, activity: map[int64]int64{}, sessions: map[threadKey]contactInbox{}}
+		locked: map[string]bool{}, activity: map[int64]int64{}, sessions: map[threadKey]contactInbox{},
+		claims: map[int64]sql.NullInt64{}, pendingIndex: map[int64]int{}}
 	creates := map[threadKey]bool{} // threads whose messages open a conversation if they have none
 	psids := map[int64][]string{}   // inbox → PSIDs
 	mids := map[string][]string{}   // page → mids
@@ -68,10 +79,12 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 			b.convs[k] = nil
 			psids[ref.id] = append(psids[ref.id], k.psid)
 		}
+		b.expectMessages += len(ch.Transitions) // an activity message each
 		if ev := ch.Event; ev != nil {
 			switch ev.Kind {
 			case messenger.KindMessage, messenger.KindPostback, messenger.KindEcho:
 				creates[k] = true
+				b.expectMessages++
 			}
 			if mid := eventMID(ev); mid != "" {
 				mids[ev.PageID] = append(mids[ev.PageID], mid)
@@ -239,6 +252,9 @@ func (s *Service) prepareContacts(ctx context.Context, tx *store.Tx, b *batch, c
 			byInbox[ref] = append(byInbox[ref], k)
 		}
 	}
+	for _, keys := range byInbox {
+		b.expectConversations += len(keys)
+	}
 	now := store.Millis(s.now())
 	for ref, keys := range byInbox {
 		slices.SortFunc(keys, func(a, b threadKey) int { return strings.Compare(a.psid, b.psid) })
@@ -395,4 +411,115 @@ func (b *batch) name(contactID int64) (string, bool) {
 	}
 	n, ok := b.names[contactID]
 	return n, ok
+}
+
+// Deferred rows.
+//
+// The batch writes the messages and conversations its changes create in
+// one multi-row statement each instead of one statement per row: it hands
+// them ids reserved up front (store.Tx.ReserveIDs), keeps the rows, and
+// writes them when the transaction next names their tables, or at the end
+// (store.Tx.Defer), conversations first. Only rows that cannot conflict
+// are deferred: activity messages (no source id) and customer messages,
+// whose mids the webhook's dedupe already made unique.
+
+// pendingMessage is a message row the batch writes later.
+type pendingMessage struct {
+	row            messageRow
+	agentMessageID sql.NullInt64
+	surfaceAt      sql.NullInt64
+	updated        int64
+}
+
+// deferMessage gives r a reserved id, keeps it for the batch's next write
+// and returns it as stored.
+func (b *batch) deferMessage(ctx context.Context, tx *store.Tx, r messageRow, agentMessageID sql.NullInt64, now int64) (MessageView, error) {
+	id, err := b.reserve(ctx, tx, &b.messageIDs, "inbox_messages", b.expectMessages)
+	if err != nil {
+		return MessageView{}, err
+	}
+	r.id = id
+	b.pendingIndex[id] = len(b.messages)
+	b.messages = append(b.messages, pendingMessage{row: r, agentMessageID: agentMessageID, updated: now})
+	b.hold(tx)
+	return r.view(), nil
+}
+
+// deferConversation gives c a reserved id and keeps it for the batch's
+// next write.
+func (b *batch) deferConversation(ctx context.Context, tx *store.Tx, c conversation) (conversation, error) {
+	id, err := b.reserve(ctx, tx, &b.conversationIDs, "conversations", b.expectConversations)
+	if err != nil {
+		return c, err
+	}
+	c.id = id
+	b.conversations = append(b.conversations, c)
+	b.hold(tx)
+	return c, nil
+}
+
+// surface sets when a message the batch holds surfaces to agents, and
+// reports whether it held it.
+func (b *batch) surface(id, at int64) bool {
+	i, ok := b.pendingIndex[id]
+	if ok {
+		b.messages[i].surfaceAt = sql.NullInt64{Int64: at, Valid: true}
+	}
+	return ok
+}
+
+// reserve returns the next of the ids reserved for table, reserving
+// expect more (at least a few) when none are left.
+func (b *batch) reserve(ctx context.Context, tx *store.Tx, ids *[]int64, table string, expect int) (int64, error) {
+	if len(*ids) == 0 {
+		got, err := tx.ReserveIDs(ctx, table, max(expect, 8))
+		if err != nil {
+			return 0, err
+		}
+		*ids = got
+	}
+	id := (*ids)[0]
+	*ids = (*ids)[1:]
+	return id, nil
+}
+
+// hold has the transaction write the held rows before it next names
+// their tables.
+func (b *batch) hold(tx *store.Tx) {
+	if b.holding {
+		return
+	}
+	b.holding = true
+	tx.Defer([]string{"inbox_messages", "conversations"}, func(ctx context.Context) error { return b.write(ctx, tx) })
+}
+
+// write writes the held conversations, then the held messages.
+func (b *batch) write(ctx context.Context, tx *store.Tx) error {
+	convs, msgs := b.conversations, b.messages
+	b.conversations, b.messages, b.holding = nil, nil, false
+	clear(b.pendingIndex)
+	if err := store.Chunks(len(convs), func(from, to int) error {
+		args := make([]any, 0, 13*(to-from))
+		for _, c := range convs[from:to] {
+			args = append(args, c.id, c.accountID, c.inboxID, c.contactID, c.contactInboxID, c.status, c.pageID, c.psid, c.threadOwner,
+				c.waitingSince, c.lastActivity, c.created, c.updated)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO conversations (id, account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid,
+			thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at) VALUES `+tx.Values(to-from, store.Columns(13)...), args...)
+		return err
+	}); err != nil {
+		return err
+	}
+	return store.Chunks(len(msgs), func(from, to int) error {
+		args := make([]any, 0, 19*(to-from))
+		for _, m := range msgs[from:to] {
+			r := m.row
+			args = append(args, r.id, r.accountID, r.inboxID, r.convID, r.mtype, r.private, r.content, r.contentType, r.attrs, r.atts,
+				r.senderType, r.senderID, r.senderName, r.source, r.status, m.agentMessageID, r.created, m.updated, m.surfaceAt)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO inbox_messages (id, account_id, inbox_id, conversation_id, message_type, private, content,
+			content_type, content_attributes, attachments, sender_type, sender_id, sender_name, source_id, status, agent_message_id,
+			created_at, updated_at, surface_at) VALUES `+tx.Values(to-from, store.Columns(19)...), args...)
+		return err
+	})
 }

@@ -97,6 +97,7 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 			in.sourceID, in.content = ev.Postback.MID, ev.Postback.Title
 			in.attrs = map[string]any{"postback_payload": ev.Postback.Payload}
 		}
+		in.fresh = in.sourceID != "" // deduplicated by mid with its event
 		if in.sourceID == "" {
 			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
 		}
@@ -410,6 +411,16 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	var waiting sql.NullInt64
 	if status == StatusOpen {
 		waiting = sql.NullInt64{Int64: now, Valid: true}
+	}
+	if b != nil {
+		conv, err = b.deferConversation(ctx, tx, conversation{accountID: ref.accountID, inboxID: ref.id, contactID: contactID,
+			contactInboxID: ciID, status: status, pageID: th.PageID, psid: th.PSID, threadOwner: string(th.Owner),
+			additional: "{}", custom: "{}", waitingSince: waiting, lastActivity: now, created: now, updated: now})
+		if err != nil {
+			return conv, false, err
+		}
+		b.keep(conv)
+		return conv, true, nil
 	}
 	conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
 		(account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid, thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at)
