@@ -244,8 +244,10 @@ func readThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.T
 		for _, k := range keys[from:to] {
 			args = append(args, k.page, k.psid)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT `+threadColumns+` FROM threads WHERE (page_id, psid) IN (VALUES `+
-			tx.Values(to-from, store.Columns(2)...)+`)`, args...)
+		// A join, not (page_id, psid) IN (VALUES …), which SQLite answers
+		// with a scan of every thread.
+		rows, err := tx.QueryBulk(ctx, `SELECT `+threadColumns+` FROM (VALUES `+tx.Values(to-from, store.Columns(2)...)+`) AS v
+			JOIN threads ON threads.page_id = v.column1 AND threads.psid = v.column2`, args...)
 		if err != nil {
 			return err
 		}
