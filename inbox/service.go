@@ -765,7 +765,16 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 			c.id, status, waiting, store.Millis(s.now())); err != nil {
 			return err
 		}
-		return s.statusChanged(ctx, tx, c, prev)
+		if err := s.statusChanged(ctx, tx, c, prev); err != nil {
+			return err
+		}
+		if c.psid == "" {
+			return nil
+		}
+		// Thread control tells everyone downstream (the relay bots stay out
+		// of a conversation the agents hold, and may come back once they
+		// let go).
+		return s.handover.ClaimByAgents(ctx, tx, c.pageID, c.psid, p.Name, status == StatusOpen || status == StatusSnoozed)
 	})
 	return status, err
 }
