@@ -751,6 +751,15 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if conv.psid != "" && conv.status != status {
+			// Thread control tells everyone downstream: the relay bots stay
+			// out of a conversation the agents hold, and may come back once
+			// they let go. First, so the bots' tables are locked before the
+			// conversation, as in every other transaction.
+			if err := s.handover.ClaimByAgents(ctx, tx, conv.pageID, conv.psid, p.Name, status == StatusOpen || status == StatusSnoozed); err != nil {
+				return err
+			}
+		}
 		c, err := lockConversation(ctx, tx, conv.id)
 		if err != nil || c.status == status {
 			return err
@@ -765,16 +774,7 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 			c.id, status, waiting, store.Millis(s.now())); err != nil {
 			return err
 		}
-		if err := s.statusChanged(ctx, tx, c, prev); err != nil {
-			return err
-		}
-		if c.psid == "" {
-			return nil
-		}
-		// Thread control tells everyone downstream (the relay bots stay out
-		// of a conversation the agents hold, and may come back once they
-		// let go).
-		return s.handover.ClaimByAgents(ctx, tx, c.pageID, c.psid, p.Name, status == StatusOpen || status == StatusSnoozed)
+		return s.statusChanged(ctx, tx, c, prev)
 	})
 	return status, err
 }
