@@ -556,6 +556,13 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 	var id int64
 	var stored []AttachmentView
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
+			// The reply opens the conversation: the agents take it (see
+			// ToggleStatus), before the bots could answer too.
+			if err := s.handover.ClaimByAgents(ctx, tx, conv.pageID, conv.psid, p.Name, true); err != nil {
+				return err
+			}
+		}
 		v, err := s.insertMessage(ctx, tx, conv, m)
 		if err != nil {
 			return err
