@@ -429,10 +429,10 @@ func TestRelayBotStopsWhenAnAgentTakesOver(t *testing.T) {
 }
 
 // TestRelayAgentsClaimAndLetGo: an agent opening a conversation the bot
-// has stops the bot there and then (the inbox tells thread control, which
-// tells the bots; nobody asks the inbox); while the agents hold it the
-// customer's messages are theirs; once they resolve it the bot takes the
-// customer's next message.
+// has — on another handoverd process — stops the bot there and then (the
+// inbox tells thread control, which tells the bots; nobody asks the
+// inbox); while the agents hold it the customer's messages are theirs;
+// once they resolve it the bot takes the customer's next message.
 func TestRelayAgentsClaimAndLetGo(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		h, bot := relayHarness(t, b)
@@ -440,9 +440,14 @@ func TestRelayAgentsClaimAndLetGo(t *testing.T) {
 		h.customerSays(psid, "hi")
 		waitFor(t, "the welcome", func() bool { return len(h.customerInbox(psid)) == 1 })
 		convID := h.onlyConversation("pending")
+		// The agent works on a second process sharing the database; the
+		// customer's messages keep reaching the first.
+		primary := h.url
+		h.url = h.replica()
 		if st, res := h.api(http.MethodPost, fmt.Sprintf("/conversations/%d/toggle_status", convID), map[string]string{"status": "open"}); st != 200 {
 			t.Fatalf("open = %d %v", st, res)
 		}
+		h.url = primary
 		// Synchronous: the session ended in the toggle's own transaction.
 		sessions := func() []string {
 			rows, err := h.srv.DB().Reader().Query(`SELECT status, end_reason FROM relay_sessions WHERE psid = $1 ORDER BY id`, psid)
