@@ -129,6 +129,9 @@ func (s *Service) EndChanges(ctx context.Context, tx *store.Tx) error {
 	if err := s.writeEvents(ctx, tx, b.events); err != nil {
 		return err
 	}
+	if err := tx.Flush(ctx); err != nil { // the held rows, with their activity (see write)
+		return err
+	}
 	if len(b.activity) == 0 {
 		return nil
 	}
@@ -498,6 +501,13 @@ func (b *batch) write(ctx context.Context, tx *store.Tx) error {
 	convs, msgs := b.conversations, b.messages
 	b.conversations, b.messages, b.holding = nil, nil, false
 	clear(b.pendingIndex)
+	for i := range convs { // a new conversation's newest activity goes in with it
+		c := &convs[i]
+		if at, ok := b.activity[c.id]; ok {
+			c.lastActivity = max(c.lastActivity, at)
+			delete(b.activity, c.id)
+		}
+	}
 	if err := store.Chunks(len(convs), func(from, to int) error {
 		args := make([]any, 0, 13*(to-from))
 		for _, c := range convs[from:to] {
