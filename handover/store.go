@@ -270,31 +270,6 @@ func readThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.T
 	return out, err
 }
 
-// storedKeys returns which of the dedupe keys are already stored.
-func storedKeys(ctx context.Context, tx *store.Tx, keys []string) (map[string]bool, error) {
-	out := make(map[string]bool, len(keys))
-	err := store.Chunks(len(keys), func(from, to int) error {
-		args := make([]any, 0, to-from)
-		for _, k := range keys[from:to] {
-			args = append(args, k)
-		}
-		rows, err := tx.QueryBulk(ctx, `SELECT dedupe_key FROM webhook_events WHERE dedupe_key IN `+tx.In(1, to-from), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			out[k] = true
-		}
-		return rows.Err()
-	})
-	return out, err
-}
-
 // eventRow is a webhook event to store.
 type eventRow struct {
 	ev      *messenger.Event
@@ -331,6 +306,16 @@ func insertEvents(ctx context.Context, tx *store.Tx, evs []eventRow, now int64) 
 		return rows.Err()
 	})
 	return ids, err
+}
+
+// setOutcomes corrects the outcome of stored events: pairs of event id
+// and outcome.
+func setOutcomes(ctx context.Context, tx *store.Tx, pairs []any) error {
+	return store.Chunks(len(pairs)/2, func(from, to int) error {
+		_, err := tx.ExecBulk(ctx, `UPDATE webhook_events SET outcome = v.column2
+			FROM (VALUES `+tx.Values(to-from, "BIGINT", "")+`) AS v WHERE webhook_events.id = v.column1`, pairs[2*from:2*to]...)
+		return err
+	})
 }
 
 // writeThreads stores the threads' state in one statement per chunk.
