@@ -104,9 +104,6 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 			return err
 		}
 	}
-	if err := b.loadNames(ctx, tx); err != nil {
-		return err
-	}
 	if err := s.prepareContacts(ctx, tx, b, creates); err != nil {
 		return err
 	}
@@ -170,17 +167,20 @@ func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int
 		for _, p := range psids[from:to] {
 			args = append(args, p)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+` FROM conversations
+		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+`,
+			(SELECT name FROM contacts WHERE contacts.id = conversations.contact_id) FROM conversations
 			WHERE inbox_id = $1 AND psid IN `+tx.In(2, to-from)+` AND status <> 'resolved' ORDER BY id DESC`+tx.Dialect.ForUpdate, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scanConversation(rows)
+			var name string
+			c, err := scanConversation(alsoScan{rows, &name})
 			if err != nil {
 				return err
 			}
+			b.names[c.contactID] = name
 			k := threadKey{c.pageID, c.psid}
 			if b.convs[k] == nil { // newest first: keep the first seen
 				b.convs[k] = &c
@@ -190,35 +190,14 @@ func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int
 	})
 }
 
-// loadNames loads the names of the loaded conversations' contacts.
-func (b *batch) loadNames(ctx context.Context, tx *store.Tx) error {
-	var ids []int64
-	for _, c := range b.convs {
-		if c != nil {
-			ids = append(ids, c.contactID)
-		}
-	}
-	return store.Chunks(len(ids), func(from, to int) error {
-		args := make([]any, 0, to-from)
-		for _, id := range ids[from:to] {
-			args = append(args, id)
-		}
-		rows, err := tx.QueryBulk(ctx, `SELECT id, name FROM contacts WHERE id IN `+tx.In(1, to-from), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var name string
-			if err := rows.Scan(&id, &name); err != nil {
-				return err
-			}
-			b.names[id] = name
-		}
-		return rows.Err()
-	})
+// alsoScan scans a row's columns into a scanner's destinations and
+// then the columns after them into more.
+type alsoScan struct {
+	row  interface{ Scan(...any) error }
+	more any
 }
+
+func (a alsoScan) Scan(dest ...any) error { return a.row.Scan(append(dest, a.more)...) }
 
 // loadObjects notes which of a Page's mids have bot claims or echoes waiting.
 func (b *batch) loadObjects(ctx context.Context, tx *store.Tx, pageID string, mids []string) error {
