@@ -413,6 +413,11 @@ func (s *Service) GiveBack(ctx context.Context, pageID, psid, actor string) (Out
 // Under Conversation Routing only the owner and the default app see the
 // owner's id; otherwise a non-idle thread is known only to be someone else's.
 func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, error) {
+	return s.reconcileAs(ctx, pageID, psid, CauseThreadOwner)
+}
+
+// reconcileAs is Reconcile recording a correction with cause.
+func (s *Service) reconcileAs(ctx context.Context, pageID, psid string, cause Cause) (Owner, error) {
 	if s.graph == nil {
 		return "", apperr.New(apperr.Unavailable, "no Graph client configured")
 	}
@@ -443,9 +448,16 @@ func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, er
 		case app == "":
 			newOwner = OwnerOther
 		}
+		if to.AppID != "" && to.AppID != s.appID {
+			// Conversation Routing shows the owner's id only to the owner
+			// and the default app: handoverd is the default app.
+			if err := noteGraphDefault(ctx, tx, pageID, s.appID, now); err != nil {
+				return err
+			}
+		}
 		var trs []Transition
 		if newOwner != th.Owner || app != th.OwnerAppID {
-			s.transition(&th, newOwner, app, now, CauseThreadOwner, "", &trs)
+			s.transition(&th, newOwner, app, now, cause, "", &trs)
 		}
 		if !to.Expiration.IsZero() && newOwner != OwnerIdle {
 			act := to.Expiration.Add(-s.idleAfter)

@@ -123,8 +123,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	s.handover = handover.New(handover.Options{
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
-		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
+		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover, Reconcile: cfg.Reconcile,
 	})
+	if err := s.handover.CheckPageModes(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.inbox, err = inbox.New(ctx, inbox.Options{
 		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox, ClaimGrace: cfg.Claims.Grace,
 		Now: now, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
@@ -188,7 +192,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "database unreachable"))
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	// A Page whose configuration and Meta disagree is worth a look, not a
+	// reason to take the process out of service: it stays ready.
+	warnings, err := s.handover.PageWarnings(ctx)
+	if err != nil {
+		httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "database unreachable"))
+		return
+	}
+	if len(warnings) == 0 {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "warnings": warnings})
 }
 
 // Handler returns the HTTP handler with every API.
@@ -277,6 +292,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
 	g.Go(func() error { s.inbox.Run(gctx, s.outbox); return nil })
+	g.Go(func() error { s.handover.RunReconciler(gctx); return nil })
 	g.Go(func() error { s.relay.Run(gctx, 200*time.Millisecond); return nil })
 	return g.Wait()
 }
@@ -357,6 +373,34 @@ func (s *Server) registerGauges() {
 				metrics.LabelKey("surfaced"): count(`SELECT count(DISTINCT conversation_id) FROM inbox_messages WHERE surfaced_at IS NOT NULL`)(),
 			}
 		})
+	s.metrics.LabeledGaugeFunc("page_mode", "Each configured Page's routing mode as Meta shows it: 1 for the mode, 0 for the others (from the database).",
+		[]string{"page_id", "mode"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for _, st := range s.pageStatuses() {
+				for _, m := range handover.PageModes {
+					v := 0.0
+					if m == st.Meta.Mode {
+						v = 1
+					}
+					out[metrics.LabelKey(st.Page.ID, string(m))] = v
+				}
+			}
+			return out
+		})
+	s.metrics.LabeledGaugeFunc("page_config_mismatch", "1 when a Page's configured default_app and what Meta shows disagree (from the database).",
+		[]string{"page_id"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for _, st := range s.pageStatuses() {
+				v := 0.0
+				if st.Warning != "" {
+					v = 1
+				}
+				out[metrics.LabelKey(st.Page.ID)] = v
+			}
+			return out
+		})
+	s.metrics.GaugeFunc("reconcile_threads_due", "Doubtful threads waiting to be checked with thread_owner (from the database).",
+		count(`SELECT count(*) FROM reconcile_threads WHERE doubted_at > checked_at`))
 	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",
 		count(`SELECT count(*) FROM outbox WHERE status = 'pending'`))
 	oldestOutbox := count(`SELECT coalesce(min(created_at), 0) FROM outbox WHERE status = 'pending'`)
@@ -365,6 +409,17 @@ func (s *Server) registerGauges() {
 	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
 	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
 		func() float64 { return s.ageOf(oldest()) })
+}
+
+// pageStatuses reads every Page's mode for the gauges (none on error).
+func (s *Server) pageStatuses() []handover.PageStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sts, err := s.handover.PageStatuses(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("metrics query failed")
+	}
+	return sts
 }
 
 // ageOf is the age in seconds of a stored instant (0 for none).
