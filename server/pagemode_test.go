@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/messenger/simulator"
+	"github.com/handoverd/handoverd/openapi"
 	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store/storetest"
 )
@@ -28,6 +30,35 @@ func (h *harness) withAdmin() {
 	h.t.Helper()
 	h.cfg.Users = append(h.cfg.Users, config.User{Name: "ops", Role: config.RoleAdmin, Token: adminToken})
 	h.restart()
+}
+
+// pagesExample returns an example of GET /1.0/pages's 200 answer in
+// openapi.yaml, decoded.
+func pagesExample(t *testing.T, name string) any {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := doc.Paths.Find("/1.0/pages").Get.Responses.Status(200).Value.Content["application/json"].Examples[name]
+	if ex == nil || ex.Value == nil {
+		t.Fatalf("openapi.yaml has no example %s for GET /1.0/pages", name)
+	}
+	return ex.Value.Value
+}
+
+// checkPagesExample holds the real answer of GET /1.0/pages to an example
+// of the document.
+func (h *harness) checkPagesExample(t *testing.T, name string) {
+	t.Helper()
+	_, body := h.do(http.MethodGet, "/1.0/pages", adminToken, nil)
+	var got any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(pagesExample(t, name), got); diff != "" {
+		t.Errorf("GET /1.0/pages and the example %q in openapi.yaml differ (-example +real):\n%s", name, diff)
+	}
 }
 
 // pages reads GET /1.0/pages as the admin.
@@ -108,6 +139,7 @@ func TestPageModeFromAppRoles(t *testing.T) {
 		if st, v := h.readyz(); st != 200 || v["warnings"] != nil {
 			t.Errorf("readyz before = %d %v", st, v)
 		}
+		h.checkPagesExample(t, "unknown")
 
 		h.clock.Advance(time.Minute)
 		if err := h.sim.SetAppRoles(pageID, map[string][]string{"333": {"primary_receiver"}, ourApp: {"secondary_receiver"}, botApp: {"secondary_receiver"}}); err != nil {
@@ -126,6 +158,7 @@ func TestPageModeFromAppRoles(t *testing.T) {
 		if p.Meta.LearnedAt == nil || !p.Meta.LearnedAt.Equal(h.clock.Now()) {
 			t.Errorf("learned_at = %v", p.Meta.LearnedAt)
 		}
+		h.checkPagesExample(t, "disagrees")
 		st, v := h.readyz()
 		if want := []any{map[string]any{"page_id": pageID, "warning": wantWarning}}; st != 200 || !cmp.Equal(want, v["warnings"]) {
 			t.Errorf("readyz = %d %v, want 200 with %v", st, v, want)
