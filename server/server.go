@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/handoverd/handoverd/analytics"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
@@ -65,6 +67,7 @@ type Server struct {
 	handover *handover.Service
 	inbox    *inbox.Service
 	relay    *relaybot.Service
+	stats    *analytics.Service
 	graph    *messenger.Graph
 	router   *httpapi.Router
 	draining atomic.Bool
@@ -146,6 +149,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
 	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
+	s.stats = analytics.New(analytics.Options{DB: db, Pages: cfg.Pages, ControlTimeout: cfg.Handover.ControlTimeout, Now: now})
 	s.registerGauges()
 	s.restoreLastWebhook(ctx)
 
@@ -160,6 +164,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	wh.Routes(r)
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
+	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
@@ -217,6 +222,9 @@ func (s *Server) Handover() *handover.Service { return s.handover }
 
 // Inbox returns the inbox service.
 func (s *Server) Inbox() *inbox.Service { return s.inbox }
+
+// Analytics returns the handoff analytics service.
+func (s *Server) Analytics() *analytics.Service { return s.stats }
 
 // Relay returns the relay bot service.
 func (s *Server) Relay() *relaybot.Service { return s.relay }
@@ -401,6 +409,40 @@ func (s *Server) registerGauges() {
 		})
 	s.metrics.GaugeFunc("reconcile_threads_due", "Doubtful threads waiting to be checked with thread_owner (from the database).",
 		count(`SELECT count(*) FROM reconcile_threads WHERE doubted_at > checked_at`))
+	today := s.todayAnalytics()
+	s.metrics.LabeledGaugeFunc("handoffs_today", "Today's (UTC) handoff analytics per Page, as GET /1.0/analytics computes them from the stored history (from the database).",
+		[]string{"page_id", "measure"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for id, c := range today() {
+				for m, v := range map[string]int{"conversations": c.Conversations, "contained_by_bot": c.ContainedByBot,
+					"handed_to_agents": c.HandedToAgents, "first_replies": c.FirstReplies, "resolved_by_agents": c.ResolvedByAgents,
+					"handed_back_to_bot": c.HandedBackToBot, "offers_expired": c.OffersExpired} {
+					out[metrics.LabelKey(id, m)] = float64(v)
+				}
+			}
+			return out
+		})
+	s.metrics.LabeledGaugeFunc("handoffs_today_by_reason", "Today's (UTC) hand-offs to the agents per Page, by the cause stored with the transition (from the database).",
+		[]string{"page_id", "reason"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for id, c := range today() {
+				for r, v := range c.HandedToAgentsByReason {
+					out[metrics.LabelKey(id, r)] = float64(v)
+				}
+			}
+			return out
+		})
+	s.metrics.LabeledGaugeFunc("handoff_first_reply_today_seconds", "Today's (UTC) time from a hand-off to the agents' first reply per Page, p50 and p90 (from the database; absent without replies).",
+		[]string{"page_id", "quantile"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for id, c := range today() {
+				if c.FirstReplySecondsP50 != nil {
+					out[metrics.LabelKey(id, "0.5")] = *c.FirstReplySecondsP50
+					out[metrics.LabelKey(id, "0.9")] = *c.FirstReplySecondsP90
+				}
+			}
+			return out
+		})
 	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",
 		count(`SELECT count(*) FROM outbox WHERE status = 'pending'`))
 	oldestOutbox := count(`SELECT coalesce(min(created_at), 0) FROM outbox WHERE status = 'pending'`)
@@ -409,6 +451,38 @@ func (s *Server) registerGauges() {
 	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
 	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
 		func() float64 { return s.ageOf(oldest()) })
+}
+
+// todayAnalytics returns a function giving today's analytics per Page,
+// computed at most once a minute of the clock (the three gauges of one
+// scrape share it).
+func (s *Server) todayAnalytics() func() map[string]analytics.Counts {
+	var (
+		mu   sync.Mutex
+		at   time.Time
+		last map[string]analytics.Counts
+	)
+	return func() map[string]analytics.Counts {
+		mu.Lock()
+		defer mu.Unlock()
+		now := s.now()
+		if last != nil && now.Sub(at) < time.Minute && now.Day() == at.Day() {
+			return last
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out := map[string]analytics.Counts{}
+		for _, p := range s.cfg.Pages {
+			rep, err := s.stats.Compute(ctx, p.ID, now, now)
+			if err != nil {
+				s.log.Warn().Err(err).Msg("metrics query failed")
+				return last
+			}
+			out[p.ID] = rep.Total
+		}
+		last, at = out, now
+		return out
+	}
 }
 
 // pageStatuses reads every Page's mode for the gauges (none on error).
