@@ -39,6 +39,9 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_page_mode":                         {Type: "gauge", Labels: []string{"mode", "page_id"}},
 	"handoverd_page_config_mismatch":              {Type: "gauge", Labels: []string{"page_id"}},
 	"handoverd_reconcile_threads_due":             {Type: "gauge"},
+	"handoverd_handoffs_today":                    {Type: "gauge", Labels: []string{"measure", "page_id"}},
+	"handoverd_handoffs_today_by_reason":          {Type: "gauge", Labels: []string{"page_id", "reason"}},
+	"handoverd_handoff_first_reply_today_seconds": {Type: "gauge", Labels: []string{"page_id", "quantile"}},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and

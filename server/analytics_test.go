@@ -142,6 +142,13 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 		if diff := cmp.Diff(want, got, cmp.AllowUnexported(analytics.Counts{})); diff != "" {
 			t.Errorf("analytics (-hand-counted +got):\n%s", diff)
 		}
+		var raw any
+		if err := json.Unmarshal(body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(docExample(t, "/1.0/analytics", "application/json", "scriptedDay"), raw); diff != "" {
+			t.Errorf("the example in openapi.yaml and the real answer differ (-example +real):\n%s", diff)
+		}
 
 		wantCSV := strings.Join([]string{
 			"date,conversations,contained_by_bot,handed_to_agents,handed_to_agents:pass_thread_control,handed_to_agents:reconciled,first_replies,first_reply_seconds_p50,first_reply_seconds_p90,resolved_by_agents,handed_back_to_bot,offers_expired",
@@ -165,6 +172,9 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 			}
 			if diff := cmp.Diff(wantCSV, string(got)); diff != "" {
 				t.Errorf("CSV %v (-want +got):\n%s", req, diff)
+			}
+			if diff := cmp.Diff(docExample(t, "/1.0/analytics", "text/csv", ""), string(got)); diff != "" {
+				t.Errorf("the CSV example in openapi.yaml and the real answer differ (-example +real):\n%s", diff)
 			}
 		}
 

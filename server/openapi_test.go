@@ -113,6 +113,7 @@ func newOpenAPIChecker(t *testing.T, h *harness) *openapiChecker {
 // text/plain; openapiChecker.events checks each event's data itself.
 func init() {
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
 }
 
 // openapiCall is one request for openapiChecker.call.
@@ -357,7 +358,8 @@ func (o *openapiChecker) rehost() {
 }
 
 // checkPagesAPI calls GET /1.0/pages before and after an app_roles
-// webhook that makes the config wrong, and /readyz with the warning.
+// webhook that makes the config wrong, /readyz with the warning, and GET
+// /1.0/analytics.
 func checkPagesAPI(t *testing.T, h *harness, o *openapiChecker) {
 	t.Helper()
 	h.withAdmin()
@@ -367,6 +369,13 @@ func checkPagesAPI(t *testing.T, h *harness, o *openapiChecker) {
 		return o.call(openapiCall{method: http.MethodGet, path: path, bearer: bearer, status: status})
 	}
 	get("/1.0/pages", adminToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&from=2026-11-01&to=2026-11-02", agentToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&format=csv", agentToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&from=2026-11-03&to=2026-11-02", agentToken, 400)
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/analytics", bearer: agentToken, status: 400, invalid: true})
+	get("/1.0/analytics?page_id=777", agentToken, 404)
+	get("/1.0/analytics?page_id="+pageID, botAPIKey, 403)
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/analytics?page_id=" + pageID, status: 401, invalid: true})
 	get("/1.0/pages", agentToken, 403)
 	o.call(openapiCall{method: http.MethodGet, path: "/1.0/pages", status: 401, invalid: true})
 	if err := h.sim.SetAppRoles(pageID, map[string][]string{"333": {"primary_receiver"}, ourApp: {"secondary_receiver"}}); err != nil {

@@ -32,17 +32,21 @@ func (h *harness) withAdmin() {
 	h.restart()
 }
 
-// pagesExample returns an example of GET /1.0/pages's 200 answer in
-// openapi.yaml, decoded.
-func pagesExample(t *testing.T, name string) any {
+// docExample returns the example name of path's GET 200 answer (of media
+// type mt) in openapi.yaml, decoded.
+func docExample(t *testing.T, path, mt, name string) any {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := doc.Paths.Find("/1.0/pages").Get.Responses.Status(200).Value.Content["application/json"].Examples[name]
+	c := doc.Paths.Find(path).Get.Responses.Status(200).Value.Content[mt]
+	if name == "" {
+		return c.Example
+	}
+	ex := c.Examples[name]
 	if ex == nil || ex.Value == nil {
-		t.Fatalf("openapi.yaml has no example %s for GET /1.0/pages", name)
+		t.Fatalf("openapi.yaml has no example %s for GET %s", name, path)
 	}
 	return ex.Value.Value
 }
@@ -56,7 +60,7 @@ func (h *harness) checkPagesExample(t *testing.T, name string) {
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(pagesExample(t, name), got); diff != "" {
+	if diff := cmp.Diff(docExample(t, "/1.0/pages", "application/json", name), got); diff != "" {
 		t.Errorf("GET /1.0/pages and the example %q in openapi.yaml differ (-example +real):\n%s", name, diff)
 	}
 }
