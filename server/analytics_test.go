@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/analytics"
@@ -61,6 +62,55 @@ func (h *harness) closeIntervention(id int64) {
 	h.flush()
 }
 
+// scriptedDay plays the day TestAnalyticsScriptedDay describes, and the
+// next day's expiries.
+func (h *harness) scriptedDay() {
+	h.t.Helper()
+	t := h.t
+	ctx := context.Background()
+	h.customerSays("7001", "A: opening hours?")
+
+	h.at("08:01:00")
+	h.customerSays("7002", "B: I need a human")
+	ivB := h.openIntervention("7002")
+	h.at("08:01:30")
+	h.agentReplies(ivB, "Hi B")
+	h.at("08:02:00")
+	h.closeIntervention(ivB)
+
+	h.at("08:03:00")
+	h.customerSays("7003", "C: complaint")
+	if st, body := h.engage(botAPIKey, "7003", "bot", "agent", ""); st != 200 {
+		t.Fatalf("bot → agent = %d %s", st, body)
+	}
+	h.flush()
+	ivC := h.openIntervention("7003")
+	h.at("08:04:30")
+	h.agentReplies(ivC, "Hi C")
+	h.at("08:05:00")
+	h.closeIntervention(ivC)
+
+	h.at("08:06:00")
+	h.botPasses.Store(false)
+	h.customerSays("7004", "D: anyone?")
+	h.openIntervention("7004")
+
+	h.at("08:10:00")
+	h.missedPass("7005")
+	h.at("08:12:01")
+	if _, err := h.srv.Handover().ReconcileDoubtful(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.thread("7005"); v.Owner != handover.OwnerAgent {
+		t.Fatalf("E after reconciliation: %+v", v)
+	}
+
+	h.clock.Advance(25 * time.Hour)
+	if n, err := h.srv.Handover().ExpireIdle(ctx); err != nil || n != 5 {
+		t.Fatalf("ExpireIdle = %d, %v; want 5 threads expired", n, err)
+	}
+}
+
 // TestAnalyticsScriptedDay plays a day on a Page whose bot is the default
 // app, against the simulator, and holds GET /1.0/analytics (JSON and CSV)
 // to the numbers counted by hand:
@@ -79,48 +129,7 @@ func (h *harness) closeIntervention(id int64) {
 func TestAnalyticsScriptedDay(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		h := newHarness(t, b, "bot")
-		ctx := context.Background()
-		h.customerSays("7001", "A: opening hours?")
-
-		h.at("08:01:00")
-		h.customerSays("7002", "B: I need a human")
-		ivB := h.openIntervention("7002")
-		h.at("08:01:30")
-		h.agentReplies(ivB, "Hi B")
-		h.at("08:02:00")
-		h.closeIntervention(ivB)
-
-		h.at("08:03:00")
-		h.customerSays("7003", "C: complaint")
-		if st, body := h.engage(botAPIKey, "7003", "bot", "agent", ""); st != 200 {
-			t.Fatalf("bot → agent = %d %s", st, body)
-		}
-		h.flush()
-		ivC := h.openIntervention("7003")
-		h.at("08:04:30")
-		h.agentReplies(ivC, "Hi C")
-		h.at("08:05:00")
-		h.closeIntervention(ivC)
-
-		h.at("08:06:00")
-		h.botPasses.Store(false)
-		h.customerSays("7004", "D: anyone?")
-		h.openIntervention("7004")
-
-		h.at("08:10:00")
-		h.missedPass("7005")
-		h.at("08:12:01")
-		if _, err := h.srv.Handover().ReconcileDoubtful(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if v, _ := h.thread("7005"); v.Owner != handover.OwnerAgent {
-			t.Fatalf("E after reconciliation: %+v", v)
-		}
-
-		h.clock.Advance(25 * time.Hour)
-		if n, err := h.srv.Handover().ExpireIdle(ctx); err != nil || n != 5 {
-			t.Fatalf("ExpireIdle = %d, %v; want 5 threads expired", n, err)
-		}
+		h.scriptedDay()
 
 		p := func(v float64) *float64 { return &v }
 		day := analytics.Counts{
@@ -207,6 +216,43 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 			if status != tc.status || json.Unmarshal(body, &e) != nil || e.Error.Field != tc.field {
 				t.Errorf("%q = %d %s, want %d naming %q", tc.query, status, body, tc.status, tc.field)
 			}
+		}
+	})
+}
+
+// TestConsoleAnalyticsInBrowser: after the scripted day, an agent opens
+// Analytics in the console (a real browser) and reads the same numbers
+// as the API's: the day's row, the total and the hand-offs by reason.
+func TestConsoleAnalyticsInBrowser(t *testing.T) {
+	chromium(t)
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		h.scriptedDay()
+		ctx, cancel := browser(t)
+		defer cancel()
+		p := page{t, ctx}
+		p.do("open the console", chromedp.Navigate(h.url+"/"))
+		p.signIn()
+		p.do("open the analytics", press("#analytics-link"), shows(`#analytics tfoot tr[data-date="total"]`))
+		row := func(date string) []string {
+			return run(p, "row "+date, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#analytics tr[data-date="`+date+`"] > *')].map(c => c.textContent)`))
+		}
+		want := []string{"5", "2", "3", "30 s", "1 min 30 s", "0", "2", "2"}
+		if diff := cmp.Diff(append([]string{"2026-11-02"}, want...), row("2026-11-02")); diff != "" {
+			t.Errorf("the scripted day's row (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(append([]string{"Total"}, want...), row("total")); diff != "" {
+			t.Errorf("the total row (-want +got):\n%s", diff)
+		}
+		if got := run(p, "reasons", textOf("#analytics-reasons")); got != "Handed to agents by reason: pass thread control: 2 · reconciled: 1" {
+			t.Errorf("reasons = %q", got)
+		}
+		if got := run(p, "CSV link", chromedp.Evaluate[string](`document.querySelector('#analytics-csv').getAttribute('href')`)); got != "/1.0/analytics?page_id="+pageID+"&format=csv" {
+			t.Errorf("CSV link = %q", got)
+		}
+		csvText := run(p, "the CSV", chromedp.Evaluate[string](`fetch(document.querySelector('#analytics-csv').href, {credentials: 'same-origin'}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+		if !strings.Contains(csvText, "\n2026-11-02,5,2,3,2,1,2,30,90,0,2,2\n") {
+			t.Errorf("the CSV through the console's session:\n%s", csvText)
 		}
 	})
 }
