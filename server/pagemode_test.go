@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -438,6 +439,59 @@ func TestReconcileRateLimitAcrossProcesses(t *testing.T) {
 			if v, _ := h.thread(p); v.Owner != handover.OwnerAgent || v.History[len(v.History)-1].Cause != "reconciled" {
 				t.Errorf("%s: %+v", p, v)
 			}
+		}
+	})
+}
+
+// TestReconcileOnStart: a process starting finds the threads left
+// doubtful (here while no process ran) and corrects them without being asked.
+func TestReconcileOnStart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const psid = "7821"
+		h.missedPass(psid)
+		h.stop()
+		h.clock.Advance(h.cfg.Handover.ControlTimeout + time.Second)
+		h.startServer()
+		waitFor(t, "the start's reconciliation", func() bool {
+			v, _ := h.thread(psid)
+			return v.Owner == handover.OwnerAgent && v.History[len(v.History)-1].Cause == "reconciled"
+		})
+	})
+}
+
+// TestReconcileRefusedSend: an agent's message is refused as not the
+// owner (the bot took the thread without a webhook) and the thread_owner
+// lookup right after fails: the thread stays doubtful, and reconciliation
+// corrects it later (the owner's id is hidden from handoverd, which is not
+// the default app: "other").
+func TestReconcileRefusedSend(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		const psid = "7831"
+		iv := h.openAgentThread(psid)
+		h.sim.SetOwner(pageID, psid, botApp) // no webhook
+		h.sim.InjectFault(simulator.Fault{Op: "thread_owner", AppID: ourApp, HTTPStatus: 400, Code: 100, Message: "(#100) Invalid parameter"})
+		var m handover.AgentMessageView
+		h.agentJSON(http.MethodPost, "/1.0/interventions/"+strconv.FormatInt(iv.ID, 10)+"/messages", map[string]string{"text": "hello?"}, &m)
+		waitFor(t, "the refused message to fail", func() bool {
+			ms := h.interventionMessages(iv.ID)
+			return len(ms) == 1 && ms[0].Status == "failed"
+		})
+		if v, _ := h.thread(psid); v.Owner != handover.OwnerAgent {
+			t.Fatalf("before reconciliation: %+v", v)
+		}
+		h.sim.ResetCalls()
+		h.clock.Advance(time.Second)
+		if _, err := h.srv.Handover().ReconcileDoubtful(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := h.thread(psid)
+		if last := v.History[len(v.History)-1]; v.Owner != handover.OwnerOther || last.Cause != "reconciled" || last.From != handover.OwnerAgent {
+			t.Errorf("after reconciliation: %+v", v)
+		}
+		if diff := cmp.Diff(map[string]int{psid: 1}, h.threadOwnerCalls()); diff != "" {
+			t.Errorf("thread_owner calls (-want +got):\n%s", diff)
 		}
 	})
 }
