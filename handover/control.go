@@ -431,8 +431,9 @@ func (s *Service) reconcileAs(ctx context.Context, pageID, psid string, cause Ca
 	}
 	var owner Owner
 	var c committed
+	var modeWarning string
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		c = committed{}
+		c, modeWarning = committed{}, ""
 		now := s.now()
 		th, err := lockExistingThread(ctx, tx, pageID, psid)
 		if err != nil {
@@ -451,8 +452,20 @@ func (s *Service) reconcileAs(ctx context.Context, pageID, psid string, cause Ca
 		if to.AppID != "" && to.AppID != s.appID {
 			// Conversation Routing shows the owner's id only to the owner
 			// and the default app: handoverd is the default app.
+			before, err := s.routing(ctx, tx, pageID)
+			if err != nil {
+				return err
+			}
 			if err := noteGraphDefault(ctx, tx, pageID, s.appID, now); err != nil {
 				return err
+			}
+			if before.Mode != ModeConversationRouting || before.DefaultAppID != s.appID {
+				// Newly learnt: say so if the config disagrees.
+				after, err := s.routing(ctx, tx, pageID)
+				if err != nil {
+					return err
+				}
+				modeWarning = s.disagreement(page, after)
 			}
 		}
 		var trs []Transition
@@ -472,6 +485,9 @@ func (s *Service) reconcileAs(ctx context.Context, pageID, psid string, cause Ca
 	})
 	if err == nil {
 		s.record(c)
+		if modeWarning != "" {
+			s.log.Warn().Str("page_id", pageID).Msg("page mode: " + modeWarning)
+		}
 	}
 	return owner, err
 }

@@ -240,6 +240,16 @@ func TestPageModeFromThreadOwner(t *testing.T) {
 		if p.Meta.Mode != handover.ModeConversationRouting || p.Meta.DefaultAppID != ourApp || p.Meta.Source != "thread_owner" || p.Warning != want {
 			t.Errorf("pages = %+v", p)
 		}
+		if n := h.countLogs("warn", "page mode: "+want); n != 1 {
+			t.Errorf("%d warnings logged as thread_owner showed the default app, want 1", n)
+		}
+		// Seen again: nothing new to say.
+		if _, err := h.srv.Handover().Reconcile(context.Background(), pageID, "7711"); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.countLogs("warn", "page mode: "+want); n != 1 {
+			t.Errorf("%d warnings logged after a second thread_owner answer, want still 1", n)
+		}
 	})
 }
 
