@@ -17,9 +17,11 @@ import (
 	"github.com/handoverd/handoverd/store"
 )
 
-// Lookback is how far before a range's start the history is read to find
-// where conversations that are under way at the start began; one that
-// began earlier still is not counted as a conversation of the range.
+// Lookback is how far around a range the history is read: before its
+// start, to find where conversations under way at the start began (one
+// that began earlier still is not a conversation of the range); after its
+// end, to see how its conversations ended (one still going on then is not
+// counted as contained).
 const Lookback = 7 * 24 * time.Hour
 
 // MaxDays bounds a range.
@@ -164,7 +166,9 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 		return days[t.UTC().Format(time.DateOnly)]
 	}
 
-	trs, err := s.transitions(ctx, pageID, start.Add(-Lookback), end.Add(s.controlTimeout))
+	// After the range, the history says how its conversations ended and
+	// whether its requests were granted; nothing there is counted itself.
+	trs, err := s.transitions(ctx, pageID, start.Add(-Lookback), end.Add(max(Lookback, s.controlTimeout)))
 	if err != nil {
 		return Report{}, err
 	}
@@ -187,9 +191,6 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 		}
 		if t.to == ownerAgent {
 			toAgent[t.psid] = append(toAgent[t.psid], t.at)
-		}
-		if !t.at.Before(end) {
-			continue // read only for the grants of requests made in the range
 		}
 		if t.from == ownerIdle && t.to != ownerIdle {
 			ep = &episode{startDay: inRange(t.at)}

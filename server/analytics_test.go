@@ -189,7 +189,8 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 
 		// The day alone, and a day with nothing.
 		status, body = h.do(http.MethodGet, "/1.0/analytics?page_id="+pageID+"&from=2026-11-02&to=2026-11-02", agentToken, nil)
-		if err := json.Unmarshal(body, &got); err != nil || status != 200 || got.Total.Conversations != 5 || len(got.Days) != 1 {
+		// (Its conversations' ends, the next day, still count: A and D are contained.)
+		if err := json.Unmarshal(body, &got); err != nil || status != 200 || !cmp.Equal(day, got.Total, cmp.AllowUnexported(analytics.Counts{})) || len(got.Days) != 1 {
 			t.Errorf("one day = %d %s", status, body)
 		}
 
