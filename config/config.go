@@ -38,6 +38,8 @@ const (
 	DefaultControlWait      = 2 * time.Minute
 	DefaultInterventionIdle = time.Hour
 	DefaultWorkEvery        = time.Second
+	DefaultReconcileRate    = 5.0
+	DefaultReconcileEvery   = time.Minute
 )
 
 // Default-app values a page may name.
@@ -76,6 +78,8 @@ type Config struct {
 	Threads Threads `yaml:"threads"`
 	// Handover tunes handovers, interventions and agent sends.
 	Handover Handover `yaml:"handover"`
+	// Reconcile tunes the checks of doubtful threads against Graph's thread_owner.
+	Reconcile Reconcile `yaml:"reconcile"`
 	// Inbox tunes the agents' inbox and its outbound webhooks.
 	Inbox Inbox `yaml:"inbox"`
 	// Webhooks are account-level outbound webhooks.
@@ -171,6 +175,18 @@ type Handover struct {
 	InterventionIdle time.Duration `yaml:"intervention_idle"`
 	// WorkEvery is how often the background worker looks for due work.
 	WorkEvery time.Duration `yaml:"work_every"`
+}
+
+// Reconcile tunes reconciliation: threads whose state is doubtful (a
+// request for control pending past its timeout, an agent send refused as
+// not the owner, a handover that failed) are checked with Graph's
+// thread_owner and corrected.
+type Reconcile struct {
+	// Rate is how many thread_owner calls per second reconciliation may make
+	// per Page, shared by every process on the database.
+	Rate float64 `yaml:"rate"`
+	// Interval is how often doubtful threads are looked for (and once at start).
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Inbox tunes the agents' inbox.
@@ -348,6 +364,12 @@ func (c *Config) applyDefaults() {
 	if c.Handover.WorkEvery == 0 {
 		c.Handover.WorkEvery = DefaultWorkEvery
 	}
+	if c.Reconcile.Rate == 0 {
+		c.Reconcile.Rate = DefaultReconcileRate
+	}
+	if c.Reconcile.Interval == 0 {
+		c.Reconcile.Interval = DefaultReconcileEvery
+	}
 	if c.Inbox.GiveUpAfter == 0 {
 		c.Inbox.GiveUpAfter = 24 * time.Hour
 	}
@@ -477,6 +499,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Handover.WorkEvery < 0 {
 		bad("handover.work_every", "must be positive")
+	}
+	if c.Reconcile.Rate < 0 {
+		bad("reconcile.rate", "must be positive (calls per second per Page)")
+	}
+	if c.Reconcile.Interval < 0 {
+		bad("reconcile.interval", "must be positive")
 	}
 	seenTeam := map[int64]bool{}
 	for i, t := range c.Inbox.Teams {

@@ -42,11 +42,12 @@ func TestParseGood(t *testing.T) {
 			{Name: "alice", Role: "agent", TokenSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ClientID: 1},
 			{Name: "root", Role: "admin", Token: "admin-token-0123456789"},
 		},
-		Threads:  config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
-		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
-		Inbox:    config.Inbox{GiveUpAfter: 24 * time.Hour, DeliveryTimeout: 10 * time.Second},
-		Claims:   config.Claims{Grace: 5 * time.Second, RatePerSecond: 20, Burst: 40},
-		Log:      config.Log{Level: "info"},
+		Threads:   config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
+		Handover:  config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
+		Reconcile: config.Reconcile{Rate: 2.5, Interval: 30 * time.Second},
+		Inbox:     config.Inbox{GiveUpAfter: 24 * time.Hour, DeliveryTimeout: 10 * time.Second},
+		Claims:    config.Claims{Grace: 5 * time.Second, RatePerSecond: 20, Burst: 40},
+		Log:       config.Log{Level: "info"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -78,6 +79,8 @@ pages: [{id: "1001", access_token: t, client_id: 1}]
 		{"non-numeric page", strings.Replace(base, `"1001"`, "page", 1), "pages[0].id"},
 		{"bad database", base + "database: mysql://x\n", "database: must start with"},
 		{"bad version", base + "graph: {version: latest}\n", "graph.version"},
+		{"negative reconcile rate", base + "reconcile: {rate: -1}\n", "reconcile.rate: must be positive"},
+		{"negative reconcile interval", base + "reconcile: {interval: -1m}\n", "reconcile.interval: must be positive"},
 		{"bad role", base + "users: [{name: a, role: boss, token: abcdefghijklmnopq, client_id: 1}]\n", "users[0].role"},
 		{"short token", base + "users: [{name: a, role: agent, token: short, client_id: 1}]\n", "users[0].token: must be at least"},
 		{"bad digest", base + "users: [{name: a, role: agent, token_sha256: abc, client_id: 1}]\n", "users[0].token_sha256"},

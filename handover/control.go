@@ -413,6 +413,11 @@ func (s *Service) GiveBack(ctx context.Context, pageID, psid, actor string) (Out
 // Under Conversation Routing only the owner and the default app see the
 // owner's id; otherwise a non-idle thread is known only to be someone else's.
 func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, error) {
+	return s.reconcileAs(ctx, pageID, psid, CauseThreadOwner)
+}
+
+// reconcileAs is Reconcile recording a correction with cause.
+func (s *Service) reconcileAs(ctx context.Context, pageID, psid string, cause Cause) (Owner, error) {
 	if s.graph == nil {
 		return "", apperr.New(apperr.Unavailable, "no Graph client configured")
 	}
@@ -426,8 +431,9 @@ func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, er
 	}
 	var owner Owner
 	var c committed
+	var modeWarning string
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		c = committed{}
+		c, modeWarning = committed{}, ""
 		now := s.now()
 		th, err := lockExistingThread(ctx, tx, pageID, psid)
 		if err != nil {
@@ -443,9 +449,28 @@ func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, er
 		case app == "":
 			newOwner = OwnerOther
 		}
+		if to.AppID != "" && to.AppID != s.appID {
+			// Conversation Routing shows the owner's id only to the owner
+			// and the default app: handoverd is the default app.
+			before, err := s.routing(ctx, tx, pageID)
+			if err != nil {
+				return err
+			}
+			if err := noteGraphDefault(ctx, tx, pageID, s.appID, now); err != nil {
+				return err
+			}
+			if before.Mode != ModeConversationRouting || before.DefaultAppID != s.appID {
+				// Newly learnt: say so if the config disagrees.
+				after, err := s.routing(ctx, tx, pageID)
+				if err != nil {
+					return err
+				}
+				modeWarning = s.disagreement(page, after)
+			}
+		}
 		var trs []Transition
 		if newOwner != th.Owner || app != th.OwnerAppID {
-			s.transition(&th, newOwner, app, now, CauseThreadOwner, "", &trs)
+			s.transition(&th, newOwner, app, now, cause, "", &trs)
 		}
 		if !to.Expiration.IsZero() && newOwner != OwnerIdle {
 			act := to.Expiration.Add(-s.idleAfter)
@@ -460,6 +485,9 @@ func (s *Service) Reconcile(ctx context.Context, pageID, psid string) (Owner, er
 	})
 	if err == nil {
 		s.record(c)
+		if modeWarning != "" {
+			s.log.Warn().Str("page_id", pageID).Msg("page mode: " + modeWarning)
+		}
 	}
 	return owner, err
 }

@@ -26,6 +26,34 @@ func (s *Service) ExportGauges(ctx context.Context) {
 	m.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
 		func() float64 { return metrics.Age(s.now(), oldest()) })
 	m.LabeledGaugeFunc("threads", "Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, s.threadsByOwner)
+	m.LabeledGaugeFunc("page_mode", "Each configured Page's routing mode as Meta shows it: 1 for the mode, 0 for the others (from the database).",
+		[]string{"page_id", "mode"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for _, st := range s.pageStatuses() {
+				for _, mode := range PageModes {
+					v := 0.0
+					if mode == st.Meta.Mode {
+						v = 1
+					}
+					out[metrics.LabelKey(st.Page.ID, string(mode))] = v
+				}
+			}
+			return out
+		})
+	m.LabeledGaugeFunc("page_config_mismatch", "1 when a Page's configured default_app and what Meta shows disagree (from the database).",
+		[]string{"page_id"}, func() map[string]float64 {
+			out := map[string]float64{}
+			for _, st := range s.pageStatuses() {
+				v := 0.0
+				if st.Warning != "" {
+					v = 1
+				}
+				out[metrics.LabelKey(st.Page.ID)] = v
+			}
+			return out
+		})
+	m.GaugeFunc("reconcile_threads_due", "Doubtful threads waiting to be checked with thread_owner (from the database).",
+		count.Query(`SELECT count(*) FROM reconcile_threads WHERE doubted_at > checked_at`))
 
 	for id := range s.pages {
 		var ms sql.NullInt64
@@ -66,4 +94,15 @@ func (s *Service) threadsByOwner() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// pageStatuses reads every Page's mode for the gauges (none on error).
+func (s *Service) pageStatuses() []PageStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sts, err := s.PageStatuses(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("metrics query failed")
+	}
+	return sts
 }

@@ -81,9 +81,26 @@ type API struct {
 	Users *auth.Users
 }
 
-// Routes registers GET /1.0/threads/{page_id}/{psid}.
+// Routes registers GET /1.0/threads/{page_id}/{psid} and GET /1.0/pages.
 func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, "/1.0/threads/{page_id}/{psid}", a.getThread)
+	r.HandleFunc(http.MethodGet, "/1.0/pages", a.listPages)
+}
+
+// listPages serves GET /1.0/pages (admins): each Page's mode as Meta shows
+// it, compared with the configuration.
+func (a *API) listPages(w http.ResponseWriter, r *http.Request) {
+	p, err := a.Users.Require(httpapi.BearerToken(r), config.RoleAdmin)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	v, err := a.Service.PagesForPrincipal(r.Context(), p)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"pages": v})
 }
 
 func (a *API) getThread(w http.ResponseWriter, r *http.Request) {

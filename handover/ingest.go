@@ -69,6 +69,13 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 				return err
 			}
 			outcome = "applied"
+			if page, ok := s.pages[pageID]; ok {
+				m, err := s.routing(ctx, tx, pageID)
+				if err != nil {
+					return err
+				}
+				c.pageModes = append(c.pageModes, pageModeNote{pageID, m.Mode, s.disagreement(page, m)})
+			}
 		}
 		if _, _, err := insertEvent(ctx, tx, ev, outcome, now); err != nil {
 			return err

@@ -520,6 +520,9 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		}
 		owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
 		if err != nil {
+			if derr := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); derr != nil {
+				return false, derr
+			}
 			return false, s.failQueued(ctx, id, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
 		}
 		if owner != OwnerAgent {
@@ -530,6 +533,9 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		s.Kick()
 		return false, nil
 	case messenger.IsClass(gerr, messenger.ClassNotOwner):
+		if err := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); err != nil {
+			return false, err
+		}
 		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
 	case messenger.IsUnanswered(gerr):
 		// It may have been delivered: never send it twice.

@@ -33,6 +33,8 @@ type Options struct {
 	Graph Graph
 	// Handover tunes control acquisition, interventions and agent sends.
 	Handover config.Handover
+	// Reconcile tunes the checks of doubtful threads.
+	Reconcile config.Reconcile
 }
 
 // Graph is the part of the Graph API handover uses; *messenger.Graph
@@ -95,12 +97,14 @@ type Service struct {
 	db        *store.DB
 	appID     string
 	pages     map[string]config.Page
+	pageList  []config.Page // in config order
 	idleAfter time.Duration
 	now       func() time.Time
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
 	graph     Graph
 	hcfg      config.Handover
+	rcfg      config.Reconcile
 	kick      chan struct{}
 	observers []Observer
 	afterBots []Observer // the consumers Relayed tells
@@ -121,6 +125,8 @@ func New(o Options) *Service {
 		log:       o.Logger,
 		graph:     o.Graph,
 		hcfg:      o.Handover,
+		rcfg:      o.Reconcile,
+		pageList:  o.Pages,
 		kick:      make(chan struct{}, 1),
 	}
 	if o.DB != nil {
@@ -131,6 +137,12 @@ func New(o Options) *Service {
 	}
 	if s.hcfg.WorkEvery <= 0 {
 		s.hcfg.WorkEvery = config.DefaultWorkEvery
+	}
+	if s.rcfg.Rate <= 0 {
+		s.rcfg.Rate = config.DefaultReconcileRate
+	}
+	if s.rcfg.Interval <= 0 {
+		s.rcfg.Interval = config.DefaultReconcileEvery
 	}
 	if s.idleAfter <= 0 {
 		s.idleAfter = config.DefaultIdleAfter
@@ -160,6 +172,14 @@ type committed struct {
 	events      []eventResult
 	waits       []time.Duration // request → control, for the histogram
 	ownedByUs   bool            // a thread became ours: waiting agent messages may go
+	pageModes   []pageModeNote  // Pages whose app_roles changed
+}
+
+// pageModeNote is a Page's mode as an app_roles event left it.
+type pageModeNote struct {
+	pageID  string
+	mode    PageMode
+	warning string
 }
 
 type threadTransition struct {
@@ -180,6 +200,12 @@ func (s *Service) record(c committed) {
 	}
 	if c.ownedByUs {
 		s.Kick()
+	}
+	for _, p := range c.pageModes {
+		s.log.Info().Str("page_id", p.pageID).Str("mode", string(p.mode)).Msg("page mode learnt from app_roles")
+		if p.warning != "" {
+			s.log.Warn().Str("page_id", p.pageID).Msg("page mode: " + p.warning)
+		}
 	}
 	for _, t := range c.transitions {
 		s.metrics.ThreadTransitions.WithLabelValues(string(t.From), string(t.To), string(t.Cause)).Inc()

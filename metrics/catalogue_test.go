@@ -36,6 +36,12 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_conversations":                     {Type: "gauge", Labels: []string{"status"}},
 	"handoverd_inbox_queue_unassigned":            {Type: "gauge"},
 	"handoverd_claim_conversations":               {Type: "gauge", Labels: []string{"outcome"}},
+	"handoverd_page_mode":                         {Type: "gauge", Labels: []string{"mode", "page_id"}},
+	"handoverd_page_config_mismatch":              {Type: "gauge", Labels: []string{"page_id"}},
+	"handoverd_reconcile_threads_due":             {Type: "gauge"},
+	"handoverd_handoffs_today":                    {Type: "gauge", Labels: []string{"measure", "page_id"}},
+	"handoverd_handoffs_today_by_reason":          {Type: "gauge", Labels: []string{"page_id", "reason"}},
+	"handoverd_handoff_first_reply_today_seconds": {Type: "gauge", Labels: []string{"page_id", "quantile"}},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and
@@ -67,6 +73,8 @@ func touchAll(t *testing.T, m *metrics.Metrics) map[string]map[string]string {
 	m.RelayFallbacks.Inc()
 	m.RelaySessions.WithLabelValues("started").Inc()
 	m.RelayActions.WithLabelValues("message", "done").Inc()
+	m.Reconciles.WithLabelValues("corrected").Inc()
+	m.ReconcileDeferred.Inc()
 	m.HTTPRequests.WithLabelValues("/webhooks/messenger", "POST", "200").Inc()
 	m.HTTPDuration.WithLabelValues("/webhooks/messenger", "POST").Observe(0.01)
 

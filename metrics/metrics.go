@@ -84,6 +84,13 @@ type Metrics struct {
 	// RelayActions counts relay bots' events run, by event and result (done, failed).
 	RelayActions *prometheus.CounterVec
 
+	// Reconciles counts doubtful threads checked with thread_owner, by
+	// result (corrected, confirmed, failed).
+	Reconciles *prometheus.CounterVec
+	// ReconcileDeferred counts checks of doubtful threads put off by the
+	// per-Page rate limit.
+	ReconcileDeferred prometheus.Counter
+
 	// HTTPRequests counts API requests by route template, method and status code.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes API request latency by route template and method.
@@ -196,6 +203,14 @@ func New() *Metrics {
 		Namespace: namespace, Name: "relay_actions_total",
 		Help: "Relay bots' events run, by event and result (done, failed).",
 	}, []string{"event", "result"})
+	m.Reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "reconcile_checks_total",
+		Help: "Doubtful threads checked with Graph's thread_owner, by result (corrected, confirmed, failed).",
+	}, []string{"result"})
+	m.ReconcileDeferred = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "reconcile_deferred_total",
+		Help: "Checks of doubtful threads put off to a later window by the per-Page rate limit.",
+	})
 	m.HTTPRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "http_requests_total",
 		Help: "HTTP requests served, by route template, method and status code.",
@@ -209,7 +224,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.IngestBatchWebhooks, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
 		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.Claims, m.ClaimSurfaced,
-		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions,
+		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions, m.Reconciles, m.ReconcileDeferred,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
@@ -255,6 +270,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.OutboxDeliveries.WithLabelValues(r)
+	}
+	for _, r := range []string{"corrected", "confirmed", "failed"} {
+		m.Reconciles.WithLabelValues(r)
 	}
 	for _, r := range []string{"agent", "idle"} { // at zero from the start, not from the first close
 		m.InterventionsClosed.WithLabelValues(r)

@@ -89,10 +89,11 @@ func newHarness(t testing.TB, b storetest.Backend, defaultApp string) *harness {
 			{Name: "support-bot", Role: "bot", Token: botAPIKey, ClientID: 1},
 			{Name: "other-bot", Role: "bot", Token: "other-client-token-0123", ClientID: 2},
 		},
-		Threads:  config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
-		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 20 * time.Millisecond},
-		Inbox:    config.Inbox{Teams: []config.Team{{ID: 1, Name: "support", AccountID: 1, Members: []string{"alice"}}, {ID: 2, Name: "billing", AccountID: 1}}},
-		Log:      config.Log{Level: "debug"},
+		Threads:   config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
+		Handover:  config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 20 * time.Millisecond},
+		Reconcile: config.Reconcile{Rate: 5, Interval: time.Hour}, // passes run when a test asks (and once at start)
+		Inbox:     config.Inbox{Teams: []config.Team{{ID: 1, Name: "support", AccountID: 1, Members: []string{"alice"}}, {ID: 2, Name: "billing", AccountID: 1}}},
+		Log:       config.Log{Level: "debug"},
 	}
 	if err := h.cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -113,6 +113,7 @@ func newOpenAPIChecker(t *testing.T, h *harness) *openapiChecker {
 // text/plain; openapiChecker.events checks each event's data itself.
 func init() {
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
 }
 
 // openapiCall is one request for openapiChecker.call.
@@ -326,6 +327,10 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		// The agents' console: its page, its files and its sessions.
 		checkConsoleAPI(t, o)
 
+		// The Pages and their modes (admins), and /readyz naming a Page
+		// whose config and Meta disagree.
+		checkPagesAPI(t, h, o)
+
 		ops, err := openapi.Operations()
 		if err != nil {
 			t.Fatal(err)
@@ -339,6 +344,56 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		// Last, as it restarts handoverd: the Chatbot User API's rate limit.
 		checkLexerRateLimit(t, h)
 	})
+}
+
+// rehost points the checker at the harness's current address (after a restart).
+func (o *openapiChecker) rehost() {
+	o.t.Helper()
+	o.doc.Servers = openapi3.Servers{{URL: o.h.url}}
+	router, err := gorillamux.NewRouter(o.doc)
+	if err != nil {
+		o.t.Fatalf("router for openapi.yaml: %v", err)
+	}
+	o.router = router
+}
+
+// checkPagesAPI calls GET /1.0/pages before and after an app_roles
+// webhook that makes the config wrong, /readyz with the warning, and GET
+// /1.0/analytics.
+func checkPagesAPI(t *testing.T, h *harness, o *openapiChecker) {
+	t.Helper()
+	h.withAdmin()
+	o.rehost()
+	get := func(path, bearer string, status int) []byte {
+		t.Helper()
+		return o.call(openapiCall{method: http.MethodGet, path: path, bearer: bearer, status: status})
+	}
+	get("/1.0/pages", adminToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&from=2026-11-01&to=2026-11-02", agentToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&format=csv", agentToken, 200)
+	get("/1.0/analytics?page_id="+pageID+"&from=2026-11-03&to=2026-11-02", agentToken, 400)
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/analytics", bearer: agentToken, status: 400, invalid: true})
+	get("/1.0/analytics?page_id=777", agentToken, 404)
+	get("/1.0/analytics?page_id="+pageID, botAPIKey, 403)
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/analytics?page_id=" + pageID, status: 401, invalid: true})
+	get("/1.0/pages", agentToken, 403)
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/pages", status: 401, invalid: true})
+	if err := h.sim.SetAppRoles(pageID, map[string][]string{"333": {"primary_receiver"}, ourApp: {"secondary_receiver"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.flush()
+	var pages struct{ Pages []handover.PageView }
+	if err := json.Unmarshal(get("/1.0/pages", adminToken, 200), &pages); err != nil || len(pages.Pages) != 1 || pages.Pages[0].Agrees {
+		t.Errorf("pages after app_roles: %v %+v", err, pages)
+	}
+	if body := get("/readyz", "", 200); !strings.Contains(string(body), `"warnings"`) {
+		t.Errorf("readyz names no warning: %s", body)
+	}
+	// Back to what the config says, for what follows.
+	if err := h.sim.SetAppRoles(pageID, map[string][]string{botApp: {"primary_receiver"}, ourApp: {"secondary_receiver"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.flush()
 }
 
 // readEvents reads a Server-Sent Events stream until n events have come

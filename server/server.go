@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/handoverd/handoverd/analytics"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
@@ -63,6 +64,7 @@ type Server struct {
 	handover *handover.Service
 	inbox    *inbox.Service
 	relay    *relaybot.Service
+	stats    *analytics.Service
 	graph    *messenger.Graph
 	router   *httpapi.Router
 	draining atomic.Bool
@@ -120,8 +122,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	s.handover = handover.New(handover.Options{
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
-		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
+		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover, Reconcile: cfg.Reconcile,
 	})
+	if err := s.handover.CheckPageModes(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.inbox, err = inbox.New(ctx, inbox.Options{
 		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox, ClaimGrace: cfg.Claims.Grace,
 		Now: now, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
@@ -139,8 +145,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
 	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
+	s.stats = analytics.New(analytics.Options{DB: db, Pages: cfg.Pages, ControlTimeout: cfg.Handover.ControlTimeout, Now: now})
 	s.handover.ExportGauges(ctx)
 	s.inbox.ExportGauges()
+	s.stats.ExportGauges(m, o.Logger)
 
 	r := httpapi.NewRouter(o.Logger, m)
 	wh := &messenger.Webhook{
@@ -153,6 +161,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	wh.Routes(r)
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
+	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
@@ -185,7 +194,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "database unreachable"))
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	// A Page whose configuration and Meta disagree is worth a look, not a
+	// reason to take the process out of service: it stays ready.
+	warnings, err := s.handover.PageWarnings(ctx)
+	if err != nil {
+		httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "database unreachable"))
+		return
+	}
+	if len(warnings) == 0 {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "warnings": warnings})
 }
 
 // Handler returns the HTTP handler with every API.
@@ -199,6 +219,9 @@ func (s *Server) Handover() *handover.Service { return s.handover }
 
 // Inbox returns the inbox service.
 func (s *Server) Inbox() *inbox.Service { return s.inbox }
+
+// Analytics returns the handoff analytics service.
+func (s *Server) Analytics() *analytics.Service { return s.stats }
 
 // Relay returns the relay bot service.
 func (s *Server) Relay() *relaybot.Service { return s.relay }
@@ -274,6 +297,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g.Go(func() error { s.handover.Run(gctx, s.cfg.Threads.SweepEvery); return nil })
 	g.Go(func() error { s.inbox.Run(gctx, s.outbox); return nil })
+	g.Go(func() error { s.handover.RunReconciler(gctx); return nil })
 	g.Go(func() error { s.relay.Run(gctx, 200*time.Millisecond); return nil })
 	return g.Wait()
 }

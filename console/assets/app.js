@@ -531,6 +531,50 @@ async function openThread(pageID, psid) {
   }
 }
 
+// ---- handoff analytics -----------------------------------------------------
+
+// openAnalytics shows a Page's handoff analytics for the last 7 days (on
+// the server's clock): one row per day and the total, with the CSV.
+async function openAnalytics(pageID) {
+  $('.layout').classList.add('has-conv');
+  const pane = $('#conversation');
+  const pages = [...new Set([...state.inboxes.values()].map((i) => i.page_id).filter(Boolean))];
+  const page = pageID || pages[0];
+  if (!page) { pane.replaceChildren(h('p', { class: 'placeholder' }, 'No Messenger Page in this account.')); return; }
+  pane.replaceChildren(h('p', { class: 'placeholder' }, 'Loading…'));
+  const q = new URLSearchParams({ page_id: page });
+  try {
+    const r = await api('GET', `/1.0/analytics?${q}`);
+    const secs = (v) => {
+      if (v === null || v === undefined) return '–';
+      if (v < 60) return `${v} s`;
+      return v < 3600 ? `${Math.floor(v / 60)} min ${Math.round(v % 60)} s` : left(v * 1000);
+    };
+    const cells = (c) => [c.conversations, c.contained_by_bot, c.handed_to_agents, secs(c.first_reply_seconds_p50),
+      secs(c.first_reply_seconds_p90), c.resolved_by_agents, c.handed_back_to_bot, c.offers_expired].map((v) => h('td', {}, String(v)));
+    const heads = ['Day', 'Conversations', 'Contained by the bot', 'Handed to agents', 'First reply p50', 'First reply p90',
+      'Resolved by agents', 'Handed back to the bot', 'Offers expired'];
+    const reasons = Object.entries(r.total.handed_to_agents_by_reason).sort()
+      .map(([k, v]) => `${k.replaceAll('_', ' ')}: ${v}`).join(' · ');
+    q.set('format', 'csv');
+    pane.replaceChildren(
+      h('header', { class: 'conv-head' },
+        h('h2', {}, h('a', { href: '#', 'aria-label': 'Back to the queue' }, '←'), ` Handoff analytics, ${r.from} to ${r.to}`),
+        pages.length > 1 ? h('label', { for: 'analytics-page' }, 'Page ',
+          h('select', { id: 'analytics-page', on: { change: (e) => { location.hash = `#/analytics/${encodeURIComponent(e.target.value)}`; } } },
+            pages.map((p) => { const o = h('option', { value: p }, p); o.selected = p === page; return o; }))) : h('span', {}, `Page ${page}`)),
+      h('table', { id: 'analytics', class: 'analytics' },
+        h('caption', {}, 'Per day (UTC), from the stored thread history'),
+        h('thead', {}, h('tr', {}, heads.map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, r.days.map((d) => h('tr', { dataset: { date: d.date } }, h('th', { scope: 'row' }, d.date), cells(d)))),
+        h('tfoot', {}, h('tr', { dataset: { date: 'total' } }, h('th', { scope: 'row' }, 'Total'), cells(r.total)))),
+      h('p', { id: 'analytics-reasons' }, reasons ? `Handed to agents by reason: ${reasons}` : 'No hand-offs to agents.'),
+      h('p', {}, h('a', { id: 'analytics-csv', href: `/1.0/analytics?${q}`, download: '' }, 'Download CSV')));
+  } catch (e) {
+    pane.replaceChildren(h('p', { class: 'placeholder', role: 'alert' }, e.message));
+  }
+}
+
 // ---- routing and keys ----------------------------------------------------
 
 function route() {
@@ -543,6 +587,7 @@ function route() {
     return;
   }
   if (parts[0] === 'threads' && parts[2]) { openThread(parts[1], parts[2]); return; }
+  if (parts[0] === 'analytics') { openAnalytics(parts[1]); return; }
   state.selected = 0;
   state.conv = null;
   $('.layout').classList.remove('has-conv');

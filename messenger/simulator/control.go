@@ -20,6 +20,7 @@ import (
 //	GET  /_sim/pages/{page}/customers/{psid}/inbox     → messages received via the Send API (?last=N: the newest N)
 //	POST /_sim/settle                                  → {} once every webhook delivery is done
 //	GET  /_sim/pages/{page}/threads/{psid}             → {"owner_app_id","expires_at","last_user_message_at"}
+//	PUT  /_sim/pages/{page}/app_roles                  {"app id":["primary_receiver"],…} → {} after the app_roles webhooks
 //	GET  /_sim/calls                                   → Graph calls received (DELETE resets)
 //	GET  /_sim/apps/{app}/deliveries                   → webhook deliveries to an app
 //
@@ -34,6 +35,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /_sim/pages/{page}/customers/{psid}/reads", s.ctlRead)
 	mux.HandleFunc("GET /_sim/pages/{page}/customers/{psid}/inbox", s.ctlInbox)
 	mux.HandleFunc("GET /_sim/pages/{page}/threads/{psid}", s.ctlThread)
+	mux.HandleFunc("PUT /_sim/pages/{page}/app_roles", s.ctlAppRoles)
 	mux.HandleFunc("POST /_sim/settle", s.ctlSettle)
 	mux.HandleFunc("GET /_sim/calls", s.ctlCalls)
 	mux.HandleFunc("DELETE /_sim/calls", s.ctlResetCalls)
@@ -116,6 +118,24 @@ func (s *Sim) ctlPostback(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) ctlRead(w http.ResponseWriter, r *http.Request) {
 	if err := s.CustomerReads(r.PathValue("page"), r.PathValue("psid")); err != nil {
+		ctlError(w, http.StatusBadRequest, err)
+		return
+	}
+	if !s.settle(w, r, false) {
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// ctlAppRoles assigns app roles ({"app id": ["primary_receiver"]}) and
+// sends the app_roles webhooks.
+func (s *Sim) ctlAppRoles(w http.ResponseWriter, r *http.Request) {
+	var roles map[string][]string
+	if err := decodeBody(r, &roles); err != nil {
+		ctlError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.SetAppRoles(r.PathValue("page"), roles); err != nil {
 		ctlError(w, http.StatusBadRequest, err)
 		return
 	}

@@ -269,7 +269,7 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 	}
 	for _, app := range s.connectedApps(c.page) {
 		standby := c.page.DefaultAppID != "" && app != owner
-		ev := wireEvent{Sender: idRef{c.page.ID}, Recipient: idRef{c.psid}, Timestamp: c.now.UnixMilli(), Message: &echo}
+		ev := wireEvent{Sender: &idRef{c.page.ID}, Recipient: idRef{c.psid}, Timestamp: c.now.UnixMilli(), Message: &echo}
 		s.enqueue(app, c.page.ID, standby, ev)
 	}
 	// The customer's device acknowledges the message: a delivery receipt in
@@ -277,7 +277,7 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 	// customer to the Page, on messaging for the owner and standby for the rest.
 	for _, app := range s.connectedApps(c.page) {
 		standby := c.page.DefaultAppID != "" && app != owner
-		ev := wireEvent{Sender: idRef{c.psid}, Recipient: idRef{c.page.ID}, Delivery: &wireDelivery{MIDs: []string{mid}, Watermark: c.now.UnixMilli()}}
+		ev := wireEvent{Sender: &idRef{c.psid}, Recipient: idRef{c.page.ID}, Delivery: &wireDelivery{MIDs: []string{mid}, Watermark: c.now.UnixMilli()}}
 		s.enqueue(app, c.page.ID, standby, ev)
 	}
 	result["message_id"] = mid
@@ -286,7 +286,7 @@ func (s *Sim) send(c opCtx) (any, *graphError) {
 
 // handoverEvent returns an event from the customer to the page at c.now.
 func handoverEvent(c opCtx) wireEvent {
-	return wireEvent{Sender: idRef{c.psid}, Recipient: idRef{c.page.ID}, Timestamp: c.now.UnixMilli()}
+	return wireEvent{Sender: &idRef{c.psid}, Recipient: idRef{c.page.ID}, Timestamp: c.now.UnixMilli()}
 }
 
 // pass implements POST /pass_thread_control.

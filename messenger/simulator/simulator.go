@@ -428,7 +428,7 @@ func (s *Sim) customerEvent(pageID, psid string, message bool, fill func(ev *wir
 	}
 	for _, app := range s.connectedApps(pg) {
 		standby := pg.DefaultAppID != "" && app != th.owner
-		ev := wireEvent{Sender: idRef{psid}, Recipient: idRef{pageID}, Timestamp: now.UnixMilli()}
+		ev := wireEvent{Sender: &idRef{psid}, Recipient: idRef{pageID}, Timestamp: now.UnixMilli()}
 		fill(&ev, standby)
 		s.enqueue(app, pageID, standby, ev)
 	}
@@ -440,4 +440,33 @@ func newID(prefix string, n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// SetAppRoles plays a Page admin assigning app roles under the Handover
+// Protocol (roles maps app id to roles such as "primary_receiver" and
+// "secondary_receiver"): every app connected to the Page gets an app_roles
+// event, in Meta's format (no sender). The primary receiver becomes the
+// Page's default app (none when roles name no primary receiver).
+func (s *Sim) SetAppRoles(pageID string, roles map[string][]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pg := s.pages[pageID]
+	if pg == nil {
+		return fmt.Errorf("simulator: unknown page %q", pageID)
+	}
+	primary := ""
+	for app, rs := range roles {
+		if slices.Contains(rs, "primary_receiver") {
+			if primary != "" {
+				return fmt.Errorf("simulator: apps %s and %s are both primary receivers", primary, app)
+			}
+			primary = app
+		}
+	}
+	now := s.now()
+	for _, app := range s.connectedApps(pg) {
+		s.enqueue(app, pageID, false, wireEvent{Recipient: idRef{pageID}, Timestamp: now.UnixMilli(), AppRoles: roles})
+	}
+	pg.DefaultAppID = primary
+	return nil
 }

@@ -1128,3 +1128,40 @@ func pendingDeliveries(sim *simulator.Sim) int {
 	}
 	return n
 }
+
+// TestAppRoles: a Page admin assigning roles sends every connected app an
+// app_roles event in Meta's format (no sender), and the primary receiver
+// becomes the app new conversations go to; roles without one leave the
+// Page zero-config. Two primaries are refused.
+func TestAppRoles(t *testing.T) {
+	f := newFixture(t)
+	roles := map[string][]string{crmApp: {"primary_receiver"}, botApp: {"secondary_receiver"}}
+	if err := f.sim.SetAppRoles(pageID, roles); err != nil {
+		t.Fatal(err)
+	}
+	want := obj(t, `{"recipient":{"id":%q},"timestamp":%d,"app_roles":{%q:["primary_receiver"],%q:["secondary_receiver"]}}`,
+		pageID, f.ms(), crmApp, botApp)
+	got := f.events()
+	for _, app := range []string{botApp, inboxApp, crmApp} {
+		if diff := cmp.Diff([]hookEvent{{Field: "messaging", Event: want}}, got[app]); diff != "" {
+			t.Errorf("app %s (-want +got):\n%s", app, diff)
+		}
+	}
+	f.customer(pageID, "hi")
+	if owner := f.sim.Thread(pageID, psid).OwnerAppID; owner != crmApp {
+		t.Errorf("a new conversation went to %q, want the primary receiver %s", owner, crmApp)
+	}
+	if err := f.sim.SetAppRoles(zcPageID, map[string][]string{botApp: {"secondary_receiver"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.events()
+	if _, err := f.sim.CustomerSends(zcPageID, "9002", simulator.CustomerMessage{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if owner := f.sim.Thread(zcPageID, "9002").OwnerAppID; owner != "" {
+		t.Errorf("zero-config: a new conversation went to %q, want idle", owner)
+	}
+	if err := f.sim.SetAppRoles(pageID, map[string][]string{botApp: {"primary_receiver"}, crmApp: {"primary_receiver"}}); err == nil {
+		t.Error("two primary receivers were accepted")
+	}
+}

@@ -25,16 +25,17 @@ type idRef struct {
 }
 
 type wireEvent struct {
-	Sender               idRef          `json:"sender"`
-	Recipient            idRef          `json:"recipient"`
-	Timestamp            int64          `json:"timestamp,omitempty"` // absent on deliveries, as Meta documents them
-	Message              *wireMessage   `json:"message,omitempty"`
-	Postback             *wirePostback  `json:"postback,omitempty"`
-	Delivery             *wireDelivery  `json:"delivery,omitempty"`
-	Read                 *wireRead      `json:"read,omitempty"`
-	PassThreadControl    *wireHandover  `json:"pass_thread_control,omitempty"`
-	TakeThreadControl    *wireHandover  `json:"take_thread_control,omitempty"`
-	RequestThreadControl *wireRequested `json:"request_thread_control,omitempty"`
+	Sender               *idRef              `json:"sender,omitempty"` // absent on app_roles, as Meta documents it
+	Recipient            idRef               `json:"recipient"`
+	Timestamp            int64               `json:"timestamp,omitempty"` // absent on deliveries, as Meta documents them
+	Message              *wireMessage        `json:"message,omitempty"`
+	Postback             *wirePostback       `json:"postback,omitempty"`
+	Delivery             *wireDelivery       `json:"delivery,omitempty"`
+	Read                 *wireRead           `json:"read,omitempty"`
+	PassThreadControl    *wireHandover       `json:"pass_thread_control,omitempty"`
+	TakeThreadControl    *wireHandover       `json:"take_thread_control,omitempty"`
+	RequestThreadControl *wireRequested      `json:"request_thread_control,omitempty"`
+	AppRoles             map[string][]string `json:"app_roles,omitempty"`
 }
 
 type wireMessage struct {
