@@ -181,6 +181,9 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		changes = append(changes, w.changes...)
 		if len(w.trs) > 0 {
 			changes = append(changes, Change{Thread: w.th, Transitions: w.trs})
+			if err := s.transitionEvents(ctx, tx, w.th, w.trs, nowT); err != nil {
+				return err
+			}
 		}
 		s.noteCommitted(&w.th, w.trs, c)
 	}
@@ -192,6 +195,9 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread, trs []Transition, now int64, c *committed) error {
 	if len(trs) > 0 {
 		if err := s.observe(ctx, tx, Change{Thread: *th, Transitions: trs}); err != nil {
+			return err
+		}
+		if err := s.transitionEvents(ctx, tx, *th, trs, store.Time(now)); err != nil {
 			return err
 		}
 	}
@@ -329,7 +335,8 @@ func (s *Service) evidence(th *Thread, page config.Page, ev messenger.Event) (Ow
 
 // transition moves th to a new owner at time at.
 func (s *Service) transition(th *Thread, to Owner, toApp string, at time.Time, cause Cause, actor string, trs *[]Transition) {
-	*trs = append(*trs, Transition{At: at, From: th.Owner, FromAppID: th.OwnerAppID, To: to, ToAppID: toApp, Cause: cause, Actor: actor})
+	*trs = append(*trs, Transition{At: at, From: th.Owner, FromAppID: th.OwnerAppID, To: to, ToAppID: toApp, Cause: cause, Actor: actor,
+		Reason: defaultReason(cause)})
 	if to == OwnerAgent && th.PendingAppID == s.appID && th.PendingAt != nil {
 		th.granted = at.Sub(*th.PendingAt)
 	}
@@ -341,6 +348,18 @@ func (s *Service) transition(th *Thread, to Owner, toApp string, at time.Time, c
 	if to != OwnerIdle {
 		th.ActivityAt = maxTime(th.ActivityAt, at)
 	}
+}
+
+// defaultReason is the reason of an owner change nobody gave one for:
+// Meta's evidence, the idle timeout, or a correction from thread_owner.
+func defaultReason(cause Cause) Reason {
+	switch cause {
+	case CauseExpired:
+		return ReasonIdleTimeout
+	case CauseThreadOwner:
+		return ReasonReconciled
+	}
+	return ReasonMetaEvent
 }
 
 func (s *Service) refreshExpiry(th *Thread) {

@@ -108,6 +108,9 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 	if err != nil || iv.Status == InterventionClosed {
 		return iv, err
 	}
+	if reason == CloseIdle {
+		ctx = withWhy(ctx, whyFrom(ctx, ReasonIdleTimeout))
+	}
 	if _, err := s.GiveBack(ctx, iv.PageID, iv.PSID, by); err != nil {
 		return iv, err
 	}

@@ -2,6 +2,7 @@ package handover
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,6 +34,12 @@ type Options struct {
 	Graph Graph
 	// Handover tunes control acquisition, interventions and agent sends.
 	Handover config.Handover
+	// BotClient delivers events to the Pages' bot webhooks (nil: a client
+	// with a 10 s timeout).
+	BotClient *http.Client
+	// GiveUpAfter stops retrying a bot event this long after it happened
+	// (0: 24 h).
+	GiveUpAfter time.Duration
 }
 
 // Graph is the part of the Graph API handover uses; *messenger.Graph
@@ -81,6 +88,8 @@ type Change struct {
 	Transitions []Transition
 	// AgentMessage is an agent message that was just sent or failed.
 	AgentMessage *AgentMessage
+	// Handoff is an offer just made, accepted, declined or expired.
+	Handoff *Handoff
 }
 
 // Service keeps thread-control state in the database.
@@ -99,21 +108,32 @@ type Service struct {
 	commit    committer
 	// sendRetries paces the warnings about agent messages still failing.
 	sendRetries retryCounter
+	// botClient and giveUpAfter deliver events to the bots.
+	botClient   *http.Client
+	giveUpAfter time.Duration
 }
 
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		db:        o.DB,
-		appID:     o.AppID,
-		pages:     map[string]config.Page{},
-		idleAfter: o.IdleAfter,
-		now:       o.Now,
-		metrics:   o.Metrics,
-		log:       o.Logger,
-		graph:     o.Graph,
-		hcfg:      o.Handover,
-		kick:      make(chan struct{}, 1),
+		db:          o.DB,
+		appID:       o.AppID,
+		pages:       map[string]config.Page{},
+		idleAfter:   o.IdleAfter,
+		now:         o.Now,
+		metrics:     o.Metrics,
+		log:         o.Logger,
+		graph:       o.Graph,
+		hcfg:        o.Handover,
+		kick:        make(chan struct{}, 1),
+		botClient:   o.BotClient,
+		giveUpAfter: o.GiveUpAfter,
+	}
+	if s.botClient == nil {
+		s.botClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if s.giveUpAfter <= 0 {
+		s.giveUpAfter = 24 * time.Hour
 	}
 	if s.hcfg.ControlTimeout <= 0 {
 		s.hcfg.ControlTimeout = config.DefaultControlWait

@@ -107,6 +107,10 @@ type Transition struct {
 	Actor string
 	// EventID is the webhook event behind it, if any.
 	EventID int64
+	// Reason is why (see Reason); Metadata the caller's context, if any.
+	Reason Reason
+	// Metadata is the flat JSON the operation carried.
+	Metadata Metadata
 }
 
 // ownerOf names the owner an app id stands for on page.

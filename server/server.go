@@ -124,6 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.handover = handover.New(handover.Options{
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
 		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover,
+		BotClient: o.WebhookClient, GiveUpAfter: cfg.Inbox.GiveUpAfter,
 	})
 	s.inbox, err = inbox.New(ctx, inbox.Options{
 		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox, ClaimGrace: cfg.Claims.Grace,
