@@ -43,7 +43,7 @@ func TestParseGood(t *testing.T) {
 			{Name: "root", Role: "admin", Token: "admin-token-0123456789"},
 		},
 		Threads:  config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
-		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
+		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second, OfferTimeout: 5 * time.Minute},
 		Inbox:    config.Inbox{GiveUpAfter: 24 * time.Hour, DeliveryTimeout: 10 * time.Second},
 		Claims:   config.Claims{Grace: 5 * time.Second, RatePerSecond: 20, Burst: 40},
 		Log:      config.Log{Level: "info"},
