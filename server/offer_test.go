@@ -392,3 +392,56 @@ func TestHandoverPassRefused(t *testing.T) {
 		}
 	})
 }
+
+// checkHandoversAPI drives the handover resource API for
+// TestOpenAPIResponsesMatchDocument: offers, passes, accepts, declines and
+// their errors, each checked against openapi.yaml.
+func checkHandoversAPI(t *testing.T, h *harness, o *openapiChecker) {
+	t.Helper()
+	const offered, passed = "7150", "7151"
+	h.customerSays(offered, "a human, please")
+	h.customerSays(passed, "a human, please")
+	post := func(path, bearer string, body any, status int, invalid bool) []byte {
+		t.Helper()
+		var raw []byte
+		if body != nil {
+			raw, _ = json.Marshal(body)
+		}
+		return o.call(openapiCall{method: http.MethodPost, path: path, bearer: bearer, body: raw, status: status, invalid: invalid})
+	}
+	var off handover.HandoffView
+	if err := json.Unmarshal(post("/1.0/handovers", botAPIKey, map[string]any{"page_id": pageID, "identity_foreign_id": offered, "to": "agent",
+		"mode": "offer", "reason": "customer_asked", "metadata": map[string]any{"topic": "billing", "score": 0.4}}, 201, false), &off); err != nil || off.ID == 0 {
+		t.Fatalf("offer: %v %+v", err, off)
+	}
+	post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": passed, "to": "agent", "reason": "bot_failed"}, 201, false)
+	h.flush()
+	post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": passed, "to": "agent", "mode": "offer"}, 409, false)
+	post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": "404", "to": "agent", "mode": "offer"}, 404, false)
+	post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": offered, "to": "agent", "mode": "maybe"}, 400, true)
+	post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": offered, "to": "agent", "metadata": map[string]any{"nested": map[string]any{"a": 1}}}, 400, true)
+	post("/1.0/handovers", "", map[string]any{"identity_foreign_id": offered, "to": "agent"}, 401, true)
+	post("/1.0/handovers", "other-client-token-0123", map[string]any{"page_id": pageID, "identity_foreign_id": offered, "to": "agent"}, 403, false)
+
+	path := fmt.Sprintf("/1.0/handovers/%d", off.ID)
+	o.call(openapiCall{method: http.MethodGet, path: path, bearer: botAPIKey, status: 200})
+	o.call(openapiCall{method: http.MethodGet, path: "/1.0/handovers/999999", bearer: agentToken, status: 404})
+	post(path+"/accept", botAPIKey, nil, 403, false)
+	post(path+"/accept", agentToken, nil, 200, false)
+	post(path+"/accept", agentToken, nil, 409, false)
+	post(path+"/decline", agentToken, nil, 409, false)
+	post("/1.0/handovers/999999/decline", agentToken, nil, 404, false)
+	h.flush()
+
+	// An offer declined (on a thread back with the bot).
+	const declined = "7152"
+	h.customerSays(declined, "hm")
+	var again handover.HandoffView
+	_ = json.Unmarshal(post("/1.0/handovers", botAPIKey, map[string]any{"identity_foreign_id": declined, "to": "agent", "mode": "offer"}, 201, false), &again)
+	post(fmt.Sprintf("/1.0/handovers/%d/decline", again.ID), agentToken, nil, 200, false)
+	post(fmt.Sprintf("/1.0/handovers/%d/accept", again.ID), agentToken, nil, 409, false)
+
+	// The Engage API's offer mode and its reason and metadata parameters.
+	o.call(openapiCall{method: http.MethodPost, status: 200,
+		path: "/1.0/bots/handover?access_token=" + botAPIKey + "&identity_foreign_id=" + declined + "&from=bot&to=agent&mode=offer&reason=customer_asked&metadata=%7B%22topic%22%3A%22billing%22%7D"})
+}
