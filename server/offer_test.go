@@ -139,6 +139,9 @@ func TestOfferAccept(t *testing.T) {
 		const psid = "8101"
 		h.customerSays(psid, "can I talk to someone about my bill?")
 		h.sim.ResetCalls()
+		rec.mu.Lock()
+		rec.fail = 1 // the first delivery attempt fails: it is retried with the same id, before any later event
+		rec.mu.Unlock()
 
 		status, off, body := h.handoff(map[string]any{"page_id": pageID, "identity_foreign_id": psid, "to": "agent", "mode": "offer",
 			"reason": "customer_asked", "metadata": map[string]any{"topic": "billing", "score": 0.4}})
@@ -159,6 +162,8 @@ func TestOfferAccept(t *testing.T) {
 			t.Errorf("owner while offered = %s, want bot (the bot keeps the thread)", v.Owner)
 		}
 
+		waitFor(t, "the first delivery attempt", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.ids) == 1 })
+
 		var acc handover.HandoffView
 		if st := h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/handovers/%d/accept", off.ID), nil, &acc); st != http.StatusOK {
 			t.Fatalf("accept = %d", st)
@@ -176,7 +181,8 @@ func TestOfferAccept(t *testing.T) {
 		}
 		last := v.History[len(v.History)-1]
 		if diff := cmp.Diff(handover.TransitionView{At: last.At, From: handover.OwnerBot, To: handover.OwnerAgent, Cause: handover.CausePass,
-			FromAppID: botApp, ToAppID: ourApp, Reason: handover.ReasonMetaEvent}, last); diff != "" {
+			FromAppID: botApp, ToAppID: ourApp, Reason: handover.ReasonAgentTookOver,
+			Metadata: handover.Metadata{"topic": "billing", "score": 0.4}}, last); diff != "" {
 			t.Errorf("last transition (-want +got):\n%s", diff)
 		}
 		if st, offer := h.conversationOffer(psid); st != "open" || offer != nil {
@@ -193,14 +199,32 @@ func TestOfferAccept(t *testing.T) {
 			t.Errorf("the losing accept called Graph: %v", h.calls())
 		}
 
+		h.clock.Advance(6 * time.Second) // past the first retry delay
 		waitFor(t, "bot events", func() bool { return len(rec.types()) >= 2 })
 		if diff := cmp.Diff([]string{handover.EventOffered, handover.EventAccepted}, rec.types()); diff != "" {
 			t.Errorf("bot events (-want +got):\n%s", diff)
 		}
+		rec.mu.Lock()
+		if len(rec.ids) != 3 || rec.ids[0] != rec.ids[1] || rec.ids[1] == rec.ids[2] {
+			t.Errorf("delivery ids = %v, want the retried event's id twice, then a new one", rec.ids)
+		}
+		rec.mu.Unlock()
 		ev := rec.last()
 		if ev.Handover == nil || ev.Handover.ID != off.ID || ev.Handover.DecidedBy != "alice" || ev.IdentityForeignID != psid ||
 			ev.Metadata["topic"] != "billing" {
 			t.Errorf("accepted event = %+v", ev)
+		}
+		// The agent hands the conversation back: the bot hears handover.returned, with the reason.
+		if st := h.agentJSON(http.MethodPut, fmt.Sprintf("/1.0/interventions/%d/close", acc.InterventionID), nil, nil); st != http.StatusOK {
+			t.Fatalf("close = %d", st)
+		}
+		h.flush()
+		waitFor(t, "handover.returned", func() bool { return len(rec.types()) == 3 })
+		if ev := rec.last(); ev.Type != handover.EventReturned || ev.Reason != handover.ReasonAgentResolved || ev.Data["actor"] != "alice" {
+			t.Errorf("returned event = %+v", ev)
+		}
+		if v, _ := h.thread(psid); v.History[len(v.History)-1].Reason != handover.ReasonAgentResolved {
+			t.Errorf("hand-back transition = %+v, want reason agent_resolved", v.History[len(v.History)-1])
 		}
 		if logs := h.logs.String(); bytes.Contains([]byte(logs), []byte(botHookSecret)) || bytes.Contains([]byte(logs), []byte("secret-in-query")) {
 			t.Error("the bot webhook's secret reached the logs")
