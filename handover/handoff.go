@@ -398,6 +398,25 @@ func (s *Service) AcceptOffer(ctx context.Context, p auth.Principal, id int64) (
 	return settled, out, serr
 }
 
+// takeOffer settles the identity's open offer, if any, when an agent takes
+// the conversation over without accepting it: it is the agent's, accepted
+// (the bot is told), so the queue no longer shows it offered.
+func (s *Service) takeOffer(ctx context.Context, tx *store.Tx, th Thread, agent string, interventionID int64) (bool, error) {
+	now := s.now()
+	h, err := scanHandoff(tx.QueryRowContext(ctx, `UPDATE handovers SET status = 'accepted', decided_by = $3, decided_at = $4, intervention_id = $5
+		WHERE page_id = $1 AND psid = $2 AND status = 'open' RETURNING `+handoffColumns, th.PageID, th.PSID, agent, store.Millis(now), interventionID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := s.observe(ctx, tx, Change{Thread: th, Handoff: &h}); err != nil {
+		return false, err
+	}
+	return true, s.botEvent(ctx, tx, h, EventAccepted, nil, now)
+}
+
 // DeclineOffer closes an open offer for agent p: the bot keeps the thread
 // and is told (handover.declined).
 func (s *Service) DeclineOffer(ctx context.Context, p auth.Principal, id int64) (Handoff, error) {

@@ -352,6 +352,25 @@ func TestOfferExpires(t *testing.T) {
 		if st, _ := h.conversationOffer(psid); st != "pending" {
 			t.Errorf("conversation after decline = %s, want pending", st)
 		}
+
+		// Offered once more, and an agent takes it over without accepting:
+		// the offer is hers, and the queue no longer shows it offered.
+		_, third, _ := h.handoff(map[string]any{"identity_foreign_id": psid, "to": "agent", "mode": "offer"})
+		if st := h.agentJSON(http.MethodPost, "/1.0/interventions", map[string]string{"identity_foreign_id": psid}, nil); st != http.StatusCreated {
+			t.Fatalf("take over = %d", st)
+		}
+		var took handover.HandoffView
+		h.agentJSON(http.MethodGet, fmt.Sprintf("/1.0/handovers/%d", third.ID), nil, &took)
+		if took.Status != handover.HandoffAccepted || took.DecidedBy != "alice" || took.InterventionID == 0 {
+			t.Errorf("offer after a take-over = %+v, want accepted by alice", took)
+		}
+		if _, offer := h.conversationOffer(psid); offer != nil {
+			t.Errorf("offer_id after a take-over = %v, want null", offer)
+		}
+		waitFor(t, "handover.accepted", func() bool { return len(rec.types()) == 7 })
+		if got := rec.types()[5:]; !cmp.Equal(got, []string{handover.EventOffered, handover.EventAccepted}) {
+			t.Errorf("last events = %v", got)
+		}
 	})
 }
 
