@@ -99,6 +99,14 @@ func (s *Service) Handover(ctx context.Context, p auth.Principal, req HandoverRe
 	}
 	if req.To == "agent" {
 		in := HandoffInput{PageID: page.ID, PSID: req.PSID, To: "agent", Mode: req.Mode, Reason: req.Reason, Metadata: []byte(req.Metadata)}
+		mode, why, err := parseHandoff(in)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if mode == ModePass && page.BotWebhook.URL == "" {
+			// Nobody to tell how it went: no handover record is needed.
+			return s.AcquireControl(withWhy(ctx, why), page.ID, req.PSID, p.Name)
+		}
 		_, out, err := s.CreateHandoff(ctx, p, in)
 		return out, err
 	}

@@ -531,7 +531,9 @@ func (s *Service) FailOverdueHandoffs(ctx context.Context) (int, error) {
 func (s *Service) transitionEvents(ctx context.Context, tx *store.Tx, th Thread, trs []Transition, now time.Time) error {
 	for _, t := range trs {
 		switch {
-		case t.To == OwnerAgent:
+		case t.To == OwnerAgent && (t.Cause == CausePass || t.Cause == CauseTake):
+			// A request granted, or a take made (other ways in are
+			// settled by FailOverdueHandoffs, which finds the thread ours).
 			if _, err := tx.ExecContext(ctx, `UPDATE handovers SET status = 'done' WHERE page_id = $1 AND psid = $2 AND status = 'pending'`,
 				th.PageID, th.PSID); err != nil {
 				return err

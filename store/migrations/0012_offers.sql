@@ -31,6 +31,7 @@ CREATE TABLE handovers (
 CREATE UNIQUE INDEX handovers_open_offer ON handovers (page_id, psid) WHERE status = 'open';
 CREATE INDEX handovers_thread ON handovers (page_id, psid, id);
 CREATE INDEX handovers_expiring ON handovers (expires_at) WHERE status = 'open';
+CREATE INDEX handovers_pending ON handovers (created_at) WHERE status = 'pending';
 
 -- Events to the Page's bot (handover.offered, .accepted, .declined,
 -- .expired, .failed, .returned): written under the thread's row lock in the
