@@ -376,7 +376,8 @@ func TestOfferExpires(t *testing.T) {
 
 // TestHandoverPassRefused: a bot's pass (POST /1.0/handovers mode pass)
 // that Graph refuses answers 502 with Graph's code and tells the bot
-// handover.failed with the code; the Engage API's offer mode answers in
+// handover.failed with the code, as does a request the bot never grants
+// within handover.control_timeout; the Engage API's offer mode answers in
 // Engage's shape; bad input is a 400 naming the field and changes nothing.
 func TestHandoverPassRefused(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
@@ -396,6 +397,23 @@ func TestHandoverPassRefused(t *testing.T) {
 			ev.Reason != handover.ReasonCustomerAsked {
 			t.Errorf("failed event = %+v", ev)
 		}
+
+		// A pass Graph accepts but the bot never grants: past
+		// handover.control_timeout the bot hears handover.failed.
+		const silent = "8105"
+		h.customerSays(silent, "agent please")
+		h.botPasses.Store(false)
+		status, pending, body := h.handoff(map[string]any{"identity_foreign_id": silent, "to": "agent"})
+		if status != http.StatusCreated || pending.Status != handover.HandoffPending || !pending.ControlPending {
+			t.Fatalf("pass = %d %s, want 201 pending", status, body)
+		}
+		h.clock.Advance(2*time.Minute + time.Second)
+		waitFor(t, "handover.failed after the control timeout", func() bool { return len(rec.types()) == 2 })
+		if ev := rec.last(); ev.Type != handover.EventFailed || ev.Handover.ID != pending.ID || ev.Data["graph_code"] != float64(0) ||
+			ev.Data["error"] != "thread control did not come within 2m0s" {
+			t.Errorf("timed-out event = %+v", ev)
+		}
+		h.botPasses.Store(true)
 
 		// Bad input: 400 naming the field, nothing stored.
 		before := h.count(`SELECT count(*) FROM handovers`)
