@@ -139,7 +139,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		pageRefs[p.ID] = messenger.PageRef{ID: p.ID, Token: p.AccessToken}
 	}
 	s.relay = relaybot.New(relaybot.Options{
-		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Inbox: s.inbox, Graph: s.graph, PageTokens: pageRefs,
+		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Contacts: s.inbox, Graph: s.graph, PageTokens: pageRefs,
 		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
 	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
