@@ -36,6 +36,8 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_conversations":                     {Type: "gauge", Labels: []string{"status"}},
 	"handoverd_inbox_queue_unassigned":            {Type: "gauge"},
 	"handoverd_claim_conversations":               {Type: "gauge", Labels: []string{"outcome"}},
+	"handoverd_handover_offers_open":              {Type: "gauge"},
+	"handoverd_bot_events_pending":                {Type: "gauge"},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and
