@@ -276,6 +276,9 @@ func (s *Service) settleHandoff(ctx context.Context, id int64, from string, out 
 		if status != HandoffFailed {
 			return nil
 		}
+		if err := s.observe(ctx, tx, Change{Thread: th, Handoff: &h}); err != nil {
+			return err
+		}
 		return s.botEvent(ctx, tx, h, EventFailed, map[string]any{"error": msg, "graph_code": code}, now)
 	})
 	return h, err

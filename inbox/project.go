@@ -85,6 +85,13 @@ func (s *Service) onHandoff(ctx context.Context, tx *store.Tx, ref inboxRef, th 
 		if h.Status == handover.HandoffDeclined {
 			text = "Offer declined by " + h.DecidedBy
 		}
+	case handover.HandoffFailed:
+		// Control could not be had: an accepted offer goes back to the bot.
+		if h.Mode == handover.ModeOffer && th.Owner != handover.OwnerAgent && conv.status == StatusOpen {
+			conv.status = StatusPending
+			conv.waitingSince = sql.NullInt64{}
+		}
+		text = "Handover to the agents failed: " + h.Error
 	default:
 		return nil
 	}

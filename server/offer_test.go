@@ -506,3 +506,37 @@ func checkHandoversAPI(t *testing.T, h *harness, o *openapiChecker) {
 	o.call(openapiCall{method: http.MethodPost, status: 200,
 		path: "/1.0/bots/handover?access_token=" + botAPIKey + "&identity_foreign_id=" + declined + "&from=bot&to=agent&mode=offer&reason=customer_asked&metadata=%7B%22topic%22%3A%22billing%22%7D"})
 }
+
+// TestOfferAcceptRefused: an accepted offer whose request for control
+// Graph refuses answers 502, fails the handover with Graph's code, sends the
+// conversation back to pending, and tells the bot (accepted, then failed).
+func TestOfferAcceptRefused(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, "bot")
+		rec := h.withBotHook(t)
+		const psid = "8106"
+		h.customerSays(psid, "someone?")
+		_, off, _ := h.handoff(map[string]any{"identity_foreign_id": psid, "to": "agent", "mode": "offer"})
+		h.sim.InjectFault(simulator.Fault{Op: "request_thread_control", AppID: ourApp, Times: 1, HTTPStatus: 403, Code: 200,
+			Message: "(#200) Requires pages_messaging permission"})
+		st, body := h.do(http.MethodPost, fmt.Sprintf("/1.0/handovers/%d/accept", off.ID), agentToken, nil)
+		if st != http.StatusBadGateway || !bytes.Contains(body, []byte("code 200")) {
+			t.Fatalf("refused accept = %d %s, want 502 with Graph's code", st, body)
+		}
+		var v handover.HandoffView
+		h.agentJSON(http.MethodGet, fmt.Sprintf("/1.0/handovers/%d", off.ID), nil, &v)
+		if v.Status != handover.HandoffFailed || v.GraphCode != 200 || v.DecidedBy != "alice" {
+			t.Errorf("handover = %+v, want failed with code 200", v)
+		}
+		if st, offer := h.conversationOffer(psid); st != "pending" || offer != nil {
+			t.Errorf("conversation = %s, offer_id %v; want pending, null", st, offer)
+		}
+		waitFor(t, "handover.failed", func() bool { return len(rec.types()) == 3 })
+		if diff := cmp.Diff([]string{handover.EventOffered, handover.EventAccepted, handover.EventFailed}, rec.types()); diff != "" {
+			t.Errorf("bot events (-want +got):\n%s", diff)
+		}
+		if ev := rec.last(); ev.Data["graph_code"] != float64(200) {
+			t.Errorf("failed event = %+v", ev)
+		}
+	})
+}
