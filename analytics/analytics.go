@@ -52,8 +52,10 @@ type Counts struct {
 	// agents' other than by a new conversation arriving at them as the
 	// Page's default app.
 	HandedToAgents int `json:"handed_to_agents"`
-	// HandedToAgentsByReason splits HandedToAgents by the cause stored with
-	// the transition (pass_thread_control, take_thread_control, …).
+	// HandedToAgentsByReason splits HandedToAgents by the reason stored with
+	// the transition (bot_requested, customer_asked, agent_took_over,
+	// meta_event, reconciled, …; for history from before reasons were
+	// stored, the transition's cause).
 	HandedToAgentsByReason map[string]int `json:"handed_to_agents_by_reason"`
 	// FirstReplies counts the hand-offs an agent has replied to since.
 	FirstReplies int `json:"first_replies"`
@@ -134,8 +136,8 @@ func (s *Service) Page(id string) (config.Page, bool) {
 }
 
 type transition struct {
-	psid, from, to, cause string
-	at                    time.Time
+	psid, from, to, cause, reason string
+	at                            time.Time
 }
 
 // isHandoff tells whether t hands a conversation to the agents: any
@@ -212,7 +214,7 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 			ep.handed = true
 			if day != nil {
 				day.HandedToAgents++
-				day.HandedToAgentsByReason[t.cause]++
+				day.HandedToAgentsByReason[t.reasonOrCause()]++
 				if r, ok := firstAfter(replies[t.psid], t.at); ok {
 					day.FirstReplies++
 					day.replies = append(day.replies, r.Sub(t.at).Seconds())
@@ -297,9 +299,18 @@ func firstAfter(ts []time.Time, at time.Time) (time.Time, bool) {
 	return ts[i], true
 }
 
+// reasonOrCause is why the transition happened: its reason, or its cause
+// where it has none (stored before reasons were).
+func (t transition) reasonOrCause() string {
+	if t.reason != "" {
+		return t.reason
+	}
+	return t.cause
+}
+
 // transitions reads the Page's owner changes in [from, to), per PSID in order.
 func (s *Service) transitions(ctx context.Context, pageID string, from, to time.Time) ([]transition, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT psid, from_owner, to_owner, cause, at FROM thread_transitions
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT psid, from_owner, to_owner, cause, reason, at FROM thread_transitions
 		WHERE page_id = $1 AND at >= $2 AND at < $3 ORDER BY psid, at, id`, pageID, store.Millis(from), store.Millis(to))
 	if err != nil {
 		return nil, err
@@ -309,7 +320,7 @@ func (s *Service) transitions(ctx context.Context, pageID string, from, to time.
 	for rows.Next() {
 		var t transition
 		var at int64
-		if err := rows.Scan(&t.psid, &t.from, &t.to, &t.cause, &at); err != nil {
+		if err := rows.Scan(&t.psid, &t.from, &t.to, &t.cause, &t.reason, &at); err != nil {
 			return nil, err
 		}
 		t.at = store.Time(at)

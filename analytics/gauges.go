@@ -27,7 +27,7 @@ func (s *Service) ExportGauges(m *metrics.Metrics, log zerolog.Logger) {
 			}
 			return out
 		})
-	m.LabeledGaugeFunc("handoffs_today_by_reason", "Today's (UTC) hand-offs to the agents per Page, by the cause stored with the transition (from the database).",
+	m.LabeledGaugeFunc("handoffs_today_by_reason", "Today's (UTC) hand-offs to the agents per Page, by the reason stored with the transition (from the database).",
 		[]string{"page_id", "reason"}, func() map[string]float64 {
 			out := map[string]float64{}
 			for id, c := range today() {

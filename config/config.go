@@ -40,6 +40,7 @@ const (
 	DefaultWorkEvery        = time.Second
 	DefaultReconcileRate    = 5.0
 	DefaultReconcileEvery   = time.Minute
+	DefaultOfferTimeout     = 5 * time.Minute
 )
 
 // Default-app values a page may name.
@@ -126,6 +127,19 @@ type Page struct {
 	BotAppID string `yaml:"bot_app_id"`
 	// ClientID is the tenant (account) this Page belongs to.
 	ClientID int64 `yaml:"client_id"`
+	// BotWebhook, when set, receives the handover events of this Page's
+	// bot (handover.offered, .accepted, .declined, .expired, .failed,
+	// .returned), signed and retried.
+	BotWebhook BotWebhook `yaml:"bot_webhook"`
+}
+
+// BotWebhook is where a Page's bot learns of hand-offs beyond what Meta
+// tells it.
+type BotWebhook struct {
+	// URL receives the events (POST, JSON).
+	URL string `yaml:"url"`
+	// Secret keys the X-Handoverd-Signature HMAC.
+	Secret Secret `yaml:"secret"`
 }
 
 // DefaultAppID returns the app id of the Page's default app, or "" when the
@@ -175,6 +189,9 @@ type Handover struct {
 	InterventionIdle time.Duration `yaml:"intervention_idle"`
 	// WorkEvery is how often the background worker looks for due work.
 	WorkEvery time.Duration `yaml:"work_every"`
+	// OfferTimeout is how long a bot's offer of a conversation waits for
+	// an agent to accept it before it expires.
+	OfferTimeout time.Duration `yaml:"offer_timeout"`
 }
 
 // Reconcile tunes reconciliation: threads whose state is doubtful (a
@@ -370,6 +387,9 @@ func (c *Config) applyDefaults() {
 	if c.Reconcile.Interval == 0 {
 		c.Reconcile.Interval = DefaultReconcileEvery
 	}
+	if c.Handover.OfferTimeout == 0 {
+		c.Handover.OfferTimeout = DefaultOfferTimeout
+	}
 	if c.Inbox.GiveUpAfter == 0 {
 		c.Inbox.GiveUpAfter = 24 * time.Hour
 	}
@@ -505,6 +525,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Reconcile.Interval < 0 {
 		bad("reconcile.interval", "must be positive")
+	}
+	if c.Handover.OfferTimeout < 0 {
+		bad("handover.offer_timeout", "must be positive")
+	}
+	for i, p := range c.Pages {
+		w := p.BotWebhook
+		if w.URL == "" && w.Secret == "" {
+			continue
+		}
+		k := fmt.Sprintf("pages[%d].bot_webhook", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(k+".url", "must be an http(s) URL")
+		}
+		if w.Secret == "" {
+			bad(k+".secret", "is required (deliveries are signed)")
+		}
 	}
 	seenTeam := map[int64]bool{}
 	for i, t := range c.Inbox.Teams {

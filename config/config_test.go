@@ -43,7 +43,7 @@ func TestParseGood(t *testing.T) {
 			{Name: "root", Role: "admin", Token: "admin-token-0123456789"},
 		},
 		Threads:   config.Threads{IdleAfter: 12 * time.Hour, SweepEvery: 30 * time.Second},
-		Handover:  config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second},
+		Handover:  config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: time.Second, OfferTimeout: 5 * time.Minute},
 		Reconcile: config.Reconcile{Rate: 2.5, Interval: 30 * time.Second},
 		Inbox:     config.Inbox{GiveUpAfter: 24 * time.Hour, DeliveryTimeout: 10 * time.Second},
 		Claims:    config.Claims{Grace: 5 * time.Second, RatePerSecond: 20, Burst: 40},
@@ -91,6 +91,9 @@ pages: [{id: "1001", access_token: t, client_id: 1}]
 		{"team twice", base + "inbox: {teams: [{id: 1, name: a, account_id: 1}, {id: 1, name: b, account_id: 1}]}\n", "inbox.teams[1].id"},
 		{"team of unknown user", base + "inbox: {teams: [{id: 1, name: a, account_id: 1, members: [zed]}]}\n", "inbox.teams[0].members[0]"},
 		{"bad public url", base + "inbox: {public_url: example.com}\n", "inbox.public_url"},
+		{"bot webhook without secret", strings.Replace(base, "client_id: 1}", "client_id: 1, bot_webhook: {url: 'https://bot.example.com/h'}}", 1), "pages[0].bot_webhook.secret"},
+		{"bot webhook not http", strings.Replace(base, "client_id: 1}", "client_id: 1, bot_webhook: {url: 'ftp://x', secret: k}}", 1), "pages[0].bot_webhook.url"},
+		{"negative offer timeout", base + "handover: {offer_timeout: -1m}\n", "handover.offer_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

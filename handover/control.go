@@ -86,6 +86,7 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		cancelled []int64
 	)
 	handBack := dir == GiveBack || dir == ToBot
+	why := whyFrom(ctx, directionReason(dir))
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		plan, opID, waitFor, cancelled = controlPlan{}, 0, 0, nil
 		var err error
@@ -126,9 +127,9 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 		if plan.op == opNone {
 			return nil
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7) RETURNING id`,
-			pageID, psid, string(dir), plan.op, plan.target, actor, store.Millis(now)).Scan(&opID)
+		return tx.QueryRowContext(ctx, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at, reason, metadata)
+			VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7, $8, $9) RETURNING id`,
+			pageID, psid, string(dir), plan.op, plan.target, actor, store.Millis(now), string(why.Reason), why.Metadata.JSON()).Scan(&opID)
 	})
 	if err != nil {
 		if store.IsUniqueViolation(err) { // another process inserted first: wait for it
@@ -148,12 +149,12 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 
 	if handBack {
 		if err := s.awaitSends(ctx, pageID, psid); err != nil {
-			_, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, err)
+			_, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, why, err)
 			return Outcome{}, errors.Join(err, ferr)
 		}
 	}
 	ref := messenger.PageRef{ID: pageID, Token: page.AccessToken}
-	metadata := "handoverd:" + string(dir)
+	metadata := metaMetadata(dir, why)
 	var gerr error
 	switch plan.op {
 	case opRequest:
@@ -165,7 +166,7 @@ func (s *Service) control(ctx context.Context, pageID, psid string, dir Directio
 	case opRelease:
 		gerr = s.graph.ReleaseThreadControl(ctx, ref, psid, metadata)
 	}
-	out, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, gerr)
+	out, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, why, gerr)
 	if ferr != nil {
 		return Outcome{}, ferr
 	}
@@ -201,7 +202,9 @@ func (s *Service) handedBack(ctx context.Context, pageID, psid string, dir Direc
 }
 
 // finishOp records an operation's result and, on success, its effect.
-func (s *Service) finishOp(ctx context.Context, page config.Page, psid string, opID int64, plan controlPlan, actor string, gerr error) (Outcome, error) {
+// Its transitions record why's reason and metadata.
+func (s *Service) finishOp(ctx context.Context, page config.Page, psid string, opID int64, plan controlPlan, actor string,
+	why Why, gerr error) (Outcome, error) {
 	var out Outcome
 	var c committed
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -248,6 +251,9 @@ func (s *Service) finishOp(ctx context.Context, page config.Page, psid string, o
 				s.transition(&th, OwnerIdle, "", now, CauseRelease, actor, &trs)
 			}
 		}
+		for i := range trs {
+			trs[i].Reason, trs[i].Metadata = why.Reason, why.Metadata
+		}
 		s.refreshExpiry(&th)
 		if err := writeThread(ctx, tx, &th, now); err != nil {
 			return err
@@ -293,6 +299,15 @@ func (s *Service) awaitOp(ctx context.Context, id int64) (Outcome, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// directionReason is the reason a control operation records when its
+// caller gave none.
+func directionReason(dir Direction) Reason {
+	if dir == ToAgent {
+		return ReasonAgentTookOver
+	}
+	return ReasonAgentResolved
 }
 
 // graphFailure turns a Graph error into the API error: 502 with Graph's

@@ -35,6 +35,7 @@ func (a *EngageAPI) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodPut, "/1.0/interventions/{id}/close", a.closeIntervention)
 	r.HandleFunc(http.MethodPost, "/1.0/interventions/{id}/messages", a.sendMessage)
 	r.HandleFunc(http.MethodGet, "/1.0/interventions/{id}/messages", a.listMessages)
+	a.handoffRoutes(r)
 }
 
 // engageStatus is Engage Digital's answer shape: {"status":200,"message":"Success"}.
@@ -57,6 +58,12 @@ type HandoverRequest struct {
 	AppID string
 	// PageID is the Page, when the caller's client has several.
 	PageID string
+	// Mode is pass (the default) or offer (bot → agent only).
+	Mode string
+	// Reason is a Reason ("" for the direction's default).
+	Reason string
+	// Metadata is a flat JSON object (as text), at most 4 KB.
+	Metadata string
 }
 
 // ParseHandoverQuery reads POST /1.0/bots/handover's query parameters.
@@ -64,6 +71,7 @@ func ParseHandoverQuery(q url.Values) HandoverRequest {
 	return HandoverRequest{
 		Token: q.Get("access_token"), PSID: q.Get("identity_foreign_id"), From: q.Get("from"), To: q.Get("to"),
 		Type: q.Get("type"), AppID: q.Get("app_id"), PageID: q.Get("page_id"),
+		Mode: q.Get("mode"), Reason: q.Get("reason"), Metadata: q.Get("metadata"),
 	}
 }
 
@@ -72,7 +80,7 @@ func ParseHandoverQuery(q url.Values) HandoverRequest {
 func (req HandoverRequest) Query() url.Values {
 	q := url.Values{}
 	for k, v := range map[string]string{"access_token": req.Token, "identity_foreign_id": req.PSID, "from": req.From, "to": req.To,
-		"type": req.Type, "app_id": req.AppID, "page_id": req.PageID} {
+		"type": req.Type, "app_id": req.AppID, "page_id": req.PageID, "mode": req.Mode, "reason": req.Reason, "metadata": req.Metadata} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -90,9 +98,21 @@ func (s *Service) Handover(ctx context.Context, p auth.Principal, req HandoverRe
 		return Outcome{}, err
 	}
 	if req.To == "agent" {
-		return s.AcquireControl(ctx, page.ID, req.PSID, p.Name)
+		in := HandoffInput{PageID: page.ID, PSID: req.PSID, To: "agent", Mode: req.Mode, Reason: req.Reason, Metadata: []byte(req.Metadata)}
+		mode, why, err := parseHandoff(in)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if mode == ModePass && page.BotWebhook.URL == "" {
+			// Nobody to tell how it went: no handover record is needed.
+			return s.AcquireControl(withWhy(ctx, why), page.ID, req.PSID, p.Name)
+		}
+		_, out, err := s.CreateHandoff(ctx, p, in)
+		return out, err
 	}
-	return s.PassToBot(ctx, page.ID, req.PSID, req.AppID, p.Name)
+	r, _ := ParseReason("reason", req.Reason)
+	md, _ := ParseMetadata("metadata", []byte(req.Metadata))
+	return s.PassToBot(WithReason(ctx, r, md), page.ID, req.PSID, req.AppID, p.Name)
 }
 
 // Validate checks the request's parameters (not who may make it).
@@ -110,6 +130,16 @@ func (req HandoverRequest) Validate() error {
 		return apperr.Field("to", "from=%q to=%q: handovers go from=bot&to=agent or from=agent&to=bot", req.From, req.To)
 	case req.AppID != "" && !numeric(req.AppID):
 		return apperr.Field("app_id", "app_id must be a numeric Facebook app id")
+	case req.Mode != "" && req.Mode != ModePass && req.Mode != ModeOffer:
+		return apperr.Field("mode", "mode must be pass or offer, got %q", req.Mode)
+	case req.Mode == ModeOffer && req.To != "agent":
+		return apperr.Field("mode", "mode=offer offers a conversation to the agents: from=bot&to=agent")
+	}
+	if _, err := ParseReason("reason", req.Reason); err != nil {
+		return err
+	}
+	if _, err := ParseMetadata("metadata", []byte(req.Metadata)); err != nil {
+		return err
 	}
 	return nil
 }

@@ -22,6 +22,9 @@ func FuzzEngageHandoverParams(f *testing.F) {
 		"identity_foreign_id=%00&from=bot&to=agent",
 		"identity_foreign_id=%FF&from=agent&to=bot&app_id=x",
 		"from=bot&to=bot&type=whatsapp",
+		"access_token=t&identity_foreign_id=5001&from=bot&to=agent&mode=offer&reason=customer_asked&metadata=%7B%22topic%22%3A%22billing%22%7D",
+		"identity_foreign_id=5001&from=bot&to=agent&metadata=%7B%22a%22%3A%7B%7D%7D&reason=nope&mode=later",
+		"identity_foreign_id=5001&from=bot&to=agent&metadata=%7B%22%5Cu0000%22%3A1%7D",
 	} {
 		f.Add(q)
 	}
@@ -34,7 +37,7 @@ func FuzzEngageHandoverParams(f *testing.F) {
 		if req.Validate() != nil {
 			return
 		}
-		for _, v := range []string{req.Token, req.PSID, req.From, req.To, req.Type, req.AppID, req.PageID} {
+		for _, v := range []string{req.Token, req.PSID, req.From, req.To, req.Type, req.AppID, req.PageID, req.Mode, req.Reason} {
 			if msg := jsoncheck.String(v, 1024); msg != "" {
 				t.Fatalf("accepted a value that cannot be stored (%s): %q", msg, v)
 			}

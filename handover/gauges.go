@@ -25,6 +25,10 @@ func (s *Service) ExportGauges(ctx context.Context) {
 	oldest := count.Query(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
 	m.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
 		func() float64 { return metrics.Age(s.now(), oldest()) })
+	m.GaugeFunc("handover_offers_open", "Conversations bots offered to the agents that nobody has accepted, declined or let expire yet.",
+		count.Query(`SELECT count(*) FROM handovers WHERE status = 'open'`))
+	m.GaugeFunc("bot_events_pending", "Handover events to bots' webhooks not yet delivered or given up.",
+		count.Query(`SELECT count(*) FROM bot_events WHERE status = 'pending'`))
 	m.LabeledGaugeFunc("threads", "Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, s.threadsByOwner)
 	m.LabeledGaugeFunc("page_mode", "Each configured Page's routing mode as Meta shows it: 1 for the mode, 0 for the others (from the database).",
 		[]string{"page_id", "mode"}, func() map[string]float64 {

@@ -42,6 +42,8 @@ type TransitionView struct {
 	FromAppID string    `json:"from_app_id,omitempty"`
 	ToAppID   string    `json:"to_app_id,omitempty"`
 	Actor     string    `json:"actor,omitempty"`
+	Reason    Reason    `json:"reason,omitempty"`
+	Metadata  Metadata  `json:"metadata,omitempty"`
 }
 
 // ThreadForPrincipal returns the view of a thread p may read: agents and
@@ -68,7 +70,7 @@ func (s *Service) ThreadForPrincipal(ctx context.Context, p auth.Principal, page
 	}
 	for _, t := range hist {
 		v.History = append(v.History, TransitionView{At: t.At, From: t.From, To: t.To, Cause: t.Cause,
-			FromAppID: t.FromAppID, ToAppID: t.ToAppID, Actor: t.Actor})
+			FromAppID: t.FromAppID, ToAppID: t.ToAppID, Actor: t.Actor, Reason: t.Reason, Metadata: t.Metadata})
 	}
 	return v, nil
 }

@@ -180,6 +180,9 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 				}
 			}
 		}
+		if err := s.grantedReason(ctx, tx, threads[threadKey{w.th.PageID, w.th.PSID}], w.trs); err != nil {
+			return err
+		}
 		ths = append(ths, &w.th)
 		for _, t := range w.trs {
 			trs = append(trs, transitionRow{w.th.PageID, w.th.PSID, t})
@@ -196,6 +199,9 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		changes = append(changes, w.changes...)
 		if len(w.trs) > 0 {
 			changes = append(changes, Change{Thread: w.th, Transitions: w.trs})
+			if err := s.transitionEvents(ctx, tx, w.th, w.trs, nowT); err != nil {
+				return err
+			}
 		}
 		s.noteCommitted(&w.th, w.trs, c)
 	}
@@ -207,6 +213,9 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 func (s *Service) saveTransitions(ctx context.Context, tx *store.Tx, th *Thread, trs []Transition, now int64, c *committed) error {
 	if len(trs) > 0 {
 		if err := s.observe(ctx, tx, Change{Thread: *th, Transitions: trs}); err != nil {
+			return err
+		}
+		if err := s.transitionEvents(ctx, tx, *th, trs, store.Time(now)); err != nil {
 			return err
 		}
 	}
@@ -344,7 +353,8 @@ func (s *Service) evidence(th *Thread, page config.Page, ev messenger.Event) (Ow
 
 // transition moves th to a new owner at time at.
 func (s *Service) transition(th *Thread, to Owner, toApp string, at time.Time, cause Cause, actor string, trs *[]Transition) {
-	*trs = append(*trs, Transition{At: at, From: th.Owner, FromAppID: th.OwnerAppID, To: to, ToAppID: toApp, Cause: cause, Actor: actor})
+	*trs = append(*trs, Transition{At: at, From: th.Owner, FromAppID: th.OwnerAppID, To: to, ToAppID: toApp, Cause: cause, Actor: actor,
+		Reason: defaultReason(cause)})
 	if to == OwnerAgent && th.PendingAppID == s.appID && th.PendingAt != nil {
 		th.granted = at.Sub(*th.PendingAt)
 	}
@@ -356,6 +366,45 @@ func (s *Service) transition(th *Thread, to Owner, toApp string, at time.Time, c
 	if to != OwnerIdle {
 		th.ActivityAt = maxTime(th.ActivityAt, at)
 	}
+}
+
+// grantedReason gives a pass that grants handoverd's pending request for
+// control the reason and metadata the request was made with (rather than
+// meta_event): the history then says why the agents got the thread.
+//
+// The pass may arrive before the request's own answer has been recorded,
+// so a request still in flight counts too, within handover.control_timeout.
+func (s *Service) grantedReason(ctx context.Context, tx *store.Tx, before Thread, trs []Transition) error {
+	for i := range trs {
+		if trs[i].To != OwnerAgent || trs[i].Cause != CausePass {
+			continue
+		}
+		var reason, md string
+		err := tx.QueryRowContext(ctx, `SELECT reason, metadata FROM control_ops WHERE page_id = $1 AND psid = $2 AND op = $3
+			AND status IN ('succeeded', 'in_flight') AND created_at >= $4 ORDER BY id DESC LIMIT 1`,
+			before.PageID, before.PSID, opRequest, store.Millis(trs[i].At.Add(-s.hcfg.ControlTimeout))).Scan(&reason, &md)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && reason == "") {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		trs[i].Reason, trs[i].Metadata = Reason(reason), metadataFromJSON(md)
+		return nil
+	}
+	return nil
+}
+
+// defaultReason is the reason of an owner change nobody gave one for:
+// Meta's evidence, the idle timeout, or a correction from thread_owner.
+func defaultReason(cause Cause) Reason {
+	switch cause {
+	case CauseExpired:
+		return ReasonIdleTimeout
+	case CauseThreadOwner, CauseReconciled:
+		return ReasonReconciled
+	}
+	return ReasonMetaEvent
 }
 
 func (s *Service) refreshExpiry(th *Thread) {

@@ -89,14 +89,25 @@ func (s *Service) OpenIntervention(ctx context.Context, pageID, psid, agent stri
 	}
 	now := store.Millis(s.now())
 	var iv Intervention
+	took := false
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
+		th, err := lockExistingThread(ctx, tx, pageID, psid)
+		if err != nil {
+			return err
+		}
 		iv, err = scanIntervention(tx.QueryRowContext(ctx, `INSERT INTO interventions (page_id, psid, status, opened_by, opened_at, last_activity_at)
 			VALUES ($1, $2, 'open', $3, $4, $4) RETURNING `+interventionColumns, pageID, psid, agent, now))
+		if err != nil {
+			return err
+		}
+		took, err = s.takeOffer(ctx, tx, th, agent, iv.ID)
 		return err
 	})
 	if store.IsUniqueViolation(err) {
 		return Intervention{}, Outcome{}, apperr.New(apperr.Conflict, "an intervention is already open on this identity")
+	}
+	if err == nil && took {
+		s.metrics.HandoverOffers.WithLabelValues("accepted").Inc()
 	}
 	return iv, out, err
 }
@@ -107,6 +118,9 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 	iv, err := s.Intervention(ctx, id)
 	if err != nil || iv.Status == InterventionClosed {
 		return iv, err
+	}
+	if reason == CloseIdle {
+		ctx = withWhy(ctx, whyFrom(ctx, ReasonIdleTimeout))
 	}
 	if _, err := s.GiveBack(ctx, iv.PageID, iv.PSID, by); err != nil {
 		return iv, err

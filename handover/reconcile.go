@@ -46,11 +46,6 @@ const (
 	reconcileBatch = 200
 )
 
-// reconciledCause is the cause recorded for a correction reconciliation
-// makes. It is a plain reason string for now; keep it in this one place so
-// it can become a member of the reasons enum.
-func reconciledCause() Cause { return Cause("reconciled") }
-
 // ReconcileResult counts what a reconciliation pass did.
 type ReconcileResult struct {
 	// Checked is how many threads were asked about.
@@ -226,7 +221,7 @@ func (s *Service) checkDoubt(ctx context.Context, k threadKey, res *ReconcileRes
 	before, _, gerr := s.Get(ctx, k.page, k.psid)
 	var owner Owner
 	if gerr == nil {
-		owner, gerr = s.reconcileAs(ctx, k.page, k.psid, reconciledCause())
+		owner, gerr = s.reconcileAs(ctx, k.page, k.psid, CauseReconciled)
 	}
 	switch {
 	case gerr == nil:

@@ -611,7 +611,8 @@ func timeOr(t *time.Time) time.Time {
 }
 
 // Run does the background work until ctx ends: sending agent messages as
-// control arrives (woken by Kick or every WorkEvery), and every sweepEvery
+// control arrives, expiring offers and delivering bot events (woken by Kick
+// or every WorkEvery), and every sweepEvery
 // moving expired threads to idle and closing idle interventions.
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 	work := time.NewTicker(s.hcfg.WorkEvery)
@@ -641,6 +642,15 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 		}
 		if _, err := s.LookupTakers(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("thread_owner lookups failed")
+		}
+		if _, err := s.ExpireOffers(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("expiring offers failed")
+		}
+		if _, err := s.FailOverdueHandoffs(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("failing overdue handovers failed")
+		}
+		if _, err := s.DeliverBotEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("bot event deliveries failed")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package handover
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,6 +36,12 @@ type Options struct {
 	Handover config.Handover
 	// Reconcile tunes the checks of doubtful threads.
 	Reconcile config.Reconcile
+	// BotClient delivers events to the Pages' bot webhooks (nil: a client
+	// with a 10 s timeout).
+	BotClient *http.Client
+	// GiveUpAfter stops retrying a bot event this long after it happened
+	// (0: 24 h).
+	GiveUpAfter time.Duration
 }
 
 // Graph is the part of the Graph API handover uses; *messenger.Graph
@@ -54,8 +61,8 @@ var _ Graph = (*messenger.Graph)(nil)
 // thread: each webhook event applied, each owner change, and each agent
 // message sent or failed. Whatever it writes commits (or not) with them, so
 // a projection such as the agents' inbox is exactly as durable as the
-// thread state. Only one of Event, Transitions, AgentMessage, Claim and
-// Relay is set.
+// thread state. Only one of Event, Transitions, AgentMessage, Claim,
+// Relay and Handoff is set.
 type Observer interface {
 	ThreadChanged(ctx context.Context, tx *store.Tx, ch Change) error
 }
@@ -90,6 +97,8 @@ type Change struct {
 	// Relay is what a relay bot's session did (Relayed); only the
 	// consumers after the bots see it.
 	Relay *Relay
+	// Handoff is an offer just made, accepted, declined or expired.
+	Handoff *Handoff
 }
 
 // Service keeps thread-control state in the database.
@@ -111,23 +120,34 @@ type Service struct {
 	commit    committer
 	// sendRetries paces the warnings about agent messages still failing.
 	sendRetries retryCounter
+	// botClient and giveUpAfter deliver events to the bots.
+	botClient   *http.Client
+	giveUpAfter time.Duration
 }
 
 // New returns a Service.
 func New(o Options) *Service {
 	s := &Service{
-		db:        o.DB,
-		appID:     o.AppID,
-		pages:     map[string]config.Page{},
-		idleAfter: o.IdleAfter,
-		now:       o.Now,
-		metrics:   o.Metrics,
-		log:       o.Logger,
-		graph:     o.Graph,
-		hcfg:      o.Handover,
-		rcfg:      o.Reconcile,
-		pageList:  o.Pages,
-		kick:      make(chan struct{}, 1),
+		db:          o.DB,
+		appID:       o.AppID,
+		pages:       map[string]config.Page{},
+		idleAfter:   o.IdleAfter,
+		now:         o.Now,
+		metrics:     o.Metrics,
+		log:         o.Logger,
+		graph:       o.Graph,
+		hcfg:        o.Handover,
+		rcfg:        o.Reconcile,
+		pageList:    o.Pages,
+		kick:        make(chan struct{}, 1),
+		botClient:   o.BotClient,
+		giveUpAfter: o.GiveUpAfter,
+	}
+	if s.botClient == nil {
+		s.botClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if s.giveUpAfter <= 0 {
+		s.giveUpAfter = 24 * time.Hour
 	}
 	if o.DB != nil {
 		s.commit.max = committers(o.DB.Dialect.Name)

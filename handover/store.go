@@ -70,9 +70,10 @@ func insertTransition(ctx context.Context, tx *store.Tx, pageID, psid string, t 
 		eventID = sql.NullInt64{Int64: t.EventID, Valid: true}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO thread_transitions
-		(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		pageID, psid, store.Millis(t.At), string(t.From), t.FromAppID, string(t.To), t.ToAppID, string(t.Cause), t.Actor, eventID, now)
+		(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at, reason, metadata)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		pageID, psid, store.Millis(t.At), string(t.From), t.FromAppID, string(t.To), t.ToAppID, string(t.Cause), t.Actor, eventID, now,
+		string(t.Reason), t.Metadata.JSON())
 	return err
 }
 
@@ -101,7 +102,7 @@ func (s *Service) Get(ctx context.Context, pageID, psid string) (Thread, []Trans
 }
 
 func (s *Service) history(ctx context.Context, pageID, psid string) ([]Transition, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, reason, metadata
 		FROM thread_transitions WHERE page_id = $1 AND psid = $2 ORDER BY id`, pageID, psid)
 	if err != nil {
 		return nil, err
@@ -111,11 +112,12 @@ func (s *Service) history(ctx context.Context, pageID, psid string) ([]Transitio
 	for rows.Next() {
 		var t Transition
 		var at int64
-		var from, to, cause string
+		var from, to, cause, reason, md string
 		var eventID sql.NullInt64
-		if err := rows.Scan(&at, &from, &t.FromAppID, &to, &t.ToAppID, &cause, &t.Actor, &eventID); err != nil {
+		if err := rows.Scan(&at, &from, &t.FromAppID, &to, &t.ToAppID, &cause, &t.Actor, &eventID, &reason, &md); err != nil {
 			return nil, err
 		}
+		t.Reason, t.Metadata = Reason(reason), metadataFromJSON(md)
 		t.At, t.From, t.To, t.Cause, t.EventID = store.Time(at), Owner(from), Owner(to), Cause(cause), eventID.Int64
 		out = append(out, t)
 	}
@@ -390,18 +392,18 @@ type transitionRow struct {
 // insertTransitions stores transitions, in order.
 func insertTransitions(ctx context.Context, tx *store.Tx, trs []transitionRow, now int64) error {
 	return store.Chunks(len(trs), func(from, to int) error {
-		args := make([]any, 0, 11*(to-from))
+		args := make([]any, 0, 13*(to-from))
 		for _, t := range trs[from:to] {
 			var eventID sql.NullInt64
 			if t.EventID != 0 {
 				eventID = sql.NullInt64{Int64: t.EventID, Valid: true}
 			}
 			args = append(args, t.pageID, t.psid, store.Millis(t.At), string(t.From), t.FromAppID, string(t.To), t.ToAppID,
-				string(t.Cause), t.Actor, eventID, now)
+				string(t.Cause), t.Actor, eventID, now, string(t.Reason), t.Metadata.JSON())
 		}
 		_, err := tx.ExecBulk(ctx, `INSERT INTO thread_transitions
-			(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at) VALUES `+
-			tx.Values(to-from, store.Columns(11)...), args...)
+			(page_id, psid, at, from_owner, from_app_id, to_owner, to_app_id, cause, actor, event_id, recorded_at, reason, metadata) VALUES `+
+			tx.Values(to-from, store.Columns(13)...), args...)
 		return err
 	})
 }

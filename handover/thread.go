@@ -48,6 +48,9 @@ const (
 	CauseEcho Cause = "echo"
 	// CauseExpired: no activity for the idle timeout (Meta: 24 h).
 	CauseExpired Cause = "expired"
+	// CauseReconciled: reconciliation corrected the owner from Graph's
+	// thread_owner after handoverd's state was in doubt.
+	CauseReconciled Cause = "reconciled"
 )
 
 // Thread is one conversation's control state.
@@ -107,6 +110,10 @@ type Transition struct {
 	Actor string
 	// EventID is the webhook event behind it, if any.
 	EventID int64
+	// Reason is why (see Reason); Metadata the caller's context, if any.
+	Reason Reason
+	// Metadata is the flat JSON the operation carried.
+	Metadata Metadata
 }
 
 // ownerOf names the owner an app id stands for on page.

@@ -188,6 +188,9 @@ type ConversationView struct {
 	SnoozedUntil           *int64       `json:"snoozed_until"`
 	Priority               *string      `json:"priority"`
 	UpdatedAt              int64        `json:"updated_at"`
+	// OfferID is the bot's open offer of the conversation to the agents
+	// (accept or decline it at /1.0/handovers/{id}), or null.
+	OfferID *int64 `json:"offer_id"`
 }
 
 // TeamView is a team as the API shows it.
@@ -221,15 +224,16 @@ type conversation struct {
 	additional, custom                                string
 	waitingSince                                      sql.NullInt64
 	lastActivity, created, updated                    int64
+	offer                                             sql.NullInt64
 }
 
 const conversationColumns = `id, account_id, inbox_id, contact_id, contact_inbox_id, status, assignee_id, page_id, psid, thread_owner,
-	additional_attributes, custom_attributes, agent_waiting_since, last_activity_at, created_at, team_id, agent_last_seen_at, updated_at`
+	additional_attributes, custom_attributes, agent_waiting_since, last_activity_at, created_at, team_id, agent_last_seen_at, updated_at, offer_id`
 
 func scanConversation(row interface{ Scan(...any) error }) (conversation, error) {
 	var c conversation
 	err := row.Scan(&c.id, &c.accountID, &c.inboxID, &c.contactID, &c.contactInboxID, &c.status, &c.assignee, &c.pageID, &c.psid,
-		&c.threadOwner, &c.additional, &c.custom, &c.waitingSince, &c.lastActivity, &c.created, &c.team, &c.agentLastSeen, &c.updated)
+		&c.threadOwner, &c.additional, &c.custom, &c.waitingSince, &c.lastActivity, &c.created, &c.team, &c.agentLastSeen, &c.updated, &c.offer)
 	return c, err
 }
 
@@ -336,6 +340,10 @@ func (s *Service) conversationViewOf(ctx context.Context, q querier, c conversat
 		AdditionalAttributes: json.RawMessage(c.additional), CustomAttributes: json.RawMessage(c.custom),
 		ThreadOwner: c.threadOwner, PageID: c.pageID, PSID: c.psid,
 		CreatedAt: store.Time(c.created).Unix(), LastActivityAt: store.Time(c.lastActivity).Unix(), Timestamp: store.Time(c.lastActivity).Unix()}
+	if c.offer.Valid {
+		id := c.offer.Int64
+		v.OfferID = &id
+	}
 	if c.assignee.Valid {
 		id := c.assignee.Int64
 		v.AssigneeID = &id

@@ -40,8 +40,81 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 		return s.onAgentMessage(ctx, tx, ch.Thread, *ch.AgentMessage)
 	case ch.Relay != nil:
 		return s.onRelay(ctx, tx, ch.Thread, *ch.Relay)
+	case ch.Handoff != nil:
+		return s.onHandoff(ctx, tx, ref, ch.Thread, *ch.Handoff)
 	}
 	return nil // a claim: the agent's own status change says it all
+}
+
+// onHandoff shows a bot's offer in the agents' queue: an open offer makes
+// the conversation open (marked offered) while the bot keeps the thread;
+// accepted, it is the agent's (assigned); declined or expired, it goes
+// back to pending with the bot. Each step is an activity message.
+func (s *Service) onHandoff(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, h handover.Handoff) error {
+	conv, _, err := s.conversationFor(ctx, tx, ref, th, h.Status == handover.HandoffOpen)
+	if err != nil || conv.id == 0 {
+		return err
+	}
+	prev := conv.status
+	now := s.now()
+	var text string
+	switch h.Status {
+	case handover.HandoffOpen:
+		conv.offer = sql.NullInt64{Int64: h.ID, Valid: true}
+		if conv.status != StatusOpen {
+			conv.status = StatusOpen
+			conv.waitingSince = sql.NullInt64{Int64: store.Millis(now), Valid: true}
+		}
+		text = fmt.Sprintf("Offered to the agents by %s (%s)", h.CreatedBy, h.Reason)
+	case handover.HandoffAccepted:
+		conv.offer = sql.NullInt64{}
+		if id, ok := s.agentIDs[h.DecidedBy]; ok {
+			conv.assignee = sql.NullInt64{Int64: id, Valid: true}
+		}
+		text = fmt.Sprintf("Offer accepted by %s", h.DecidedBy)
+	case handover.HandoffDeclined, handover.HandoffExpired:
+		if conv.offer.Int64 != h.ID {
+			return nil // a newer offer replaced this one
+		}
+		conv.offer = sql.NullInt64{}
+		if th.Owner != handover.OwnerAgent && conv.status == StatusOpen {
+			conv.status = StatusPending
+			conv.waitingSince = sql.NullInt64{}
+		}
+		text = "Offer expired (" + string(handover.ReasonOfferExpired) + ")"
+		if h.Status == handover.HandoffDeclined {
+			text = "Offer declined by " + h.DecidedBy
+		}
+	case handover.HandoffFailed:
+		// Control could not be had: an accepted offer goes back to the bot.
+		if h.Mode == handover.ModeOffer && th.Owner != handover.OwnerAgent && conv.status == StatusOpen {
+			conv.status = StatusPending
+			conv.waitingSince = sql.NullInt64{}
+		}
+		text = "Handover to the agents failed: " + h.Error
+	default:
+		return nil
+	}
+	if md := h.Metadata.JSON(); md != "" && h.Status == handover.HandoffOpen {
+		text += " " + md
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = $2, offer_id = $3, assignee_id = $4, agent_waiting_since = $5, updated_at = $6
+		WHERE id = $1`, conv.id, conv.status, conv.offer, conv.assignee, conv.waitingSince, store.Millis(now)); err != nil {
+		return err
+	}
+	batchOf(tx).keep(conv)
+	if err := s.addMessage(ctx, tx, conv, false, newMessage{convID: conv.id, messageType: Activity, content: text, at: now}); err != nil {
+		return err
+	}
+	if err := s.conversationEvent(ctx, tx, EventConversationUpdated, conv, map[string]any{
+		"handover": map[string]any{"id": h.ID, "status": h.Status, "reason": h.Reason, "metadata": h.Metadata, "by": h.DecidedBy},
+	}); err != nil {
+		return err
+	}
+	if prev != conv.status {
+		return s.statusChanged(ctx, tx, conv, prev)
+	}
+	return nil
 }
 
 // botAnswers reports whether a bot inside handoverd's own app (a relay
@@ -303,11 +376,18 @@ func (s *Service) onTransitions(ctx context.Context, tx *store.Tx, th handover.T
 		if t.Actor != "" {
 			text += " by " + t.Actor
 		}
+		if t.Reason != "" {
+			text += ", reason " + string(t.Reason)
+		}
+		if md := t.Metadata.JSON(); md != "" {
+			text += " " + md
+		}
 		if err := s.addMessage(ctx, tx, conv, false, newMessage{convID: conv.id, messageType: Activity, content: text, at: now}); err != nil {
 			return err
 		}
 		if err := s.conversationEvent(ctx, tx, EventConversationOwner, conv, map[string]any{
-			"owner": map[string]any{"previous": t.From, "current": t.To, "app_id": t.ToAppID, "cause": t.Cause, "actor": t.Actor, "at": t.At},
+			"owner": map[string]any{"previous": t.From, "current": t.To, "app_id": t.ToAppID, "cause": t.Cause, "actor": t.Actor, "at": t.At,
+				"reason": t.Reason, "metadata": t.Metadata},
 		}); err != nil {
 			return err
 		}

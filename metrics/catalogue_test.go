@@ -42,6 +42,8 @@ var registeredElsewhere = map[string]docEntry{
 	"handoverd_handoffs_today":                    {Type: "gauge", Labels: []string{"measure", "page_id"}},
 	"handoverd_handoffs_today_by_reason":          {Type: "gauge", Labels: []string{"page_id", "reason"}},
 	"handoverd_handoff_first_reply_today_seconds": {Type: "gauge", Labels: []string{"page_id", "quantile"}},
+	"handoverd_handover_offers_open":              {Type: "gauge"},
+	"handoverd_bot_events_pending":                {Type: "gauge"},
 }
 
 // labelValuesInDocs are handoverd_-prefixed strings the documentation and

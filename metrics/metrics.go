@@ -65,6 +65,12 @@ type Metrics struct {
 	// OutboxDeliveries counts webhook delivery attempts by result
 	// (delivered, retry, failed).
 	OutboxDeliveries *prometheus.CounterVec
+	// BotEventDeliveries counts handover event deliveries to bots by
+	// result (delivered, retry, failed).
+	BotEventDeliveries *prometheus.CounterVec
+	// HandoverOffers counts offers by how they ended (offered, accepted,
+	// declined, expired, replaced, conflict).
+	HandoverOffers *prometheus.CounterVec
 
 	// Claims counts bot claim and echo calls by kind (claim, echo) and
 	// result (accepted, repeat, applied, mismatched, invalid, unauthorized, rate_limited).
@@ -174,6 +180,14 @@ func New() *Metrics {
 		Namespace: namespace, Name: "outbox_deliveries_total",
 		Help: "Outbound webhook delivery attempts, by result (delivered, retry, failed).",
 	}, []string{"result"})
+	m.BotEventDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "bot_event_deliveries_total",
+		Help: "Handover event deliveries to bots' webhooks, by result (delivered, retry, failed).",
+	}, []string{"result"})
+	m.HandoverOffers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "handover_offers_total",
+		Help: "Offers of conversations to the agents, by outcome (offered, accepted, declined, expired, replaced, conflict).",
+	}, []string{"outcome"})
 	m.Claims = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "claims_total",
 		Help: "Bot claim and echo calls (Lexer Chatbot User API), by kind (claim, echo) and result (accepted, applied, mismatched, invalid, unauthorized, rate_limited).",
@@ -223,7 +237,7 @@ func New() *Metrics {
 
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.IngestBatchWebhooks, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
-		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.Claims, m.ClaimSurfaced,
+		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.BotEventDeliveries, m.HandoverOffers, m.Claims, m.ClaimSurfaced,
 		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions, m.Reconciles, m.ReconcileDeferred,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
@@ -270,6 +284,10 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range []string{"delivered", "retry", "failed"} {
 		m.OutboxDeliveries.WithLabelValues(r)
+		m.BotEventDeliveries.WithLabelValues(r)
+	}
+	for _, o := range []string{"offered", "accepted", "declined", "expired", "replaced", "conflict"} {
+		m.HandoverOffers.WithLabelValues(o)
 	}
 	for _, r := range []string{"corrected", "confirmed", "failed"} {
 		m.Reconciles.WithLabelValues(r)

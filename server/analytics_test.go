@@ -116,10 +116,10 @@ func (h *harness) scriptedDay() {
 // to the numbers counted by hand:
 //
 //	08:00    A writes; the bot answers alone                          → contained
-//	08:01    B writes; an agent takes over (request, the bot passes)  → handed (pass)
+//	08:01    B writes; an agent takes over (request, the bot passes)  → handed (agent_took_over)
 //	08:01:30 the agent replies to B                                   → first reply 30 s
 //	08:02    the agent closes B                                       → handed back
-//	08:03    C writes; the bot hands over (Engage API, the bot passes)→ handed (pass)
+//	08:03    C writes; the bot hands over (Engage API, the bot passes)→ handed (bot_requested)
 //	08:04:30 an agent replies to C                                    → first reply 90 s
 //	08:05    the agent closes C                                       → handed back
 //	08:06    D writes; an agent asks, the bot never passes            → offer expired, contained
@@ -134,7 +134,7 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 		p := func(v float64) *float64 { return &v }
 		day := analytics.Counts{
 			Conversations: 5, ContainedByBot: 2, HandedToAgents: 3,
-			HandedToAgentsByReason: map[string]int{"pass_thread_control": 2, "reconciled": 1},
+			HandedToAgentsByReason: map[string]int{"agent_took_over": 1, "bot_requested": 1, "reconciled": 1},
 			FirstReplies:           2, FirstReplySecondsP50: p(30), FirstReplySecondsP90: p(90),
 			ResolvedByAgents: 0, HandedBackToBot: 2, OffersExpired: 2,
 		}
@@ -160,10 +160,10 @@ func TestAnalyticsScriptedDay(t *testing.T) {
 		}
 
 		wantCSV := strings.Join([]string{
-			"date,conversations,contained_by_bot,handed_to_agents,handed_to_agents:pass_thread_control,handed_to_agents:reconciled,first_replies,first_reply_seconds_p50,first_reply_seconds_p90,resolved_by_agents,handed_back_to_bot,offers_expired",
-			"2026-11-02,5,2,3,2,1,2,30,90,0,2,2",
-			"2026-11-03,0,0,0,0,0,0,,,0,0,0",
-			"total,5,2,3,2,1,2,30,90,0,2,2", ""}, "\n")
+			"date,conversations,contained_by_bot,handed_to_agents,handed_to_agents:agent_took_over,handed_to_agents:bot_requested,handed_to_agents:reconciled,first_replies,first_reply_seconds_p50,first_reply_seconds_p90,resolved_by_agents,handed_back_to_bot,offers_expired",
+			"2026-11-02,5,2,3,1,1,1,2,30,90,0,2,2",
+			"2026-11-03,0,0,0,0,0,0,0,,,0,0,0",
+			"total,5,2,3,1,1,1,2,30,90,0,2,2", ""}, "\n")
 		for _, req := range []struct{ query, accept string }{{"&format=csv", ""}, {"", "text/csv"}} {
 			r, _ := http.NewRequest(http.MethodGet, h.url+"/1.0/analytics?page_id="+pageID+"&from=2026-11-02&to=2026-11-03"+req.query, nil)
 			r.Header.Set("Authorization", "Bearer "+agentToken)
@@ -245,14 +245,14 @@ func TestConsoleAnalyticsInBrowser(t *testing.T) {
 		if diff := cmp.Diff(append([]string{"Total"}, want...), row("total")); diff != "" {
 			t.Errorf("the total row (-want +got):\n%s", diff)
 		}
-		if got := run(p, "reasons", textOf("#analytics-reasons")); got != "Handed to agents by reason: pass thread control: 2 · reconciled: 1" {
+		if got := run(p, "reasons", textOf("#analytics-reasons")); got != "Handed to agents by reason: agent took over: 1 · bot requested: 1 · reconciled: 1" {
 			t.Errorf("reasons = %q", got)
 		}
 		if got := run(p, "CSV link", chromedp.Evaluate[string](`document.querySelector('#analytics-csv').getAttribute('href')`)); got != "/1.0/analytics?page_id="+pageID+"&format=csv" {
 			t.Errorf("CSV link = %q", got)
 		}
 		csvText := run(p, "the CSV", chromedp.Evaluate[string](`fetch(document.querySelector('#analytics-csv').href, {credentials: 'same-origin'}).then(r => r.text())`, chromedp.EvalAwaitPromise))
-		if !strings.Contains(csvText, "\n2026-11-02,5,2,3,2,1,2,30,90,0,2,2\n") {
+		if !strings.Contains(csvText, "\n2026-11-02,5,2,3,1,1,1,2,30,90,0,2,2\n") {
 			t.Errorf("the CSV through the console's session:\n%s", csvText)
 		}
 	})

@@ -93,6 +93,7 @@ func FuzzAPIBothStores(f *testing.F) {
 		{"/1.0/interventions", true},
 		{"/api/clients/1/bots/objects/claim", true},
 		{"/api/clients/1/bots/objects/echo", true},
+		{"/1.0/handovers", true},
 	}
 	seeds := []string{
 		`{"name":"API","channel":{"type":"api"}}`,
@@ -104,6 +105,7 @@ func FuzzAPIBothStores(f *testing.F) {
 		`{"identity_foreign_id":"nobody"}`,
 		`{"object_id":"m_1","published_at":"2017-08-01t05:29:44Z","source":"facebook","state":"closed","account_id":"1001"}`,
 		`{"object_id":"m_1","published_at":1e30,"source":"facebook","account_id":"1001"}`,
+		`{"identity_foreign_id":"nobody","to":"agent","mode":"offer","reason":"customer_asked","metadata":{"a":1,"b":"\u0000"}}`,
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))

@@ -318,6 +318,9 @@ func TestOpenAPIResponsesMatchDocument(t *testing.T) {
 		// The inbox API, its live updates and its outbound webhooks.
 		checkInboxAPI(t, h, o, psid)
 
+		// The handover resource API: offers, accepts, declines.
+		checkHandoversAPI(t, h, o)
+
 		// The Lexer-compatible Chatbot User API: claims and echoes.
 		checkLexerAPI(t, h, o)
 

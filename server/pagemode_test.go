@@ -312,7 +312,7 @@ func TestReconcileMissedWebhook(t *testing.T) {
 			t.Errorf("after reconciliation: %+v", v)
 		}
 		last := v.History[len(v.History)-1]
-		if want := (handover.TransitionView{At: h.clock.Now(), From: "bot", To: "agent", Cause: "reconciled", FromAppID: botApp, ToAppID: ourApp}); !cmp.Equal(want, last) {
+		if want := (handover.TransitionView{At: h.clock.Now(), From: "bot", To: "agent", Cause: "reconciled", Reason: handover.ReasonReconciled, FromAppID: botApp, ToAppID: ourApp}); !cmp.Equal(want, last) {
 			t.Errorf("last transition (-want +got):\n%s", cmp.Diff(want, last))
 		}
 		if diff := cmp.Diff(map[string]int{psid: 1}, h.threadOwnerCalls()); diff != "" {
@@ -373,7 +373,7 @@ func TestReconcileFailedHandover(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, _ := h.thread(psid)
-		if last := v.History[len(v.History)-1]; v.Owner != handover.OwnerIdle || last.Cause != "reconciled" || last.From != handover.OwnerAgent {
+		if last := v.History[len(v.History)-1]; v.Owner != handover.OwnerIdle || last.Cause != "reconciled" || last.Reason != handover.ReasonReconciled || last.From != handover.OwnerAgent {
 			t.Errorf("after reconciliation: %+v", v)
 		}
 		if diff := cmp.Diff(map[string]int{psid: 2}, h.threadOwnerCalls()); diff != "" {
@@ -446,7 +446,7 @@ func TestReconcileRateLimitAcrossProcesses(t *testing.T) {
 			}
 		}
 		for _, p := range psids {
-			if v, _ := h.thread(p); v.Owner != handover.OwnerAgent || v.History[len(v.History)-1].Cause != "reconciled" {
+			if v, _ := h.thread(p); v.Owner != handover.OwnerAgent || v.History[len(v.History)-1].Reason != handover.ReasonReconciled {
 				t.Errorf("%s: %+v", p, v)
 			}
 		}
@@ -497,7 +497,7 @@ func TestReconcileRefusedSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, _ := h.thread(psid)
-		if last := v.History[len(v.History)-1]; v.Owner != handover.OwnerOther || last.Cause != "reconciled" || last.From != handover.OwnerAgent {
+		if last := v.History[len(v.History)-1]; v.Owner != handover.OwnerOther || last.Cause != "reconciled" || last.Reason != handover.ReasonReconciled || last.From != handover.OwnerAgent {
 			t.Errorf("after reconciliation: %+v", v)
 		}
 		if diff := cmp.Diff(map[string]int{psid: 1}, h.threadOwnerCalls()); diff != "" {

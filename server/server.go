@@ -123,6 +123,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.handover = handover.New(handover.Options{
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
 		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover, Reconcile: cfg.Reconcile,
+		BotClient: o.WebhookClient, GiveUpAfter: cfg.Inbox.GiveUpAfter,
 	})
 	if err := s.handover.CheckPageModes(ctx); err != nil {
 		db.Close()

@@ -211,7 +211,7 @@ function renderQueue() {
     },
     h('span', { class: 'name' }, name),
     h('span', { class: 'when' }, ago(c.last_activity_at)),
-    h('span', { class: 'sub' }, [inbox ? inbox.name : '', c.status, who, owner && `thread: ${owner}`].filter(Boolean).join(' · ')),
+    h('span', { class: 'sub' }, [inbox ? inbox.name : '', c.offer_id ? 'offered' : c.status, who, owner && `thread: ${owner}`].filter(Boolean).join(' · ')),
     unread ? h('span', { class: 'unread', dataset: { unread } }, unread) : h('span'));
     return li;
   }));
@@ -344,7 +344,7 @@ function renderHead() {
   // Rebuild only on a change: an unchanged header keeps its focus and
   // does not make screen readers repeat it.
   const t0 = state.thread;
-  const key = JSON.stringify([c.id, c.status, c.thread_owner, c.meta && c.meta.assignee, c.meta && c.meta.sender && c.meta.sender.name,
+  const key = JSON.stringify([c.id, c.status, c.thread_owner, c.offer_id, c.meta && c.meta.assignee, c.meta && c.meta.sender && c.meta.sender.name,
     t0 && t0.owner, t0 && !!t0.pending_request, c.psid ? windowOf().text : '', state.me.agents]);
   if (key === headKey && head.firstChild) return;
   headKey = key;
@@ -354,6 +354,7 @@ function renderHead() {
   const badges = [h('span', { class: 'badge', id: 'status-badge', dataset: { status: c.status } }, `Status: ${c.status}`)];
   if (c.psid) {
     badges.push(h('span', { class: 'badge', id: 'owner-badge', dataset: { owner } }, `Thread: ${OWNERS[owner] || owner || 'unknown'}`));
+    if (c.offer_id) badges.push(h('span', { class: 'badge', id: 'offer-badge', dataset: { owner: 'other' } }, 'Offered by the bot'));
     if (t && t.pending_request && owner !== 'agent') badges.push(h('span', { class: 'badge', id: 'pending-badge', dataset: { owner: 'other' } }, 'Request for control pending'));
     const w = windowOf();
     badges.push(h('span', { class: 'badge', id: 'window-badge', dataset: { window: w.kind } }, w.text));
@@ -362,7 +363,10 @@ function renderHead() {
   badges.push(h('span', { class: 'badge', id: 'assignee-badge' }, assignee ? `Assigned to ${assignee.name}` : 'Unassigned'));
   const agents = (state.me.agents || []).filter((a) => a.id !== state.me.agent_id);
   const actions = h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Conversation actions' });
-  if (c.psid && owner !== 'agent') actions.append(h('button', { type: 'button', id: 'take-over', class: 'primary', on: { click: takeOver } }, 'Take over'));
+  if (c.offer_id) {
+    actions.append(h('button', { type: 'button', id: 'accept-offer', class: 'primary', on: { click: () => decideOffer('accept') } }, 'Accept'),
+      h('button', { type: 'button', id: 'decline-offer', on: { click: () => decideOffer('decline') } }, 'Decline'));
+  } else if (c.psid && owner !== 'agent') actions.append(h('button', { type: 'button', id: 'take-over', class: 'primary', on: { click: takeOver } }, 'Take over'));
   if (state.me.agent_id && (!assignee || assignee.id !== state.me.agent_id)) actions.append(h('button', { type: 'button', id: 'assign-me', on: { click: () => assign(state.me.agent_id) } }, 'Assign to me'));
   if (agents.length) {
     const sel = h('select', { id: 'assign-to', 'aria-label': 'Assign to an agent' }, h('option', { value: '' }, 'Assign to…'),
@@ -452,6 +456,17 @@ function takeOver() {
   return act(async () => {
     await api('POST', '/1.0/interventions', { page_id: c.page_id, identity_foreign_id: c.psid });
     if (state.me.agent_id && !(c.meta && c.meta.assignee)) await api('POST', `${base()}/conversations/${c.id}/assignments`, { assignee_id: state.me.agent_id });
+    await refreshThread();
+  });
+}
+
+// decideOffer accepts (the first agent gets the conversation; a later one
+// is refused with the reason) or declines the bot's offer.
+function decideOffer(how) {
+  const c = state.conv;
+  return act(async () => {
+    await api('POST', `/1.0/handovers/${c.offer_id}/${how}`);
+    state.conv = await api('GET', `${base()}/conversations/${c.id}`);
     await refreshThread();
   });
 }

@@ -1,0 +1,247 @@
+package handover
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/handoverd/handoverd/store"
+)
+
+// Events to a Page's bot (pages[].bot_webhook): what Meta does not tell a
+// bot that is a Facebook app about its hand-offs.
+const (
+	EventOffered  = "handover.offered"  // the bot offered the conversation to the agents
+	EventAccepted = "handover.accepted" // an agent accepted the offer
+	EventDeclined = "handover.declined" // an agent declined the offer
+	EventExpired  = "handover.expired"  // nobody accepted the offer in time
+	EventFailed   = "handover.failed"   // control for the agents was refused or never came (Graph's code)
+	EventReturned = "handover.returned" // the thread is back with the bot (with the reason)
+)
+
+// Bot event delivery headers.
+const (
+	HeaderBotSignature = "X-Handoverd-Signature" // sha256=hex(HMAC-SHA256(secret, timestamp + "." + body))
+	HeaderBotTimestamp = "X-Handoverd-Timestamp" // Unix seconds when the attempt was signed
+	HeaderBotEventID   = "X-Handoverd-Event-Id"  // the event's id, the same across retries
+	HeaderBotEvent     = "X-Handoverd-Event"     // the event's type
+)
+
+// botEventLease bounds how long one process holds a delivery it attempts.
+const botEventLease = time.Minute
+
+// SignBotEvent returns the X-Handoverd-Signature value of a delivery.
+func SignBotEvent(secret string, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// BotEvent is the body of a delivery to a bot's webhook.
+type BotEvent struct {
+	// ID identifies the event; it stays the same across retries.
+	ID string `json:"id"`
+	// Type is one of the handover.* events.
+	Type string `json:"type"`
+	// CreatedAt is when the event happened.
+	CreatedAt time.Time `json:"created_at"`
+	// PageID and IdentityForeignID name the identity.
+	PageID            string `json:"page_id"`
+	IdentityForeignID string `json:"identity_foreign_id"`
+	// Handover is the handoff the event is about (nil for handover.returned
+	// without one).
+	Handover *HandoffView `json:"handover,omitempty"`
+	// Reason is why.
+	Reason Reason `json:"reason,omitempty"`
+	// Metadata is the operation's flat JSON context.
+	Metadata Metadata `json:"metadata,omitempty"`
+	// Data carries the event's details (Graph's code for handover.failed,
+	// the cause for handover.returned).
+	Data map[string]any `json:"data,omitempty"`
+}
+
+// botEvent queues an event for the Page's bot, in the caller's
+// transaction, which holds the thread's row lock: a thread's events are
+// numbered, and delivered, in the order they happened.
+func (s *Service) botEvent(ctx context.Context, tx *store.Tx, h Handoff, typ string, data map[string]any, now time.Time) error {
+	hook := s.pages[h.PageID].BotWebhook
+	if hook.URL == "" {
+		return nil
+	}
+	var rb [12]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return err
+	}
+	ev := BotEvent{ID: "hev_" + hex.EncodeToString(rb[:]), Type: typ, CreatedAt: now.UTC(), PageID: h.PageID, IdentityForeignID: h.PSID,
+		Reason: h.Reason, Metadata: h.Metadata, Data: data}
+	if h.ID != 0 {
+		v := ViewHandoff(h)
+		ev.Handover = &v
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO bot_events (event_id, page_id, psid, type, url, payload, status, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)`, ev.ID, h.PageID, h.PSID, typ, hook.URL, string(body), store.Millis(now))
+	if err == nil {
+		s.Kick()
+	}
+	return err
+}
+
+// DeliverBotEvents attempts every due bot event — per thread only the
+// oldest pending one, so a bot gets a thread's events in order — and
+// returns how many were delivered. Several processes may run it at once:
+// a delivery is claimed with a lease first.
+func (s *Service) DeliverBotEvents(ctx context.Context) (int, error) {
+	now := store.Millis(s.now())
+	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT b.id FROM bot_events b
+		WHERE b.status = 'pending' AND b.next_attempt_at <= $1 AND (b.lease_until IS NULL OR b.lease_until < $1)
+		AND b.id = (SELECT min(p.id) FROM bot_events p WHERE p.status = 'pending' AND p.page_id = b.page_id AND p.psid = b.psid)
+		ORDER BY b.id LIMIT 100`, now)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		ok, err := s.deliverBotEvent(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) deliverBotEvent(ctx context.Context, id int64) (bool, error) {
+	now := s.now()
+	var pageID, eventID, typ, url, payload string
+	var attempts int
+	var created int64
+	claimed := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if claimed, err = tx.Lease(ctx, "bot_events", "pending", id, now.Add(botEventLease), now, true); err != nil || !claimed {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT page_id, event_id, type, url, payload, attempts, created_at FROM bot_events WHERE id = $1`, id).
+			Scan(&pageID, &eventID, &typ, &url, &payload, &attempts, &created)
+	})
+	if err != nil || !claimed {
+		return false, err
+	}
+	hook := s.pages[pageID].BotWebhook
+	status, sendErr := 0, error(nil)
+	if hook.URL == "" {
+		sendErr = fmt.Errorf("page %s no longer has a bot_webhook", pageID)
+	} else {
+		status, sendErr = s.postBotEvent(ctx, url, hook.Secret.Reveal(), eventID, typ, []byte(payload))
+	}
+	if ctx.Err() != nil {
+		// Shutting down mid-attempt: hand it back untouched.
+		return false, s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+			_, err := tx.ExecContext(context.WithoutCancel(ctx), `UPDATE bot_events SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1`, id)
+			return err
+		})
+	}
+	result := "delivered"
+	var next time.Time
+	switch {
+	case hook.URL == "":
+		result = "failed"
+	case sendErr == nil && status >= 200 && status < 300:
+	case sendErr != nil || status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout:
+		result, next = "retry", now.Add(botRetryDelay(attempts))
+		if next.Sub(store.Time(created)) > s.giveUpAfter {
+			result = "failed"
+		}
+	default:
+		result = "failed" // another 4xx: the bot refuses it; retrying will not help
+	}
+	errText := ""
+	if sendErr != nil {
+		errText = sendErr.Error()
+	} else if result != "delivered" {
+		errText = fmt.Sprintf("HTTP %d", status)
+	}
+	s.metrics.BotEventDeliveries.WithLabelValues(result).Inc()
+	if result != "delivered" {
+		s.log.Warn().Str("url", redactQuery(url)).Str("event_id", eventID).Str("type", typ).Int("attempt", attempts).
+			Str("result", result).Str("error", redactQuery(errText)).Msg("bot event delivery failed")
+	}
+	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
+		if result == "retry" {
+			_, err := tx.ExecContext(ctx, `UPDATE bot_events SET next_attempt_at = $2, last_status = $3, last_error = $4, lease_until = NULL WHERE id = $1`,
+				id, store.Millis(next), status, errText)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE bot_events SET status = $2, last_status = $3, last_error = $4, finished_at = $5, lease_until = NULL WHERE id = $1`,
+			id, result, status, errText, store.Millis(s.now()))
+		return err
+	})
+}
+
+// postBotEvent sends one signed attempt and returns the bot's status.
+func (s *Service) postBotEvent(ctx context.Context, url, secret, eventID, typ string, body []byte) (int, error) {
+	ts := s.now().Unix()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "handoverd-bot-events")
+	req.Header.Set(HeaderBotEventID, eventID)
+	req.Header.Set(HeaderBotEvent, typ)
+	req.Header.Set(HeaderBotTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderBotSignature, SignBotEvent(secret, ts, body))
+	resp, err := s.botClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// botRetryDelay is the wait before attempt n+1: 5 s doubling, at most 5 min.
+func botRetryDelay(attempts int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < attempts && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// redactQuery cuts query strings (which may carry tokens) out of s.
+func redactQuery(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexAny(s, "?#")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		s = s[i:]
+		j := strings.IndexAny(s, " \"'")
+		if j < 0 {
+			return b.String()
+		}
+		s = s[j:]
+	}
+}
