@@ -113,7 +113,7 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 		}
 		if open, err := interventionOpen(ctx, tx, interventionID); err != nil || !open {
 			if err == nil {
-				err = apperr.New(apperr.Conflict, "intervention %d is closed", interventionID)
+				err = apperr.New(apperr.Conflict, "intervention %d is closed (or being closed); the message was not queued", interventionID)
 			}
 			return err
 		}
@@ -369,7 +369,8 @@ func handBackInFlight(ctx context.Context, tx *store.Tx, pageID, psid string) (b
 	return n > 0, err
 }
 
-// interventionOpen reports whether an intervention is open (0: none, true).
+// interventionOpen reports whether an intervention is open (0: none, true);
+// one closing is not.
 func interventionOpen(ctx context.Context, q querier, id int64) (bool, error) {
 	if id == 0 {
 		return true, nil
