@@ -39,8 +39,8 @@ const (
 	InterventionOpen    = "open"
 	InterventionClosing = "closing"
 	InterventionClosed  = "closed"
-	CloseByAgent       = "agent"
-	CloseIdle          = "idle"
+	CloseByAgent        = "agent"
+	CloseIdle           = "idle"
 )
 
 const interventionColumns = `id, page_id, psid, status, opened_by, opened_at, last_activity_at, closed_by, closed_at, close_reason`
