@@ -352,6 +352,11 @@ func (s *Service) refreshExpiry(th *Thread) {
 	th.ExpiresAt = &e
 }
 
+// DedupeKey is the key an event is stored under (webhook_events.dedupe_key),
+// the same across Meta's redeliveries: for audits that check each event
+// was stored once.
+func DedupeKey(ev messenger.Event) string { return dedupeKey(ev) }
+
 // dedupeKey identifies an event across Meta's redeliveries.
 func dedupeKey(ev messenger.Event) string {
 	switch {
