@@ -184,7 +184,19 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		}
 		s.noteCommitted(&w.th, w.trs, c)
 	}
-	return s.observeAll(ctx, tx, changes)
+	if err := s.observeAll(ctx, tx, changes); err != nil {
+		return err
+	}
+	for _, row := range rows {
+		sent, err := s.settleEchoed(ctx, tx, *row.ev)
+		if err != nil {
+			return err
+		}
+		if sent {
+			c.echoSent++
+		}
+	}
+	return nil
 }
 
 // saveTransitions stores a thread's new transitions (outside webhook

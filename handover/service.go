@@ -149,6 +149,7 @@ type committed struct {
 	events      []eventResult
 	waits       []time.Duration // request → control, for the histogram
 	ownedByUs   bool            // a thread became ours: waiting agent messages may go
+	echoSent    int             // agent messages their echoes showed sent (settleEchoed)
 }
 
 type threadTransition struct {
@@ -169,6 +170,9 @@ func (s *Service) record(c committed) {
 	}
 	if c.ownedByUs {
 		s.Kick()
+	}
+	if c.echoSent > 0 {
+		s.metrics.AgentSends.WithLabelValues(SendSent).Add(float64(c.echoSent))
 	}
 	for _, t := range c.transitions {
 		s.metrics.ThreadTransitions.WithLabelValues(string(t.From), string(t.To), string(t.Cause)).Inc()
