@@ -128,52 +128,19 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 
 	// Facebook: the simulator, and the bot app's webhook.
-	simLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return Report{}, err
-	}
-	botLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		simLn.Close()
-		return Report{}, err
-	}
-	simURL := "http://" + simLn.Addr().String() + "/"
 	addrs, err := freeAddrs(o.Replicas)
 	if err != nil {
-		simLn.Close()
-		botLn.Close()
 		return Report{}, err
 	}
 	urls := make([]string, len(addrs))
 	for i, a := range addrs {
 		urls[i] = "http://" + a
 	}
-	r.sim = simulator.New(simulator.Config{RetryDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxAttempts: 60,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
-	hooks := make([]string, len(urls))
-	for i, u := range urls {
-		hooks[i] = u + "/webhooks/messenger"
+	simURL, closeFacebook, err := r.facebook(urls)
+	if err != nil {
+		return Report{}, err
 	}
-	r.sim.AddApp(simulator.App{ID: ourApp, Secret: ourSecret, WebhookURL: hooks[0], Replicas: hooks[1:]})
-	r.sim.AddApp(simulator.App{ID: botApp, Secret: botSecret, WebhookURL: "http://" + botLn.Addr().String() + "/webhook"})
-	r.sim.AddPage(simulator.Page{ID: pageID, DefaultAppID: botApp, Tokens: map[string]string{ourPageTok: ourApp, botPageTok: botApp}})
-	bot := &sandbox.DemoBot{
-		Graph:     messenger.NewGraph(messenger.GraphOptions{BaseURL: simURL, Version: "v21.0", AppID: botApp, AppSecret: botSecret}),
-		Page:      messenger.PageRef{ID: pageID, Token: botPageTok},
-		Secret:    botSecret,
-		BrokerURL: urls[0],
-		Token:     botToken,
-		Log:       zerolog.Nop(),
-	}
-	servers := []*http.Server{{Handler: r.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}, {Handler: bot, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = servers[0].Serve(simLn) }()
-	go func() { _ = servers[1].Serve(botLn) }()
-	defer func() {
-		for _, s := range servers {
-			_ = s.Close()
-		}
-		r.sim.Close()
-	}()
+	defer closeFacebook()
 
 	// handoverd.
 	for i, a := range addrs {
@@ -234,6 +201,48 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		dropDB()
 	}
 	return rep, nil
+}
+
+// facebook starts the simulator, with handoverd's app at urls (round
+// robin), and the bot app's webhook, each on its own loopback listener; it
+// returns the simulator's (Graph API's) base URL and what stops them.
+func (r *run) facebook(urls []string) (string, func(), error) {
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	botLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		simLn.Close()
+		return "", nil, err
+	}
+	simURL := "http://" + simLn.Addr().String() + "/"
+	r.sim = simulator.New(simulator.Config{RetryDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxAttempts: 60,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	hooks := make([]string, len(urls))
+	for i, u := range urls {
+		hooks[i] = u + "/webhooks/messenger"
+	}
+	r.sim.AddApp(simulator.App{ID: ourApp, Secret: ourSecret, WebhookURL: hooks[0], Replicas: hooks[1:]})
+	r.sim.AddApp(simulator.App{ID: botApp, Secret: botSecret, WebhookURL: "http://" + botLn.Addr().String() + "/webhook"})
+	r.sim.AddPage(simulator.Page{ID: pageID, DefaultAppID: botApp, Tokens: map[string]string{ourPageTok: ourApp, botPageTok: botApp}})
+	bot := &sandbox.DemoBot{
+		Graph:     messenger.NewGraph(messenger.GraphOptions{BaseURL: simURL, Version: "v21.0", AppID: botApp, AppSecret: botSecret}),
+		Page:      messenger.PageRef{ID: pageID, Token: botPageTok},
+		Secret:    botSecret,
+		BrokerURL: urls[0],
+		Token:     botToken,
+		Log:       zerolog.Nop(),
+	}
+	servers := []*http.Server{{Handler: r.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}, {Handler: bot, ReadHeaderTimeout: 10 * time.Second}}
+	go func() { _ = servers[0].Serve(simLn) }()
+	go func() { _ = servers[1].Serve(botLn) }()
+	return simURL, func() {
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		r.sim.Close()
+	}, nil
 }
 
 // freeAddrs returns n loopback addresses no one listens on right now.
