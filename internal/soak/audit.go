@@ -59,6 +59,9 @@ type Report struct {
 	// OpsLeftInFlight is the handovers (control_ops) a killed process left
 	// in flight: they hold the thread's next handovers for two minutes.
 	OpsLeftInFlight int
+	// ClosesLeft is the interventions a killed process left closing: the
+	// sweep finishes them once they are two minutes old.
+	ClosesLeft int
 
 	// Threads is the customers' threads compared; OwnersMismatched those
 	// whose owner in handoverd is not Messenger's.
@@ -85,13 +88,13 @@ func (r Report) Print(w io.Writer) {
   webhook deliveries %d (%d POSTs with retries, %d never acknowledged)
   API requests %d (%d refused or unanswered); bot handovers %d, hand-backs %d
   agent messages accepted %d: sent %d, failed %d (reason stored), waiting %d; lost %d, duplicated %d, sent but not recorded %d
-  threads %d, owners mismatched %d; handovers a kill left in flight %d
+  threads %d, owners mismatched %d; handovers a kill left in flight %d, interventions left closing %d
 `, r.Backend, r.Replicas, r.Duration, r.Kills, verdict,
 		r.CustomerMessages, r.EventsSent, r.EventsAcked, r.EventsStored, r.EventsLost, r.EventsDuplicated,
 		r.Deliveries, r.Attempts, r.Undelivered,
 		r.Requests, r.Refused, r.Handovers, r.HandBacks,
 		r.AgentAccepted, r.AgentSent, r.AgentFailed, r.AgentWaiting, r.AgentLost, r.AgentDuplicated, r.AgentSentUnrecorded,
-		r.Threads, r.OwnersMismatched, r.OpsLeftInFlight)
+		r.Threads, r.OwnersMismatched, r.OpsLeftInFlight, r.ClosesLeft)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  - %s\n", p)
 	}
@@ -319,7 +322,8 @@ func (r *run) audit(ctx context.Context, dbURL string, rep *Report) error {
 		}
 	}
 
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM control_ops WHERE status = 'in_flight'`).Scan(&rep.OpsLeftInFlight); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM control_ops WHERE status = 'in_flight'),
+		(SELECT count(*) FROM interventions WHERE status = 'closing')`).Scan(&rep.OpsLeftInFlight, &rep.ClosesLeft); err != nil {
 		return err
 	}
 
