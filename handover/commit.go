@@ -24,9 +24,15 @@ import (
 // A webhook whose events cannot be applied (an error that is not a
 // conflict the database resolves by retrying) does not fail the others:
 // the batch is split and its halves applied on their own, down to the
-// webhook at fault, which gets its own answer. Within the transaction threads are locked in (page,
-// PSID) order across the whole batch, so processes sharing PostgreSQL
-// cannot deadlock on each other's batches.
+// webhook at fault, which gets its own answer. Within the transaction
+// threads are locked in (page, PSID) order across the whole batch, so
+// processes sharing PostgreSQL cannot deadlock on each other's batches.
+//
+// SQLite has one writer, so one batch commits at a time. PostgreSQL
+// commits several batches at once (committers), each waiting on its own
+// round trips and fsync; a thread's webhooks are still applied in arrival
+// order, because a webhook that names a thread of a batch in flight, or of
+// an earlier webhook left waiting, waits for a later batch.
 
 const (
 	// maxBatchWebhooks bounds the webhooks one transaction applies.
@@ -39,14 +45,38 @@ const (
 // ingestReq is one webhook waiting for its events to commit.
 type ingestReq struct {
 	events []messenger.Event
-	done   chan error // receives exactly once
+	keys   []threadKey // the threads it names (page-level events: PSID "")
+	done   chan error  // receives exactly once
 }
 
 // committer queues webhooks for group commit.
 type committer struct {
 	mu      sync.Mutex
 	pending []*ingestReq
-	running bool
+	// running counts the batches being applied, at most max.
+	running, max int
+	// inFlight holds the threads of the batches being applied.
+	inFlight map[threadKey]int
+}
+
+// committers is how many batches may commit at once on a dialect.
+func committers(dialect string) int {
+	if dialect == "postgres" {
+		return 4
+	}
+	return 1
+}
+
+// threadKeys are the threads (page-level events: PSID "") events name.
+func threadKeys(events []messenger.Event) []threadKey {
+	ks := make([]threadKey, 0, 1)
+	for _, ev := range events {
+		k := threadKey{ev.PageID, ev.PSID}
+		if !slices.Contains(ks, k) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
 }
 
 // Ingest durably applies one webhook's events, in a transaction shared
@@ -58,14 +88,14 @@ func (s *Service) Ingest(ctx context.Context, events []messenger.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	req := &ingestReq{events: events, done: make(chan error, 1)}
-	s.commit.mu.Lock()
-	s.commit.pending = append(s.commit.pending, req)
-	lead := !s.commit.running
-	s.commit.running = true
-	s.commit.mu.Unlock()
-	if lead {
-		s.commitNext()
+	req := &ingestReq{events: events, keys: threadKeys(events), done: make(chan error, 1)}
+	c := &s.commit
+	c.mu.Lock()
+	c.pending = append(c.pending, req)
+	batch := c.next()
+	c.mu.Unlock()
+	if batch != nil {
+		s.commitFrom(batch)
 	}
 	select {
 	case err := <-req.done:
@@ -75,37 +105,85 @@ func (s *Service) Ingest(ctx context.Context, events []messenger.Event) error {
 	}
 }
 
-// commitNext commits one batch of what is waiting, then hands the next
-// batch to a new goroutine (so the caller's own answer is not held up by
-// later webhooks) or, with nothing waiting, stops.
-func (s *Service) commitNext() {
-	s.commit.mu.Lock()
-	batch := takeBatch(&s.commit.pending)
-	s.commit.mu.Unlock()
-
+// commitFrom commits batch, then, while webhooks wait that may be
+// applied, the next batch, each from a new goroutine (so the caller's own
+// answer is not held up by later webhooks).
+func (s *Service) commitFrom(batch []*ingestReq) {
 	s.applyBatch(batch)
-
-	s.commit.mu.Lock()
-	more := len(s.commit.pending) > 0
-	s.commit.running = more
-	s.commit.mu.Unlock()
-	if more {
-		go s.commitNext()
+	c := &s.commit
+	c.mu.Lock()
+	c.done(batch)
+	next := c.next()
+	c.mu.Unlock()
+	if next != nil {
+		go s.commitFrom(next)
 	}
 }
 
-// takeBatch removes from the front of pending the webhooks of the next
-// batch: at least one, then as many as fit the bounds.
-func takeBatch(pending *[]*ingestReq) []*ingestReq {
-	q := *pending
-	n, events := 1, len(q[0].events)
-	for n < len(q) && n < maxBatchWebhooks && events+len(q[n].events) <= maxBatchEvents {
-		events += len(q[n].events)
-		n++
+// next takes, when a committer is free, the next batch from the front of
+// pending (mu held): the webhooks, in order, that fit the bounds and name
+// no thread in flight or of an earlier webhook left waiting. It returns
+// nil when nothing may start now.
+func (c *committer) next() []*ingestReq {
+	if c.running >= max(c.max, 1) || len(c.pending) == 0 {
+		return nil
 	}
-	batch := q[:n:n]
-	*pending = append([]*ingestReq(nil), q[n:]...)
+	if c.inFlight == nil {
+		c.inFlight = map[threadKey]int{}
+	}
+	var (
+		batch, left []*ingestReq
+		blocked     map[threadKey]bool
+		events      int
+	)
+	for i, r := range c.pending {
+		if len(batch) == maxBatchWebhooks || (len(batch) > 0 && events+len(r.events) > maxBatchEvents) {
+			left = append(left, c.pending[i:]...)
+			break
+		}
+		ks := r.keys
+		wait := false
+		for _, k := range ks {
+			if c.inFlight[k] > 0 || blocked[k] {
+				wait = true
+			}
+		}
+		if wait {
+			if blocked == nil {
+				blocked = map[threadKey]bool{}
+			}
+			for _, k := range ks {
+				blocked[k] = true
+			}
+			left = append(left, r)
+			continue
+		}
+		batch = append(batch, r)
+		events += len(r.events)
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	for _, r := range batch {
+		for _, k := range r.keys {
+			c.inFlight[k]++
+		}
+	}
+	c.pending = left
+	c.running++
 	return batch
+}
+
+// done notes that batch is applied (mu held).
+func (c *committer) done(batch []*ingestReq) {
+	c.running--
+	for _, r := range batch {
+		for _, k := range r.keys {
+			if c.inFlight[k]--; c.inFlight[k] <= 0 {
+				delete(c.inFlight, k)
+			}
+		}
+	}
 }
 
 // applyBatch applies the webhooks in one transaction and answers each. If

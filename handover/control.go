@@ -340,7 +340,7 @@ func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string
 // so a message of a closed intervention never asks for control back. The
 // check is made under the thread's lock, as a hand-back decides.
 func (s *Service) acquireControlFor(ctx context.Context, m AgentMessage) (Outcome, error) {
-	return s.control(ctx, m.PageID, m.PSID, ToAgent, m.Actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
+	return s.control(ctx, m.PageID, m.PSID, ToAgent, m.Sender.Label(), func(tx *store.Tx, th Thread) (controlPlan, error) {
 		var status string
 		if err := tx.QueryRowContext(ctx, `SELECT status FROM agent_messages WHERE id = $1`, m.ID).Scan(&status); err != nil {
 			return controlPlan{}, err

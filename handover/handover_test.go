@@ -437,3 +437,36 @@ func TestRaceStandbyMessageAndPass(t *testing.T) {
 		})
 	}
 }
+
+func TestEventOutcomesAreStored(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b, "bot")
+		f.ingest(t, pass(botApp, ourApp, 5))
+		// In one batch: evidence older than the pass (stale), a new message,
+		// and a second copy of it.
+		f.ingest(t, msg(S, "old", 1), msg(M, "new", 6), msg(M, "new", 6))
+		rows, err := b.Open(t).Reader().Query(`SELECT kind, outcome FROM webhook_events WHERE psid = $1 ORDER BY occurred_at`, psid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got [][2]string
+		for rows.Next() {
+			var k, o string
+			if err := rows.Scan(&k, &o); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, [2]string{k, o})
+		}
+		want := [][2]string{{"message", "stale"}, {"pass_thread_control", "applied"}, {"message", "applied"}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("stored events (-want +got):\n%s", diff)
+		}
+		if n := testutil.ToFloat64(f.m.WebhookEvents.WithLabelValues("message", "duplicate")); n != 1 {
+			t.Errorf("duplicate messages counted = %v, want 1", n)
+		}
+		if n := testutil.ToFloat64(f.m.WebhookEvents.WithLabelValues("message", "stale")); n != 1 {
+			t.Errorf("stale messages counted = %v, want 1", n)
+		}
+	})
+}

@@ -79,11 +79,11 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 }
 
 // applyThreads applies the events of many threads: it locks every thread
-// (in key order), leaves out the events already stored (redeliveries),
-// folds the rest into the threads in the order given (event time per
-// thread), stores events, threads and transitions in a few multi-row
-// statements, and then hands the changes to the observers in order: per
-// thread each event, then its owner changes.
+// (in key order), stores the events, leaving out the ones already stored
+// (redeliveries), folds the new ones into the threads in the order given
+// (event time per thread), stores threads and transitions, all in a few
+// multi-row statements, and then hands the changes to the observers in
+// order: per thread each event, then its owner changes.
 func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadKey, groups map[threadKey][]messenger.Event, c *committed) error {
 	nowT := s.now()
 	now := store.Millis(nowT)
@@ -91,13 +91,26 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 	if err != nil {
 		return err
 	}
-	var dedupe []string
+	// Store the events first, each key once: the ones the database
+	// already held (redeliveries) come back without an id and are left
+	// out. Events are stored as applied; the few that turn out otherwise
+	// (stale) are corrected after.
+	var (
+		rows []eventRow
+		seen = map[string]bool{}
+	)
 	for _, k := range keys {
-		for _, ev := range groups[k] {
-			dedupe = append(dedupe, dedupeKey(ev))
+		for j := range groups[k] {
+			ev := &groups[k][j]
+			key := dedupeKey(*ev)
+			if seen[key] { // a second copy in this batch
+				continue
+			}
+			seen[key] = true
+			rows = append(rows, eventRow{ev: ev, key: key, outcome: "applied"})
 		}
 	}
-	stored, err := storedKeys(ctx, tx, dedupe)
+	ids, err := insertEvents(ctx, tx, rows, now)
 	if err != nil {
 		return err
 	}
@@ -105,32 +118,34 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		th      Thread
 		changes []Change
 		trs     []Transition
-		events  []int // indexes into rows, with the transitions each one caused
+		events  []int64 // ids of the events applied, with the transitions each one caused
 		trFrom  []int
 	}
 	var (
-		work []*threadWork
-		rows []eventRow
-		i    int
+		work    []*threadWork
+		outcome []any // id, outcome of each event not applied
+		fresh   = ids
 	)
 	for _, k := range keys {
 		w := &threadWork{th: threads[k]}
 		page := s.pages[k.page]
 		for j := range groups[k] {
 			ev := &groups[k][j]
-			key := dedupe[i]
-			i++
-			if stored[key] {
+			key := dedupeKey(*ev)
+			id, ok := fresh[key]
+			if !ok {
 				c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
 				continue
 			}
-			stored[key] = true // a second copy in this batch is a duplicate too
+			delete(fresh, key) // a second copy in this batch is a duplicate too
 			n := len(w.trs)
-			outcome := s.apply(&w.th, page, *ev, &w.trs)
-			w.events, w.trFrom = append(w.events, len(rows)), append(w.trFrom, n)
-			rows = append(rows, eventRow{ev: ev, key: key, outcome: outcome})
-			w.changes = append(w.changes, Change{Thread: w.th, Event: ev, Outcome: outcome})
-			c.events = append(c.events, eventResult{string(ev.Kind), outcome})
+			out := s.apply(&w.th, page, *ev, &w.trs)
+			if out != "applied" {
+				outcome = append(outcome, id, out)
+			}
+			w.events, w.trFrom = append(w.events, id), append(w.trFrom, n)
+			w.changes = append(w.changes, Change{Thread: w.th, Event: ev, Outcome: out})
+			c.events = append(c.events, eventResult{string(ev.Kind), out})
 		}
 		if len(w.events) > 0 {
 			work = append(work, w)
@@ -139,8 +154,7 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 	if len(work) == 0 {
 		return nil
 	}
-	ids, err := insertEvents(ctx, tx, rows, now)
-	if err != nil {
+	if err := setOutcomes(ctx, tx, outcome); err != nil {
 		return err
 	}
 	var (
@@ -148,13 +162,7 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		trs []transitionRow
 	)
 	for _, w := range work {
-		for e, row := range w.events {
-			id, ok := ids[rows[row].key]
-			if !ok {
-				// Thread events are stored under the thread's lock, so no
-				// other transaction can have stored the key meanwhile.
-				return fmt.Errorf("event %s was stored concurrently", rows[row].key)
-			}
+		for e, id := range w.events {
 			end := len(w.trs)
 			if e+1 < len(w.trFrom) {
 				end = w.trFrom[e+1]

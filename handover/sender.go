@@ -38,8 +38,8 @@ type AgentMessage struct {
 	PageID, PSID string
 	// InterventionID is the intervention it belongs to (0 if none).
 	InterventionID int64
-	// Actor is the agent.
-	Actor string
+	// Sender is who sends it: an agent, or a relay bot.
+	Sender Sender
 	// Message is the Send API message object.
 	Message json.RawMessage
 	// Status is waiting, sent or failed.
@@ -56,19 +56,18 @@ type AgentMessage struct {
 	DeadlineAt time.Time
 	// FinishedAt is when it was sent or failed.
 	FinishedAt *time.Time
-	// Automated is true for a relay bot's messages (no HUMAN_AGENT tag).
-	Automated bool
 }
 
-const agentMessageColumns = `id, page_id, psid, intervention_id, actor, message, status, mid, messaging_type, error, created_at, deadline_at, finished_at, automated`
+const agentMessageColumns = `id, page_id, psid, intervention_id, actor, message, status, mid, messaging_type, error, created_at, deadline_at, finished_at, sender_kind`
 
 func scanAgentMessage(row rowScanner) (AgentMessage, error) {
 	var m AgentMessage
 	var iv, finished sql.NullInt64
 	var msg string
-	var created, deadline, automated int64
-	err := row.Scan(&m.ID, &m.PageID, &m.PSID, &iv, &m.Actor, &msg, &m.Status, &m.MID, &m.MessagingType, &m.Error, &created, &deadline, &finished, &automated)
-	m.Automated = automated != 0
+	var created, deadline int64
+	var kind string
+	err := row.Scan(&m.ID, &m.PageID, &m.PSID, &iv, &m.Sender.Name, &msg, &m.Status, &m.MID, &m.MessagingType, &m.Error, &created, &deadline, &finished, &kind)
+	m.Sender.Kind = SenderKind(kind)
 	m.InterventionID, m.Message = iv.Int64, json.RawMessage(msg)
 	m.CreatedAt, m.DeadlineAt, m.FinishedAt = store.Time(created), store.Time(deadline), store.TimePtr(finished)
 	return m, err
@@ -81,17 +80,17 @@ func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interven
 	return s.send(ctx, pageID, psid, interventionID, agent, message, wait)
 }
 
-// QueueAutomated queues a message from an automated sender (a relay bot)
-// in the caller's transaction, so it is queued exactly when the caller's
-// work commits. It goes out once handoverd holds the thread, only within
+// QueueAutomated queues a message from a relay bot (named bot) in the
+// caller's transaction, so it is queued exactly when the caller's work
+// commits. It goes out once handoverd holds the thread, only within
 // Messenger's 24-hour window (automated messages may not use the
 // HUMAN_AGENT tag); call Kick after the commit.
-func (s *Service) QueueAutomated(ctx context.Context, tx *store.Tx, pageID, psid, sender string, message json.RawMessage) error {
+func (s *Service) QueueAutomated(ctx context.Context, tx *store.Tx, pageID, psid, bot string, message json.RawMessage) error {
 	now := s.now()
 	_, err := tx.ExecContext(ctx, `INSERT INTO agent_messages
-		(page_id, psid, actor, message, status, created_at, deadline_at, automated)
-		VALUES ($1, $2, $3, $4, 'waiting', $5, $6, 1)`,
-		pageID, psid, sender, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)))
+		(page_id, psid, actor, message, status, created_at, deadline_at, automated, sender_kind)
+		VALUES ($1, $2, $3, $4, 'waiting', $5, $6, 1, $7)`,
+		pageID, psid, bot, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)), string(SenderRelayBot))
 	return err
 }
 
@@ -519,7 +518,7 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		return false, s.failAgentMessage(ctx, id, "the customer has not written yet; Messenger allows no reply")
 	case since <= StandardWindow:
 		req.MessagingType = "RESPONSE"
-	case m.Automated:
+	case m.Sender.Automated():
 		return false, s.failAgentMessage(ctx, id, "outside Messenger's 24-hour window; automated messages cannot use the HUMAN_AGENT tag")
 	case since <= HumanAgentWindow:
 		req.MessagingType, req.Tag = "MESSAGE_TAG", "HUMAN_AGENT"

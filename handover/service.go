@@ -52,7 +52,8 @@ var _ Graph = (*messenger.Graph)(nil)
 // thread: each webhook event applied, each owner change, and each agent
 // message sent or failed. Whatever it writes commits (or not) with them, so
 // a projection such as the agents' inbox is exactly as durable as the
-// thread state. Only one of Event, Transitions and AgentMessage is set.
+// thread state. Only one of Event, Transitions, AgentMessage, Claim and
+// Relay is set.
 type Observer interface {
 	ThreadChanged(ctx context.Context, tx *store.Tx, ch Change) error
 }
@@ -81,6 +82,12 @@ type Change struct {
 	Transitions []Transition
 	// AgentMessage is an agent message that was just sent or failed.
 	AgentMessage *AgentMessage
+	// Claim is the agents taking the conversation or letting it go
+	// (ClaimByAgents).
+	Claim *Claim
+	// Relay is what a relay bot's session did (Relayed); only the
+	// consumers after the bots see it.
+	Relay *Relay
 }
 
 // Service keeps thread-control state in the database.
@@ -96,6 +103,7 @@ type Service struct {
 	hcfg      config.Handover
 	kick      chan struct{}
 	observers []Observer
+	afterBots []Observer // the consumers Relayed tells
 	commit    committer
 	// sendRetries paces the warnings about agent messages still failing.
 	sendRetries retryCounter
@@ -114,6 +122,9 @@ func New(o Options) *Service {
 		graph:     o.Graph,
 		hcfg:      o.Handover,
 		kick:      make(chan struct{}, 1),
+	}
+	if o.DB != nil {
+		s.commit.max = committers(o.DB.Dialect.Name)
 	}
 	if s.hcfg.ControlTimeout <= 0 {
 		s.hcfg.ControlTimeout = config.DefaultControlWait
@@ -184,11 +195,11 @@ func (s *Service) record(c committed) {
 
 // Consumers are who learns of every thread change, inside the transaction
 // that makes it, in the order they run. Facts flow one way, down this
-// list: a consumer may add facts for the ones after it (SetBotAnswering),
-// never read back from them.
+// list: a consumer may add facts for the ones after it (SetBotAnswering,
+// Relayed), never read back from them.
 type Consumers struct {
 	// Bots runs first: the relay bots, which may take the conversation
-	// (or let go of it) and say so with SetBotAnswering.
+	// (or let go of it) and say so with SetBotAnswering and Relayed.
 	Bots Observer
 	// Inbox runs last and shows the change, and who answers the customer,
 	// to the agents.
@@ -197,10 +208,14 @@ type Consumers struct {
 
 // SetConsumers installs the consumers; call it before serving.
 func (s *Service) SetConsumers(c Consumers) {
-	s.observers = nil
-	for _, o := range []Observer{c.Bots, c.Inbox} {
-		if o != nil {
-			s.observers = append(s.observers, o)
+	s.observers, s.afterBots = nil, nil
+	for i, o := range []Observer{c.Bots, c.Inbox} { // the order, here only
+		if o == nil {
+			continue
+		}
+		s.observers = append(s.observers, o)
+		if i > 0 { // after Bots
+			s.afterBots = append(s.afterBots, o)
 		}
 	}
 }

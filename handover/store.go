@@ -201,7 +201,14 @@ type threadKey struct{ page, psid string }
 // transaction. Rows are upserted in key order, so on PostgreSQL every
 // transaction takes thread locks in the same order and none can deadlock
 // on another's.
+//
+// SQLite's single writer needs no row locks, so there the rows are only
+// read, and a thread not stored yet is made in memory for writeThreads to
+// insert: one write per thread and batch instead of two.
 func lockThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.Time) (map[threadKey]Thread, error) {
+	if tx.Dialect.Name == "sqlite" {
+		return readThreads(ctx, tx, keys, now)
+	}
 	out := make(map[threadKey]Thread, len(keys))
 	err := store.Chunks(len(keys), func(from, to int) error {
 		args := make([]any, 0, 5*(to-from))
@@ -227,28 +234,39 @@ func lockThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.T
 	return out, err
 }
 
-// storedKeys returns which of the dedupe keys are already stored.
-func storedKeys(ctx context.Context, tx *store.Tx, keys []string) (map[string]bool, error) {
-	out := make(map[string]bool, len(keys))
+// readThreads returns the rows of threads keys, and for the threads not
+// stored yet new idle ones, to be inserted by writeThreads (see
+// lockThreads; SQLite only).
+func readThreads(ctx context.Context, tx *store.Tx, keys []threadKey, now time.Time) (map[threadKey]Thread, error) {
+	out := make(map[threadKey]Thread, len(keys))
 	err := store.Chunks(len(keys), func(from, to int) error {
-		args := make([]any, 0, to-from)
+		args := make([]any, 0, 2*(to-from))
 		for _, k := range keys[from:to] {
-			args = append(args, k)
+			args = append(args, k.page, k.psid)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT dedupe_key FROM webhook_events WHERE dedupe_key IN `+tx.In(1, to-from), args...)
+		// A join, not (page_id, psid) IN (VALUES …), which SQLite answers
+		// with a scan of every thread.
+		rows, err := tx.QueryBulk(ctx, `SELECT `+threadColumns+` FROM (VALUES `+tx.Values(to-from, store.Columns(2)...)+`) AS v
+			JOIN threads ON threads.page_id = v.column1 AND threads.psid = v.column2`, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
+			th, err := scanThread(rows)
+			if err != nil {
 				return err
 			}
-			out[k] = true
+			out[threadKey{th.PageID, th.PSID}] = th
 		}
 		return rows.Err()
 	})
+	at := store.Time(store.Millis(now))
+	for _, k := range keys {
+		if _, ok := out[k]; !ok {
+			out[k] = Thread{PageID: k.page, PSID: k.psid, Owner: OwnerIdle, Version: 1, CreatedAt: at, UpdatedAt: at}
+		}
+	}
 	return out, err
 }
 
@@ -290,8 +308,21 @@ func insertEvents(ctx context.Context, tx *store.Tx, evs []eventRow, now int64) 
 	return ids, err
 }
 
+// setOutcomes corrects the outcome of stored events: pairs of event id
+// and outcome.
+func setOutcomes(ctx context.Context, tx *store.Tx, pairs []any) error {
+	return store.Chunks(len(pairs)/2, func(from, to int) error {
+		_, err := tx.ExecBulk(ctx, `UPDATE webhook_events SET outcome = v.column2
+			FROM (VALUES `+tx.Values(to-from, "BIGINT", "")+`) AS v WHERE webhook_events.id = v.column1`, pairs[2*from:2*to]...)
+		return err
+	})
+}
+
 // writeThreads stores the threads' state in one statement per chunk.
 func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Time) error {
+	if tx.Dialect.Name == "sqlite" {
+		return upsertThreads(ctx, tx, ths, now)
+	}
 	casts := []string{"", "", "", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}
 	return store.Chunks(len(ths), func(from, to int) error {
 		args := make([]any, 0, len(casts)*(to-from))
@@ -310,6 +341,36 @@ func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Tim
 			version = threads.version + 1, updated_at = v.column13
 			FROM (VALUES `+tx.Values(to-from, casts...)+`) AS v
 			WHERE threads.page_id = v.column1 AND threads.psid = v.column2`, args...); err != nil {
+			return err
+		}
+		for _, th := range ths[from:to] {
+			th.Version++
+			th.UpdatedAt = store.Time(store.Millis(now))
+		}
+		return nil
+	})
+}
+
+// upsertThreads is writeThreads on SQLite, where lockThreads only read the
+// rows: it inserts the new threads and updates the others.
+func upsertThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Time) error {
+	return store.Chunks(len(ths), func(from, to int) error {
+		args := make([]any, 0, 15*(to-from))
+		for _, th := range ths[from:to] {
+			stateAt := int64(0)
+			if !th.StateAt.IsZero() {
+				stateAt = store.Millis(th.StateAt)
+			}
+			args = append(args, th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
+				store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
+				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark), th.Version+1, store.Millis(th.CreatedAt), store.Millis(now))
+		}
+		if _, err := tx.ExecBulk(ctx, `INSERT INTO threads (`+threadColumns+`) VALUES `+tx.Values(to-from, store.Columns(15)...)+`
+			ON CONFLICT (page_id, psid) DO UPDATE SET owner = excluded.owner, owner_app_id = excluded.owner_app_id,
+			state_at = excluded.state_at, activity_at = excluded.activity_at, expires_at = excluded.expires_at,
+			last_customer_at = excluded.last_customer_at, pending_app_id = excluded.pending_app_id, pending_at = excluded.pending_at,
+			delivered_watermark = excluded.delivered_watermark, read_watermark = excluded.read_watermark,
+			version = excluded.version, updated_at = excluded.updated_at`, args...); err != nil {
 			return err
 		}
 		for _, th := range ths[from:to] {

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,6 +39,15 @@ type batch struct {
 	activity map[int64]int64             // conversation → newest message time to store
 	events   []pendingEvent              // emitted, in order, to write at the end
 	sessions map[threadKey]contactInbox  // contact and contact inbox of threads that need a conversation
+	claims   map[int64]sql.NullInt64     // inbox → since when its bot claims messages
+
+	// Rows written later (see deferMessage), and ids reserved for them.
+	conversations                       []conversation
+	messages                            []pendingMessage
+	pendingIndex                        map[int64]int // message id → index in messages
+	holding                             bool          // a write of them is deferred
+	messageIDs, conversationIDs         []int64
+	expectMessages, expectConversations int
 }
 
 // contactInbox is a contact's session in an inbox.
@@ -53,7 +63,8 @@ var _ handover.BatchObserver = (*Service)(nil)
 // BeginChanges loads what a batch of changes shares (see above).
 func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover.Change) error {
 	b := &batch{convs: map[threadKey]*conversation{}, names: map[int64]string{}, objects: map[string]bool{},
-		locked: map[string]bool{}, activity: map[int64]int64{}, sessions: map[threadKey]contactInbox{}}
+		locked: map[string]bool{}, activity: map[int64]int64{}, sessions: map[threadKey]contactInbox{},
+		claims: map[int64]sql.NullInt64{}, pendingIndex: map[int64]int{}}
 	creates := map[threadKey]bool{} // threads whose messages open a conversation if they have none
 	psids := map[int64][]string{}   // inbox → PSIDs
 	mids := map[string][]string{}   // page → mids
@@ -68,10 +79,12 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 			b.convs[k] = nil
 			psids[ref.id] = append(psids[ref.id], k.psid)
 		}
+		b.expectMessages += len(ch.Transitions) // an activity message each
 		if ev := ch.Event; ev != nil {
 			switch ev.Kind {
 			case messenger.KindMessage, messenger.KindPostback, messenger.KindEcho:
 				creates[k] = true
+				b.expectMessages++
 			}
 			if mid := eventMID(ev); mid != "" {
 				mids[ev.PageID] = append(mids[ev.PageID], mid)
@@ -90,9 +103,6 @@ func (s *Service) BeginChanges(ctx context.Context, tx *store.Tx, chs []handover
 		if err := b.loadConversations(ctx, tx, inboxID, ps); err != nil {
 			return err
 		}
-	}
-	if err := b.loadNames(ctx, tx); err != nil {
-		return err
 	}
 	if err := s.prepareContacts(ctx, tx, b, creates); err != nil {
 		return err
@@ -114,6 +124,9 @@ func (s *Service) EndChanges(ctx context.Context, tx *store.Tx) error {
 	}
 	tx.SetMemo(batchKey{}, nil)
 	if err := s.writeEvents(ctx, tx, b.events); err != nil {
+		return err
+	}
+	if err := tx.Flush(ctx); err != nil { // the held rows, with their activity (see write)
 		return err
 	}
 	if len(b.activity) == 0 {
@@ -154,17 +167,20 @@ func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int
 		for _, p := range psids[from:to] {
 			args = append(args, p)
 		}
-		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+` FROM conversations
+		rows, err := tx.QueryBulk(ctx, `SELECT `+conversationColumns+`,
+			(SELECT name FROM contacts WHERE contacts.id = conversations.contact_id) FROM conversations
 			WHERE inbox_id = $1 AND psid IN `+tx.In(2, to-from)+` AND status <> 'resolved' ORDER BY id DESC`+tx.Dialect.ForUpdate, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			c, err := scanConversation(rows)
+			var name string
+			c, err := scanConversation(alsoScan{rows, &name})
 			if err != nil {
 				return err
 			}
+			b.names[c.contactID] = name
 			k := threadKey{c.pageID, c.psid}
 			if b.convs[k] == nil { // newest first: keep the first seen
 				b.convs[k] = &c
@@ -174,35 +190,14 @@ func (b *batch) loadConversations(ctx context.Context, tx *store.Tx, inboxID int
 	})
 }
 
-// loadNames loads the names of the loaded conversations' contacts.
-func (b *batch) loadNames(ctx context.Context, tx *store.Tx) error {
-	var ids []int64
-	for _, c := range b.convs {
-		if c != nil {
-			ids = append(ids, c.contactID)
-		}
-	}
-	return store.Chunks(len(ids), func(from, to int) error {
-		args := make([]any, 0, to-from)
-		for _, id := range ids[from:to] {
-			args = append(args, id)
-		}
-		rows, err := tx.QueryBulk(ctx, `SELECT id, name FROM contacts WHERE id IN `+tx.In(1, to-from), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var name string
-			if err := rows.Scan(&id, &name); err != nil {
-				return err
-			}
-			b.names[id] = name
-		}
-		return rows.Err()
-	})
+// alsoScan scans a row's columns into a scanner's destinations and
+// then the columns after them into more.
+type alsoScan struct {
+	row  interface{ Scan(...any) error }
+	more any
 }
+
+func (a alsoScan) Scan(dest ...any) error { return a.row.Scan(append(dest, a.more)...) }
 
 // loadObjects notes which of a Page's mids have bot claims or echoes waiting.
 func (b *batch) loadObjects(ctx context.Context, tx *store.Tx, pageID string, mids []string) error {
@@ -238,6 +233,9 @@ func (s *Service) prepareContacts(ctx context.Context, tx *store.Tx, b *batch, c
 			ref := s.pageInbox[k.page]
 			byInbox[ref] = append(byInbox[ref], k)
 		}
+	}
+	for _, keys := range byInbox {
+		b.expectConversations += len(keys)
 	}
 	now := store.Millis(s.now())
 	for ref, keys := range byInbox {
@@ -395,4 +393,122 @@ func (b *batch) name(contactID int64) (string, bool) {
 	}
 	n, ok := b.names[contactID]
 	return n, ok
+}
+
+// Deferred rows.
+//
+// The batch writes the messages and conversations its changes create in
+// one multi-row statement each instead of one statement per row: it hands
+// them ids reserved up front (store.Tx.ReserveIDs), keeps the rows, and
+// writes them when the transaction next names their tables, or at the end
+// (store.Tx.Defer), conversations first. Only rows that cannot conflict
+// are deferred: activity messages (no source id) and customer messages,
+// whose mids the webhook's dedupe already made unique.
+
+// pendingMessage is a message row the batch writes later.
+type pendingMessage struct {
+	row            messageRow
+	agentMessageID sql.NullInt64
+	surfaceAt      sql.NullInt64
+	updated        int64
+}
+
+// deferMessage gives r a reserved id, keeps it for the batch's next write
+// and returns it as stored.
+func (b *batch) deferMessage(ctx context.Context, tx *store.Tx, r messageRow, agentMessageID sql.NullInt64, now int64) (MessageView, error) {
+	id, err := b.reserve(ctx, tx, &b.messageIDs, "inbox_messages", b.expectMessages)
+	if err != nil {
+		return MessageView{}, err
+	}
+	r.id = id
+	b.pendingIndex[id] = len(b.messages)
+	b.messages = append(b.messages, pendingMessage{row: r, agentMessageID: agentMessageID, updated: now})
+	b.hold(tx)
+	return r.view(), nil
+}
+
+// deferConversation gives c a reserved id and keeps it for the batch's
+// next write.
+func (b *batch) deferConversation(ctx context.Context, tx *store.Tx, c conversation) (conversation, error) {
+	id, err := b.reserve(ctx, tx, &b.conversationIDs, "conversations", b.expectConversations)
+	if err != nil {
+		return c, err
+	}
+	c.id = id
+	b.conversations = append(b.conversations, c)
+	b.hold(tx)
+	return c, nil
+}
+
+// surface sets when a message the batch holds surfaces to agents, and
+// reports whether it held it.
+func (b *batch) surface(id, at int64) bool {
+	i, ok := b.pendingIndex[id]
+	if ok {
+		b.messages[i].surfaceAt = sql.NullInt64{Int64: at, Valid: true}
+	}
+	return ok
+}
+
+// reserve returns the next of the ids reserved for table, reserving
+// expect more (at least a few) when none are left.
+func (b *batch) reserve(ctx context.Context, tx *store.Tx, ids *[]int64, table string, expect int) (int64, error) {
+	if len(*ids) == 0 {
+		got, err := tx.ReserveIDs(ctx, table, max(expect, 8))
+		if err != nil {
+			return 0, err
+		}
+		*ids = got
+	}
+	id := (*ids)[0]
+	*ids = (*ids)[1:]
+	return id, nil
+}
+
+// hold has the transaction write the held rows before it next names
+// their tables.
+func (b *batch) hold(tx *store.Tx) {
+	if b.holding {
+		return
+	}
+	b.holding = true
+	tx.Defer([]string{"inbox_messages", "conversations"}, func(ctx context.Context) error { return b.write(ctx, tx) })
+}
+
+// write writes the held conversations, then the held messages.
+func (b *batch) write(ctx context.Context, tx *store.Tx) error {
+	convs, msgs := b.conversations, b.messages
+	b.conversations, b.messages, b.holding = nil, nil, false
+	clear(b.pendingIndex)
+	for i := range convs { // a new conversation's newest activity goes in with it
+		c := &convs[i]
+		if at, ok := b.activity[c.id]; ok {
+			c.lastActivity = max(c.lastActivity, at)
+			delete(b.activity, c.id)
+		}
+	}
+	if err := store.Chunks(len(convs), func(from, to int) error {
+		args := make([]any, 0, 13*(to-from))
+		for _, c := range convs[from:to] {
+			args = append(args, c.id, c.accountID, c.inboxID, c.contactID, c.contactInboxID, c.status, c.pageID, c.psid, c.threadOwner,
+				c.waitingSince, c.lastActivity, c.created, c.updated)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO conversations (id, account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid,
+			thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at) VALUES `+tx.Values(to-from, store.Columns(13)...), args...)
+		return err
+	}); err != nil {
+		return err
+	}
+	return store.Chunks(len(msgs), func(from, to int) error {
+		args := make([]any, 0, 19*(to-from))
+		for _, m := range msgs[from:to] {
+			r := m.row
+			args = append(args, r.id, r.accountID, r.inboxID, r.convID, r.mtype, r.private, r.content, r.contentType, r.attrs, r.atts,
+				r.senderType, r.senderID, r.senderName, r.source, r.status, m.agentMessageID, r.created, m.updated, m.surfaceAt)
+		}
+		_, err := tx.ExecBulk(ctx, `INSERT INTO inbox_messages (id, account_id, inbox_id, conversation_id, message_type, private, content,
+			content_type, content_attributes, attachments, sender_type, sender_id, sender_name, source_id, status, agent_message_id,
+			created_at, updated_at, surface_at) VALUES `+tx.Values(to-from, store.Columns(19)...), args...)
+		return err
+	})
 }

@@ -189,12 +189,27 @@ func (s *Service) markForSurfacing(ctx context.Context, tx *store.Tx, ref inboxR
 	if conv.status != StatusPending {
 		return nil
 	}
-	var claims sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT bot_claims_at FROM inboxes WHERE id = $1`, ref.id).Scan(&claims); err != nil || !claims.Valid {
-		return err
+	b := batchOf(tx)
+	claims, known := sql.NullInt64{}, false
+	if b != nil {
+		claims, known = b.claims[ref.id]
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET surface_at = $2 WHERE id = $1 AND claimed_at IS NULL`,
-		msgID, store.Millis(s.now().Add(s.grace)))
+	if !known {
+		if err := tx.QueryRowContext(ctx, `SELECT bot_claims_at FROM inboxes WHERE id = $1`, ref.id).Scan(&claims); err != nil {
+			return err
+		}
+		if b != nil {
+			b.claims[ref.id] = claims
+		}
+	}
+	if !claims.Valid {
+		return nil
+	}
+	at := store.Millis(s.now().Add(s.grace))
+	if b != nil && b.surface(msgID, at) {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE inbox_messages SET surface_at = $2 WHERE id = $1 AND claimed_at IS NULL`, msgID, at)
 	return err
 }
 

@@ -26,6 +26,10 @@ type newMessage struct {
 	status         string
 	agentMessageID sql.NullInt64
 	at             time.Time
+	// fresh says the source id cannot be stored yet (a customer's mid,
+	// deduplicated with its webhook event), so a batch may write the
+	// message later without checking (see batch.deferMessage).
+	fresh bool
 }
 
 // addMessage stores m in conv — once: a message whose source id (the
@@ -84,6 +88,16 @@ func (s *Service) insertMessage(ctx context.Context, tx *store.Tx, conv conversa
 	at := m.at
 	if at.IsZero() {
 		at = now
+	}
+	if b := batchOf(tx); b != nil && (m.fresh || !source.Valid) {
+		r := messageRow{accountID: conv.accountID, inboxID: conv.inboxID, convID: conv.id, mtype: m.messageType, private: int64(private),
+			content: m.content, contentType: m.contentType, attrs: string(attrs), atts: string(atts), senderType: m.senderType,
+			senderID: m.senderID, senderName: m.senderName, source: source, status: m.status, created: store.Millis(at)}
+		v, err := b.deferMessage(ctx, tx, r, m.agentMessageID, store.Millis(now))
+		if err == nil && m.messageType != Activity {
+			b.touch(conv.id, store.Millis(at))
+		}
+		return v, err
 	}
 	v, err := scanMessage(tx.QueryRowContext(ctx, `INSERT INTO inbox_messages
 		(account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes, attachments,

@@ -360,49 +360,59 @@ func (s *Service) conversationViewOf(ctx context.Context, q querier, c conversat
 const messageColumns = `id, account_id, inbox_id, conversation_id, message_type, private, content, content_type, content_attributes,
 	attachments, sender_type, sender_id, sender_name, source_id, status, error, created_at, claimed_by, automated, surfaced_at`
 
+// messageRow is an inbox_messages row as messageColumns reads it.
+type messageRow struct {
+	id, accountID, inboxID, convID                       int64
+	mtype, content, contentType, attrs, atts, senderType string
+	senderName, status, errText, claimedBy               string
+	private, created, automated                          int64
+	senderID, surfaced                                   sql.NullInt64
+	source                                               sql.NullString
+}
+
 func scanMessage(row interface{ Scan(...any) error }) (MessageView, error) {
-	var m MessageView
-	var mtype, attrs, atts, senderType, senderName, status, errText string
-	var private int64
-	var senderID sql.NullInt64
-	var source sql.NullString
-	var created, automated int64
-	var claimedBy string
-	var surfaced sql.NullInt64
-	err := row.Scan(&m.ID, &m.AccountID, &m.InboxID, &m.ConversationID, &mtype, &private, &m.Content, &m.ContentType, &attrs,
-		&atts, &senderType, &senderID, &senderName, &source, &status, &errText, &created, &claimedBy, &automated, &surfaced)
+	var r messageRow
+	err := row.Scan(&r.id, &r.accountID, &r.inboxID, &r.convID, &r.mtype, &r.private, &r.content, &r.contentType, &r.attrs,
+		&r.atts, &r.senderType, &r.senderID, &r.senderName, &r.source, &r.status, &r.errText, &r.created, &r.claimedBy, &r.automated, &r.surfaced)
 	if err != nil {
-		return m, err
+		return MessageView{}, err
 	}
-	m.ClaimedBy, m.Automated, m.Surfaced = claimedBy, automated != 0, surfaced.Valid
-	if claimedBy != "" {
+	return r.view(), nil
+}
+
+// view is the row as the API shows it.
+func (r messageRow) view() MessageView {
+	m := MessageView{ID: r.id, AccountID: r.accountID, InboxID: r.inboxID, ConversationID: r.convID, Content: r.content, ContentType: r.contentType}
+	m.ClaimedBy, m.Automated, m.Surfaced = r.claimedBy, r.automated != 0, r.surfaced.Valid
+	if r.claimedBy != "" {
 		m.State = "closed"
 	}
-	m.MessageType, m.Private, m.Status = messageTypeCodes[mtype], private != 0, status
-	m.ContentAttributes, m.Attachments = json.RawMessage(attrs), json.RawMessage(atts)
-	if errText != "" {
+	m.MessageType, m.Private, m.Status = messageTypeCodes[r.mtype], r.private != 0, r.status
+	m.ContentAttributes, m.Attachments = json.RawMessage(r.attrs), json.RawMessage(r.atts)
+	if r.errText != "" {
 		var a map[string]any
 		if json.Unmarshal(m.ContentAttributes, &a) != nil || a == nil {
 			a = map[string]any{}
 		}
-		a["external_error"] = errText
+		a["external_error"] = r.errText
 		if b, err := json.Marshal(a); err == nil {
 			m.ContentAttributes = b
 		}
 	}
-	if source.Valid {
-		m.SourceID = &source.String
+	if r.source.Valid {
+		src := r.source.String
+		m.SourceID = &src
 	}
-	if senderType != "" {
-		sv := &SenderView{Name: senderName, Type: senderType}
-		if senderID.Valid {
-			id := senderID.Int64
+	if r.senderType != "" {
+		sv := &SenderView{Name: r.senderName, Type: r.senderType}
+		if r.senderID.Valid {
+			id := r.senderID.Int64
 			sv.ID = &id
 		}
 		m.Sender = sv
 	}
-	m.CreatedAt = store.Time(created).Unix()
-	return m, nil
+	m.CreatedAt = store.Time(r.created).Unix()
+	return m
 }
 
 func getMessage(ctx context.Context, q querier, id int64) (MessageView, error) {

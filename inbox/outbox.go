@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/handoverd/handoverd/internal/redact"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -143,13 +143,13 @@ func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
 	}
 	errText := ""
 	if sendErr != nil {
-		errText = redactErr(sendErr)
+		errText = redact.Error(sendErr)
 	} else if result != "delivered" {
 		errText = fmt.Sprintf("HTTP %d", status)
 	}
 	s.metrics.OutboxDeliveries.WithLabelValues(result).Inc()
 	if result != "delivered" {
-		s.log.Warn().Str("url", redactURL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", errText).Msg("webhook delivery failed")
+		s.log.Warn().Str("url", redact.URL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", errText).Msg("webhook delivery failed")
 	}
 	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
 		if finished {
@@ -206,25 +206,6 @@ func (s *Service) secretFor(ctx context.Context, target string) (string, error) 
 
 // errWebhookRemoved: the delivery's webhook is no longer in the config.
 var errWebhookRemoved = errors.New("the webhook is no longer configured")
-
-// redactErr is err's text with any URL's query string removed.
-func redactErr(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		c := *ue
-		c.URL = redactURL(c.URL)
-		return c.Error()
-	}
-	return err.Error()
-}
-
-// redactURL keeps scheme, host and path: query strings may carry tokens.
-func redactURL(u string) string {
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		return u[:i]
-	}
-	return u
-}
 
 // Run delivers webhooks and surfaces unclaimed messages until ctx ends,
 // every interval.

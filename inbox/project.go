@@ -38,8 +38,10 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 		return s.onTransitions(ctx, tx, ch.Thread, ch.Transitions)
 	case ch.AgentMessage != nil:
 		return s.onAgentMessage(ctx, tx, ch.Thread, *ch.AgentMessage)
+	case ch.Relay != nil:
+		return s.onRelay(ctx, tx, ch.Thread, *ch.Relay)
 	}
-	return nil
+	return nil // a claim: the agent's own status change says it all
 }
 
 // botAnswers reports whether a bot inside handoverd's own app (a relay
@@ -97,6 +99,7 @@ func (s *Service) onEvent(ctx context.Context, tx *store.Tx, ref inboxRef, th ha
 			in.sourceID, in.content = ev.Postback.MID, ev.Postback.Title
 			in.attrs = map[string]any{"postback_payload": ev.Postback.Payload}
 		}
+		in.fresh = in.sourceID != "" // deduplicated by mid with its event
 		if in.sourceID == "" {
 			in.sourceID = fmt.Sprintf("postback:%s:%d", ev.PSID, ev.Time.UnixMilli())
 		}
@@ -149,27 +152,24 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 			return err
 		}
 	}
-	page := s.pages[th.PageID]
 	out := newMessage{messageType: Outgoing, sourceID: msg.MID, content: msg.Text, at: ev.Time, status: MsgSent}
 	for _, a := range msg.Attachments {
 		out.attachments = append(out.attachments, map[string]any{"file_type": a.Type, "data_url": a.URL, "payload": a.Payload})
 	}
-	switch app := msg.AppID; {
-	case strings.HasPrefix(msg.Metadata, metaAgentMessage):
-		n, _ := strconv.ParseInt(strings.TrimPrefix(msg.Metadata, metaAgentMessage), 10, 64)
-		out.senderType, out.agentMessageID = SenderAgent, sql.NullInt64{Int64: n, Valid: n > 0}
-		_ = tx.QueryRowContext(ctx, `SELECT actor FROM agent_messages WHERE id = $1`, n).Scan(&out.senderName)
-		if bot, ok := strings.CutPrefix(out.senderName, RelaySenderPrefix); ok {
-			out.senderType, out.senderName = SenderBot, bot
-		} else {
-			s.setAgentSender(&out)
-		}
-	case app == config.PageInboxAppID || app == "":
-		out.senderType, out.senderName = SenderAgent, "Page Inbox"
-	case app == page.BotAppID:
-		out.senderType, out.senderName = SenderBot, "bot"
+	sender, agentMsg, err := s.echoSender(ctx, tx, th.PageID, msg)
+	if err != nil {
+		return err
+	}
+	out.agentMessageID = sql.NullInt64{Int64: agentMsg, Valid: agentMsg != 0}
+	out.senderName = sender.Name
+	switch sender.Kind {
+	case handover.SenderAgent:
+		out.senderType = SenderAgent
+		s.setAgentSender(&out)
+	case handover.SenderPageInbox:
+		out.senderType = SenderAgent
 	default:
-		out.senderType, out.senderName = SenderBot, "app "+app
+		out.senderType = SenderBot
 	}
 	conv, created, err := s.conversationFor(ctx, tx, ref, th, true)
 	if err != nil {
@@ -184,6 +184,43 @@ func (s *Service) onEcho(ctx context.Context, tx *store.Tx, ref inboxRef, th han
 		return err
 	}
 	return s.applyBotObjects(ctx, tx, th.PageID, m.ID, msg.MID)
+}
+
+// echoSender is who sent an echoed message: for one of handoverd's agent
+// messages (its id is in the echo's metadata, the only thing Meta hands
+// back) the sender stored with it, and the message's id (agentMsg);
+// otherwise the app that sent it (agentMsg 0).
+func (s *Service) echoSender(ctx context.Context, tx *store.Tx, pageID string, msg *messenger.Message) (sender handover.Sender, agentMsg int64, err error) {
+	if id, ok := agentMessageID(msg.Metadata); ok {
+		var name, kind string
+		err := tx.QueryRowContext(ctx, `SELECT actor, sender_kind FROM agent_messages WHERE id = $1 AND page_id = $2`, id, pageID).Scan(&name, &kind)
+		if err == nil {
+			return handover.Sender{Kind: handover.SenderKind(kind), Name: name}, id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return sender, 0, err
+		}
+		// Not one of ours after all: the app says who sent it.
+	}
+	switch app := msg.AppID; {
+	case app == config.PageInboxAppID || app == "":
+		return handover.Sender{Kind: handover.SenderPageInbox, Name: "Page Inbox"}, 0, nil
+	case app == s.pages[pageID].BotAppID:
+		return handover.Sender{Kind: handover.SenderBotApp, Name: "bot"}, 0, nil
+	default:
+		return handover.Sender{Kind: handover.SenderBotApp, Name: "app " + app}, 0, nil
+	}
+}
+
+// agentMessageID is the agent message id handoverd put in a send's
+// metadata (ok false when the metadata is not such an id).
+func agentMessageID(metadata string) (int64, bool) {
+	text, ok := strings.CutPrefix(metadata, metaAgentMessage)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(text, 10, 64)
+	return id, err == nil && id > 0
 }
 
 func (s *Service) setAgentSender(m *newMessage) {
@@ -410,6 +447,16 @@ func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRe
 	var waiting sql.NullInt64
 	if status == StatusOpen {
 		waiting = sql.NullInt64{Int64: now, Valid: true}
+	}
+	if b != nil {
+		conv, err = b.deferConversation(ctx, tx, conversation{accountID: ref.accountID, inboxID: ref.id, contactID: contactID,
+			contactInboxID: ciID, status: status, pageID: th.PageID, psid: th.PSID, threadOwner: string(th.Owner),
+			additional: "{}", custom: "{}", waitingSince: waiting, lastActivity: now, created: now, updated: now})
+		if err != nil {
+			return conv, false, err
+		}
+		b.keep(conv)
+		return conv, true, nil
 	}
 	conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
 		(account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid, thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at)

@@ -5,46 +5,34 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/store"
 )
 
-// RelaySenderPrefix marks agent messages sent by a relay bot: their actor
-// is "relay:<bot name>", and they show as sent by that bot.
-const RelaySenderPrefix = "relay:"
-
-// ContactFields are a contact's editable fields.
-type ContactFields struct {
-	// Name, Email, PhoneNumber and Identifier; empty fields are not changed
-	// by UpdateContact.
-	Name, Email, PhoneNumber, Identifier string
+// onRelay shows the agents what a relay bot's session did (a fact the bots
+// hand on through thread control): a forward opens the conversation, an end
+// resolves it, a takeover only says so; notes and contact details land
+// where the agents see them.
+func (s *Service) onRelay(ctx context.Context, tx *store.Tx, th handover.Thread, r handover.Relay) error {
+	switch r.Kind {
+	case handover.RelayForwarded:
+		return s.setStatus(ctx, tx, th.PageID, th.PSID, StatusOpen, r.Why)
+	case handover.RelayEnded:
+		return s.setStatus(ctx, tx, th.PageID, th.PSID, StatusResolved, r.Why)
+	case handover.RelayTakenOver:
+		return s.setStatus(ctx, tx, th.PageID, th.PSID, "", r.Why)
+	case handover.RelayNote:
+		return s.addNote(ctx, tx, th.PageID, th.PSID, r.Bot, r.Note)
+	case handover.RelayContact:
+		return s.updateContact(ctx, tx, th.PageID, th.PSID, r.Contact)
+	}
+	return nil // started: the bots said who answers (handover.SetBotAnswering)
 }
 
-// CurrentStatus returns the status of the thread's current (not resolved)
-// conversation, or "" when there is none.
-func (s *Service) CurrentStatus(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {
-	ref, ok := s.pageInbox[pageID]
-	if !ok {
-		return "", nil
-	}
-	if c, known := batchOf(tx).conversation(pageID, psid); known {
-		if c == nil {
-			return "", nil
-		}
-		return c.status, nil
-	}
-	var st string
-	err := tx.QueryRowContext(ctx, `SELECT status FROM conversations WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved'
-		ORDER BY id DESC LIMIT 1`, ref.id, psid).Scan(&st)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	return st, err
-}
-
-// SetStatus moves the thread's current conversation to status ("" keeps
+// setStatus moves the thread's current conversation to status ("" keeps
 // it), recording why as an activity message, and emits
 // conversation_status_changed.
-func (s *Service) SetStatus(ctx context.Context, tx *store.Tx, pageID, psid, status, why string) error {
+func (s *Service) setStatus(ctx context.Context, tx *store.Tx, pageID, psid, status, why string) error {
 	conv, err := s.current(ctx, tx, pageID, psid)
 	if err != nil || conv.id == 0 {
 		return err
@@ -73,8 +61,8 @@ func (s *Service) SetStatus(ctx context.Context, tx *store.Tx, pageID, psid, sta
 	return s.statusChanged(ctx, tx, conv, prev)
 }
 
-// UpdateContact sets the non-empty fields of the thread's contact.
-func (s *Service) UpdateContact(ctx context.Context, tx *store.Tx, pageID, psid string, f ContactFields) error {
+// updateContact sets the non-empty fields of the thread's contact.
+func (s *Service) updateContact(ctx context.Context, tx *store.Tx, pageID, psid string, f handover.Contact) error {
 	conv, err := s.current(ctx, tx, pageID, psid)
 	if err != nil || conv.id == 0 {
 		return err
@@ -91,9 +79,10 @@ func (s *Service) UpdateContact(ctx context.Context, tx *store.Tx, pageID, psid 
 	return err
 }
 
-// ContactOf returns the thread's contact fields (ok false when none yet).
-func (s *Service) ContactOf(ctx context.Context, pageID, psid string) (ContactFields, bool, error) {
-	var f ContactFields
+// ContactOf returns what the agents' inbox knows of the thread's contact
+// (ok false when nothing yet). It only reads.
+func (s *Service) ContactOf(ctx context.Context, pageID, psid string) (handover.Contact, bool, error) {
+	var f handover.Contact
 	ref, ok := s.pageInbox[pageID]
 	if !ok {
 		return f, false, nil
@@ -107,8 +96,8 @@ func (s *Service) ContactOf(ctx context.Context, pageID, psid string) (ContactFi
 	return f, err == nil, err
 }
 
-// AddNote adds a private note to the thread's current conversation.
-func (s *Service) AddNote(ctx context.Context, tx *store.Tx, pageID, psid, author, text string) error {
+// addNote adds a private note to the thread's current conversation.
+func (s *Service) addNote(ctx context.Context, tx *store.Tx, pageID, psid, author, text string) error {
 	conv, err := s.current(ctx, tx, pageID, psid)
 	if err != nil || conv.id == 0 {
 		return err
@@ -136,7 +125,3 @@ func (s *Service) current(ctx context.Context, tx *store.Tx, pageID, psid string
 	}
 	return conv, err
 }
-
-// RedactError is err's text with the query string of any URL in it removed
-// (webhook URLs may carry tokens).
-func RedactError(err error) string { return redactErr(err) }

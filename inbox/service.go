@@ -556,6 +556,13 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 	var id int64
 	var stored []AttachmentView
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
+			// The reply opens the conversation: the agents take it (see
+			// ToggleStatus), before the bots could answer too.
+			if err := s.handover.ClaimByAgents(ctx, tx, conv.pageID, conv.psid, p.Name, true); err != nil {
+				return err
+			}
+		}
 		v, err := s.insertMessage(ctx, tx, conv, m)
 		if err != nil {
 			return err
@@ -751,6 +758,15 @@ func (s *Service) ToggleStatus(ctx context.Context, p auth.Principal, accountID,
 		}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if conv.psid != "" && conv.status != status {
+			// Thread control tells everyone downstream: the relay bots stay
+			// out of a conversation the agents hold, and may come back once
+			// they let go. First, so the bots' tables are locked before the
+			// conversation, as in every other transaction.
+			if err := s.handover.ClaimByAgents(ctx, tx, conv.pageID, conv.psid, p.Name, status == StatusOpen || status == StatusSnoozed); err != nil {
+				return err
+			}
+		}
 		c, err := lockConversation(ctx, tx, conv.id)
 		if err != nil || c.status == status {
 			return err

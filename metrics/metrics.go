@@ -8,6 +8,7 @@
 package metrics
 
 import (
+	"context"
 	"database/sql"
 	"net/http"
 	"strings"
@@ -310,4 +311,40 @@ func (m *Metrics) Handler() http.Handler {
 		Timeout:             10 * time.Second,
 		EnableOpenMetrics:   true,
 	})
+}
+
+// Counter counts something in a database at scrape time: a one-value
+// query (a count, an oldest timestamp) with its arguments, read with a
+// bounded wait. A failing query is logged and reads 0, so one slow table
+// does not fail the whole scrape.
+type Counter struct {
+	// DB is where to count.
+	DB *sql.DB
+	// Failed is told of a failing query.
+	Failed func(err error)
+}
+
+// Query returns a function reading query's one value.
+func (c Counter) Query(query string, args ...any) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var v float64
+		if err := c.DB.QueryRowContext(ctx, query, args...).Scan(&v); err != nil {
+			if c.Failed != nil {
+				c.Failed(err)
+			}
+			return 0
+		}
+		return v
+	}
+}
+
+// Age is the age in seconds, at now, of an instant stored as Unix
+// milliseconds (0 for none).
+func Age(now time.Time, ms float64) float64 {
+	if ms == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.UnixMilli(int64(ms))).Seconds())
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
-	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
@@ -167,7 +167,7 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 			if err != nil {
 				return err
 			}
-			if err := s.handover.QueueAutomated(ctx, tx, ss.pageID, ss.psid, inbox.RelaySenderPrefix+ss.bot, b); err != nil {
+			if err := s.handover.QueueAutomated(ctx, tx, ss.pageID, ss.psid, ss.bot, b); err != nil {
 				return err
 			}
 		}
@@ -186,8 +186,8 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		return nil // the typing indicator went out before; the delay itself is the due time of what follows
 	case relay.EventContactUpdate:
 		u := ev.ContactUpdate
-		return s.inbox.UpdateContact(ctx, tx, ss.pageID, ss.psid, inbox.ContactFields{Name: u.Name, Email: u.Email,
-			PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID})
+		return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayContact, Bot: ss.bot,
+			Contact: handover.Contact{Name: u.Name, Email: u.Email, PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID}})
 	case relay.EventConversationUpdate:
 		var conv relay.Conversation
 		_ = json.Unmarshal([]byte(ss.conversation), &conv)
@@ -202,13 +202,13 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
 		return err
 	case relay.EventNoteCreate:
-		return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, ev.Note.Body)
+		return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayNote, Bot: ss.bot, Note: ev.Note.Body})
 	case relay.EventAbort:
 		// The bot steps back: its remaining events are dropped and the
 		// conversation goes to normal routing, the agents' queue.
-		return s.endSession(ctx, tx, ss, SessionForwarded, "abort", "The bot "+ss.bot+" stepped back: in the agents' queue", inbox.StatusOpen)
+		return s.endSession(ctx, tx, ss, SessionForwarded, "abort", handover.RelayForwarded, "The bot "+ss.bot+" stepped back: in the agents' queue")
 	case relay.EventEnd:
-		return s.endSession(ctx, tx, ss, SessionEnded, "end", "The bot "+ss.bot+" ended the conversation", inbox.StatusResolved)
+		return s.endSession(ctx, tx, ss, SessionEnded, "end", handover.RelayEnded, "The bot "+ss.bot+" ended the conversation")
 	case relay.EventForwardGroup, relay.EventForwardSkills, relay.EventForwardAny:
 		if !s.agentsAvailable(bot, s.now()) && ev.Forward.Feedback() {
 			s.metrics.RelaySessions.WithLabelValues("forward_failed").Inc()
@@ -221,20 +221,22 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		case len(ev.Forward.Skills) > 0:
 			why += " (skills " + strings.Join(ev.Forward.Skills, ", ") + ")"
 		}
-		return s.endSession(ctx, tx, ss, SessionForwarded, "forward", why, inbox.StatusOpen)
+		return s.endSession(ctx, tx, ss, SessionForwarded, "forward", handover.RelayForwarded, why)
 	case relay.EventAddonDispatch, relay.EventEmailDispatch:
 		note := fmt.Sprintf("The bot %s asked for %s", ss.bot, strings.ReplaceAll(string(ev.Name), "_", " "))
 		if d := ev.EmailDispatch; d != nil {
 			note += fmt.Sprintf(" to the %s", d.RecipientType)
 		}
-		return s.inbox.AddNote(ctx, tx, ss.pageID, ss.psid, ss.bot, note)
+		return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayNote, Bot: ss.bot, Note: note})
 	}
 	return apperr.New(apperr.Invalid, "unknown event %s", ev.Name)
 }
 
-// endSession ends a session (forwarded or ended), drops its pending
-// actions, and moves the conversation to convStatus with why.
-func (s *Service) endSession(ctx context.Context, tx *store.Tx, ss session, status, reason, why, convStatus string) error {
+// endSession ends a session (forwarded or ended) for reason, drops its
+// pending actions, and tells the consumers after the bots (the inbox) with
+// a fact of kind, saying why. A forwarded session leaves the conversation
+// held by the agents.
+func (s *Service) endSession(ctx context.Context, tx *store.Tx, ss session, status, reason string, kind handover.RelayKind, why string) error {
 	now := store.Millis(s.now())
 	res, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET status = $2, end_reason = $3, ended_at = $4 WHERE id = $1 AND status = 'active'`,
 		ss.id, status, reason, now)
@@ -253,10 +255,12 @@ func (s *Service) endSession(ctx context.Context, tx *store.Tx, ss session, stat
 		ss.id, now); err != nil {
 		return err
 	}
-	if convStatus == "" { // the conversation already moved on
-		return s.inbox.SetStatus(ctx, tx, ss.pageID, ss.psid, "", why)
+	if status == SessionForwarded {
+		if err := s.hold(ctx, tx, ss.pageID, ss.psid, HoldForwarded); err != nil {
+			return err
+		}
 	}
-	return s.inbox.SetStatus(ctx, tx, ss.pageID, ss.psid, convStatus, why)
+	return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: kind, Bot: ss.bot, Why: why})
 }
 
 // TimeOutIdle applies each bot's conversation_timeout to its active
@@ -285,9 +289,9 @@ func (s *Service) TimeOutIdle(ctx context.Context) (int, error) {
 		}
 		rows.Close()
 		for _, ss := range idle {
-			status, conv, why := SessionForwarded, inbox.StatusOpen, fmt.Sprintf("No messages for %s: the bot %s handed the conversation to the agents", bot.ConversationTimeout, bot.Name)
+			status, kind, why := SessionForwarded, handover.RelayForwarded, fmt.Sprintf("No messages for %s: the bot %s handed the conversation to the agents", bot.ConversationTimeout, bot.Name)
 			if bot.TimeoutAction == relay.TimeoutEnd {
-				status, conv, why = SessionEnded, inbox.StatusResolved, fmt.Sprintf("No messages for %s: the bot %s ended the conversation", bot.ConversationTimeout, bot.Name)
+				status, kind, why = SessionEnded, handover.RelayEnded, fmt.Sprintf("No messages for %s: the bot %s ended the conversation", bot.ConversationTimeout, bot.Name)
 			}
 			err := s.db.InTx(ctx, func(tx *store.Tx) error {
 				var still int
@@ -296,7 +300,7 @@ func (s *Service) TimeOutIdle(ctx context.Context) (int, error) {
 					return err
 				}
 				n++
-				return s.endSession(ctx, tx, ss, status, "timeout", why, conv)
+				return s.endSession(ctx, tx, ss, status, "timeout", kind, why)
 			})
 			if err != nil {
 				return n, err

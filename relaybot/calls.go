@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
-	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/internal/redact"
 	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
 )
@@ -109,7 +110,7 @@ func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
 	}
 	reason := fmt.Sprintf("HTTP %d", status)
 	if callErr != nil {
-		reason = inbox.RedactError(callErr)
+		reason = redact.Error(callErr)
 	}
 	s.metrics.RelayCalls.WithLabelValues(p.Name, "error").Inc()
 	if attempts < s.attempts {
@@ -128,8 +129,8 @@ func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
 			WHERE session_id = $1 AND status = 'pending'`, ss.id, reason, store.Millis(s.now())); err != nil {
 			return err
 		}
-		return s.endSession(ctx, tx, ss, SessionForwarded, "bot_down",
-			fmt.Sprintf("The bot %s did not answer (%s): forwarded to the agents", bot.Name, reason), inbox.StatusOpen)
+		return s.endSession(ctx, tx, ss, SessionForwarded, "bot_down", handover.RelayForwarded,
+			fmt.Sprintf("The bot %s did not answer (%s): forwarded to the agents", bot.Name, reason))
 	})
 }
 
@@ -146,9 +147,12 @@ func (s *Service) buildCall(ctx context.Context, ss session, p relay.Packet) ([]
 	var conv relay.Conversation
 	_ = json.Unmarshal([]byte(ss.conversation), &conv)
 	conv.ContactChannel.Type = relay.ChannelFacebook
-	f, _, err := s.inbox.ContactOf(ctx, ss.pageID, ss.psid)
-	if err != nil {
-		return nil, err
+	var f handover.Contact
+	if s.contacts != nil {
+		var err error
+		if f, _, err = s.contacts.ContactOf(ctx, ss.pageID, ss.psid); err != nil {
+			return nil, err
+		}
 	}
 	name := f.Name
 	if name == "Messenger user "+ss.psid {

@@ -5,14 +5,17 @@
 //
 // handoverd holds Messenger thread control itself; "the bot owns the
 // conversation" means a relay session is active, and the conversation is
-// pending in the inbox. Customer messages become webhook calls to the bot,
+// pending in the inbox. The package consumes thread control's facts
+// (handover.Consumers) and hands its own on through it (handover.Relayed):
+// it never calls the inbox, and keeps its own record of which
+// conversations the agents hold (relay_holds). Customer messages become webhook calls to the bot,
 // queued in the same transaction that stores the message and delivered at
 // least once, in order per session, with retries; a bot that stays down is
 // replaced by the agents (the conversation says so). The bot's events —
 // from its webhook answers or posted to POST /api/chatbot/v1/events — are
 // stored as actions and run in order (a delay holds back the ones after
 // it): messages go out through the Send API, forwards hand the
-// conversation to the agents, contact updates reach the inbox.
+// conversation to the agents, notes and contact updates reach the inbox.
 package relaybot
 
 import (
@@ -27,7 +30,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/handover"
-	"github.com/handoverd/handoverd/inbox"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/relay"
@@ -49,8 +51,8 @@ type Options struct {
 	Bots []relay.Bot
 	// Handover sends the bots' messages.
 	Handover *handover.Service
-	// Inbox shows the conversations to the agents.
-	Inbox *inbox.Service
+	// Contacts tells the bots what is known of their customers.
+	Contacts Contacts
 	// Graph sends typing indicators.
 	Graph *messenger.Graph
 	// PageTokens maps Page ids to handoverd's Page access tokens.
@@ -69,13 +71,22 @@ type Options struct {
 	Attempts int
 }
 
+// Contacts is where the contact details in the bots' webhook calls come
+// from (the agents' inbox, which keeps what bots and agents learned). It is
+// only read, never told anything: what a bot learns goes out as a
+// handover.Relay fact.
+type Contacts interface {
+	// ContactOf returns the thread's contact (ok false when none yet).
+	ContactOf(ctx context.Context, pageID, psid string) (handover.Contact, bool, error)
+}
+
 // Service runs the relay bots.
 type Service struct {
 	db       *store.DB
 	bots     map[string]relay.Bot // by name
 	byPage   map[string]relay.Bot // by page id
 	handover *handover.Service
-	inbox    *inbox.Service
+	contacts Contacts
 	graph    *messenger.Graph
 	pages    map[string]messenger.PageRef
 	now      func() time.Time
@@ -90,7 +101,7 @@ type Service struct {
 
 // New returns the service.
 func New(o Options) *Service {
-	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, inbox: o.Inbox,
+	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, contacts: o.Contacts,
 		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
 		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
 	for _, b := range o.Bots {
@@ -161,6 +172,13 @@ var _ handover.Observer = (*Service)(nil)
 // sees the change (handover.Consumers), in the same transaction, and tells
 // it who answers the customer now (handover.SetBotAnswering).
 func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.Change) error {
+	if c := ch.Claim; c != nil && !c.Holding {
+		// The agents let go, on any Page: a hold left from before the Page
+		// had a relay bot must not keep a bot out later.
+		if err := releaseHold(ctx, tx, ch.Thread.PageID, ch.Thread.PSID); err != nil {
+			return err
+		}
+	}
 	if _, ok := s.byPage[ch.Thread.PageID]; !ok {
 		return nil
 	}
@@ -181,15 +199,25 @@ func (s *Service) ThreadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 // thread's active session (if active); it returns the bot that answers the
 // customer afterwards ("" for none).
 func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.Change, ss session, active bool) (string, error) {
+	th := ch.Thread
 	answering := ""
 	if active {
 		answering = ss.bot
 	}
-	if s.humanTookOver(ch) {
-		if !active {
-			return "", nil
+	if c := ch.Claim; c != nil {
+		if !c.Holding {
+			return answering, nil // released above
 		}
-		return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", "A person took over from the bot "+ss.bot, "")
+		if err := s.hold(ctx, tx, th.PageID, th.PSID, HoldAgent); err != nil || !active {
+			return "", err
+		}
+		return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", handover.RelayTakenOver, "The agents took over from the bot "+ss.bot)
+	}
+	if s.humanTookOver(ch) {
+		if err := s.hold(ctx, tx, th.PageID, th.PSID, HoldAgent); err != nil || !active {
+			return "", err
+		}
+		return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", handover.RelayTakenOver, "A person took over from the bot "+ss.bot)
 	}
 	ev := ch.Event
 	if ev == nil || (ev.Kind != messenger.KindMessage && ev.Kind != messenger.KindPostback) || ev.Channel != messenger.ChannelMessaging {
@@ -197,32 +225,21 @@ func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 	}
 	bot := s.byPage[ev.PageID]
 	now := s.now()
-	if active {
-		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
-		if err != nil {
-			return "", err
-		}
-		if st == inbox.StatusOpen || st == inbox.StatusSnoozed { // the agents have it now
-			return "", s.endSession(ctx, tx, ss, SessionForwarded, "agent", "The agents took over from the bot "+ss.bot, "")
-		}
-	}
 	if !active {
-		st, err := s.inbox.CurrentStatus(ctx, tx, ev.PageID, ev.PSID)
-		if err != nil {
-			return "", err
-		}
-		if st == inbox.StatusOpen || st == inbox.StatusSnoozed {
-			return "", nil // with the agents
+		held, err := holdOf(ctx, tx, ev.PageID, ev.PSID)
+		if err != nil || held != "" {
+			return "", err // with the agents
 		}
 		if !bot.Active(now, s.agentsAvailable(bot, now)) {
-			return "", nil
+			return "", s.hold(ctx, tx, ev.PageID, ev.PSID, HoldDeclined)
 		}
 		var open int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM relay_sessions WHERE bot = $1 AND status = 'active'`, bot.Name).Scan(&open); err != nil {
 			return "", err
 		}
 		if !bot.HasFreeSlot(open) {
-			return "", nil // all the bot's chat slots are taken: the agents get it
+			// All the bot's chat slots are taken: the agents get it.
+			return "", s.hold(ctx, tx, ev.PageID, ev.PSID, HoldDeclined)
 		}
 		first := s.packetFor(nil, *ev)
 		ss = session{pageID: ev.PageID, psid: ev.PSID, bot: bot.Name, cid: "handoverd::" + ev.PageID + ":" + uuid.NewString()}
@@ -231,6 +248,9 @@ func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 			return "", err
 		}
 		s.metrics.RelaySessions.WithLabelValues("started").Inc()
+		if err := s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayStarted, Bot: ss.bot}); err != nil {
+			return "", err
+		}
 		return bot.Name, s.enqueueCall(ctx, tx, ss.id, relay.StartPacket(&first))
 	}
 	var pending *relay.PendingChoice
@@ -245,12 +265,48 @@ func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 	return ss.bot, s.enqueueCall(ctx, tx, ss.id, p)
 }
 
+// Why the agents hold a conversation (relay_holds.reason).
+const (
+	// HoldForwarded: a bot handed the conversation to the agents.
+	HoldForwarded = "forwarded"
+	// HoldAgent: a person took it (an agent's message or status change, or
+	// the Page Inbox).
+	HoldAgent = "agent"
+	// HoldDeclined: no bot could take it (out of its hours, no free slot).
+	HoldDeclined = "declined"
+)
+
+// hold records that the agents hold the thread's conversation: no bot
+// starts a session until they let go (a Claim that is not Holding).
+func (s *Service) hold(ctx context.Context, tx *store.Tx, pageID, psid, reason string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO relay_holds (page_id, psid, reason, since) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (page_id, psid) DO NOTHING`, pageID, psid, reason, store.Millis(s.now()))
+	return err
+}
+
+// holdOf is why the agents hold the thread's conversation ("" when they
+// do not).
+func holdOf(ctx context.Context, tx *store.Tx, pageID, psid string) (string, error) {
+	var reason string
+	err := tx.QueryRowContext(ctx, `SELECT reason FROM relay_holds WHERE page_id = $1 AND psid = $2`, pageID, psid).Scan(&reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return reason, err
+}
+
+// releaseHold forgets the agents' hold on the thread's conversation.
+func releaseHold(ctx context.Context, tx *store.Tx, pageID, psid string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM relay_holds WHERE page_id = $1 AND psid = $2`, pageID, psid)
+	return err
+}
+
 // humanTookOver reports whether a change means a person now handles the
 // thread: an agent's (not a relay bot's) message went out, or another app
 // such as the Page Inbox took the thread.
 func (s *Service) humanTookOver(ch handover.Change) bool {
 	if m := ch.AgentMessage; m != nil {
-		return !m.Automated && m.Status == handover.SendSent
+		return m.Sender.Kind == handover.SenderAgent && m.Status == handover.SendSent
 	}
 	for _, t := range ch.Transitions {
 		if t.To == handover.OwnerPageInbox || t.To == handover.OwnerOther {

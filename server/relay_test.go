@@ -428,6 +428,81 @@ func TestRelayBotStopsWhenAnAgentTakesOver(t *testing.T) {
 	})
 }
 
+// TestRelayAgentsClaimAndLetGo: an agent opening a conversation the bot
+// has — on another handoverd process — stops the bot there and then (the
+// inbox tells thread control, which tells the bots; nobody asks the
+// inbox); while the agents hold it the customer's messages are theirs;
+// once they resolve it the bot takes the customer's next message.
+func TestRelayAgentsClaimAndLetGo(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		h, bot := relayHarness(t, b)
+		const psid = "4406"
+		h.customerSays(psid, "hi")
+		waitFor(t, "the welcome", func() bool { return len(h.customerInbox(psid)) == 1 })
+		convID := h.onlyConversation("pending")
+		// The agent works on a second process sharing the database; the
+		// customer's messages keep reaching the first.
+		primary := h.url
+		h.url = h.replica()
+		if st, res := h.api(http.MethodPost, fmt.Sprintf("/conversations/%d/toggle_status", convID), map[string]string{"status": "open"}); st != 200 {
+			t.Fatalf("open = %d %v", st, res)
+		}
+		h.url = primary
+		// Synchronous: the session ended in the toggle's own transaction.
+		sessions := func() []string {
+			rows, err := h.srv.DB().Reader().Query(`SELECT status, end_reason FROM relay_sessions WHERE psid = $1 ORDER BY id`, psid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			out := []string{}
+			for rows.Next() {
+				var st, reason string
+				_ = rows.Scan(&st, &reason)
+				out = append(out, st+":"+reason)
+			}
+			return out
+		}
+		if diff := cmp.Diff([]string{"forwarded:agent"}, sessions()); diff != "" {
+			t.Errorf("sessions after the agent opened the conversation (-want +got):\n%s", diff)
+		}
+		_, msgs := h.api(http.MethodGet, fmt.Sprintf("/conversations/%d/messages", convID), nil)
+		said := false
+		for _, m := range msgs["payload"].([]any) {
+			if m.(map[string]any)["content"] == "The agents took over from the bot sample" {
+				said = true
+			}
+		}
+		if !said {
+			t.Errorf("the conversation does not say the agents took over: %v", msgs["payload"])
+		}
+		calls := bot.calls.Load()
+		h.clock.Advance(time.Second)
+		h.customerSays(psid, "Ada") // committed once customerSays returns
+		if n := h.count(`SELECT count(*) FROM relay_calls c JOIN relay_sessions s ON s.id = c.session_id WHERE s.psid = $1 AND c.status = 'pending'`, psid); n != 0 {
+			t.Errorf("%d calls to the bot queued while the agents hold the conversation", n)
+		}
+		if st := h.conversationStatus(psid); st != "open" {
+			t.Errorf("while the agents hold it the conversation is %q, want open", st)
+		}
+		if st, res := h.api(http.MethodPost, fmt.Sprintf("/conversations/%d/toggle_status", convID), map[string]string{"status": "resolved"}); st != 200 {
+			t.Fatalf("resolve = %d %v", st, res)
+		}
+		h.clock.Advance(time.Minute)
+		h.customerSays(psid, "back again")
+		waitFor(t, "the bot's welcome to the returning customer", func() bool { return len(h.customerInbox(psid)) == 2 })
+		if diff := cmp.Diff([]string{"forwarded:agent", "active:"}, sessions()); diff != "" {
+			t.Errorf("sessions after the agents let go (-want +got):\n%s", diff)
+		}
+		if bot.calls.Load() <= calls {
+			t.Error("the bot was not called for the returning customer")
+		}
+		if st := h.conversationStatus(psid); st != "pending" {
+			t.Errorf("with the bot again the conversation is %q, want pending", st)
+		}
+	})
+}
+
 // TestRelayEventsAtWork runs the events that change more than the chat —
 // a note for the agents, a delay that holds back what follows, a
 // conversation update, the end of the conversation — and the chat-slot

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -59,7 +58,6 @@ type Options struct {
 type Server struct {
 	cfg      *config.Config
 	log      zerolog.Logger
-	now      func() time.Time
 	db       *store.DB
 	metrics  *metrics.Metrics
 	handover *handover.Service
@@ -105,7 +103,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      o.Logger,
-		now:      now,
 		db:       db,
 		metrics:  m,
 		shutdown: o.ShutdownTimeout,
@@ -138,12 +135,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		pageRefs[p.ID] = messenger.PageRef{ID: p.ID, Token: p.AccessToken}
 	}
 	s.relay = relaybot.New(relaybot.Options{
-		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Inbox: s.inbox, Graph: s.graph, PageTokens: pageRefs,
+		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Contacts: s.inbox, Graph: s.graph, PageTokens: pageRefs,
 		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
 	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
-	s.registerGauges()
-	s.restoreLastWebhook(ctx)
+	s.handover.ExportGauges(ctx)
+	s.inbox.ExportGauges()
 
 	r := httpapi.NewRouter(o.Logger, m)
 	wh := &messenger.Webhook{
@@ -291,101 +288,4 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-// registerGauges exports gauges counted in the shared database, so every
-// replica reports the same values.
-func (s *Server) registerGauges() {
-	count := func(query string, args ...any) func() float64 {
-		return func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			var v float64
-			if err := s.db.Reader().QueryRowContext(ctx, query, args...).Scan(&v); err != nil {
-				s.log.Warn().Err(err).Msg("metrics query failed")
-				return 0
-			}
-			return v
-		}
-	}
-	s.metrics.GaugeFunc("handover_requests_pending", "Threads where handoverd asked Facebook for control and has not got it yet.",
-		count(`SELECT count(*) FROM threads WHERE pending_app_id = $1 AND owner <> 'agent'`, s.cfg.App.ID))
-	s.metrics.GaugeFunc("interventions_open", "Open agent interventions.",
-		count(`SELECT count(*) FROM interventions WHERE status = 'open'`))
-	s.metrics.GaugeFunc("agent_sends_waiting", "Agent messages waiting for thread control before they can be sent.",
-		count(`SELECT count(*) FROM agent_messages WHERE status = 'waiting'`))
-	s.metrics.LabeledGaugeFunc("threads", "Threads by current owner, per Page (from the database).", []string{"page_id", "owner"}, func() map[string]float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		out := map[string]float64{}
-		for _, p := range s.cfg.Pages { // every configured page and owner, at zero when none
-			for _, o := range handover.Owners {
-				out[metrics.LabelKey(p.ID, string(o))] = 0
-			}
-		}
-		rows, err := s.db.Reader().QueryContext(ctx, `SELECT page_id, owner, count(*) FROM threads GROUP BY page_id, owner`)
-		if err != nil {
-			s.log.Warn().Err(err).Msg("metrics query failed")
-			return out
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var page, owner string
-			var n float64
-			if rows.Scan(&page, &owner, &n) == nil {
-				if _, ok := s.cfg.Page(page); ok {
-					out[metrics.LabelKey(page, owner)] = n
-				}
-			}
-		}
-		return out
-	})
-	s.metrics.LabeledGaugeFunc("conversations", "Conversations by status (from the database).", []string{"status"}, func() map[string]float64 {
-		out := map[string]float64{}
-		for _, st := range []string{inbox.StatusOpen, inbox.StatusPending, inbox.StatusResolved, inbox.StatusSnoozed} {
-			out[metrics.LabelKey(st)] = count(`SELECT count(*) FROM conversations WHERE status = $1`, st)()
-		}
-		return out
-	})
-	s.metrics.GaugeFunc("inbox_queue_unassigned", "Open conversations nobody is assigned to: the agents' queue depth.",
-		count(`SELECT count(*) FROM conversations WHERE status = 'open' AND assignee_id IS NULL`))
-	s.metrics.LabeledGaugeFunc("claim_conversations", "Conversations whose bot claims messages, by outcome: contained (every customer message claimed) or surfaced (at least one reached the agents).",
-		[]string{"outcome"}, func() map[string]float64 {
-			return map[string]float64{
-				metrics.LabelKey("contained"): count(`SELECT count(DISTINCT conversation_id) FROM inbox_messages m WHERE claimed_at IS NOT NULL
-					AND NOT EXISTS (SELECT 1 FROM inbox_messages s WHERE s.conversation_id = m.conversation_id AND s.surfaced_at IS NOT NULL)`)(),
-				metrics.LabelKey("surfaced"): count(`SELECT count(DISTINCT conversation_id) FROM inbox_messages WHERE surfaced_at IS NOT NULL`)(),
-			}
-		})
-	s.metrics.GaugeFunc("outbox_pending", "Outbound webhook deliveries not yet delivered or given up.",
-		count(`SELECT count(*) FROM outbox WHERE status = 'pending'`))
-	oldestOutbox := count(`SELECT coalesce(min(created_at), 0) FROM outbox WHERE status = 'pending'`)
-	s.metrics.GaugeFunc("outbox_oldest_age_seconds", "Age of the oldest undelivered outbound webhook (0 when none).",
-		func() float64 { return s.ageOf(oldestOutbox()) })
-	oldest := count(`SELECT coalesce(min(created_at), 0) FROM agent_messages WHERE status = 'waiting'`)
-	s.metrics.GaugeFunc("agent_send_oldest_waiting_seconds", "Age of the oldest agent message waiting for thread control (0 when none).",
-		func() float64 { return s.ageOf(oldest()) })
-}
-
-// ageOf is the age in seconds of a stored instant (0 for none).
-func (s *Server) ageOf(ms float64) float64 {
-	if ms == 0 {
-		return 0
-	}
-	return max(0, s.now().Sub(time.UnixMilli(int64(ms))).Seconds())
-}
-
-// restoreLastWebhook sets each Page's last-webhook gauge from the database,
-// so a Page that stays silent across a restart still raises the alert.
-func (s *Server) restoreLastWebhook(ctx context.Context) {
-	for _, p := range s.cfg.Pages {
-		var ms sql.NullInt64
-		if err := s.db.Reader().QueryRowContext(ctx, `SELECT max(received_at) FROM webhook_events WHERE page_id = $1`, p.ID).Scan(&ms); err != nil {
-			s.log.Warn().Err(err).Msg("reading the last webhook time failed")
-			return
-		}
-		if ms.Valid {
-			s.metrics.PageLastWebhook.WithLabelValues(p.ID).Set(float64(ms.Int64) / 1000)
-		}
-	}
 }

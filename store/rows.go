@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,8 +19,10 @@ const MaxRows = 256
 
 // chunkSizes are the row counts of multi-row statements: a few, so that
 // each statement's text recurs and is prepared once and reused like any
-// other (parsing a long statement anew each time costs more than running it).
-var chunkSizes = []int{MaxRows, 64, 16, 4, 1}
+// other (parsing a long statement anew each time costs more than running
+// it); powers of two, so n rows take one statement per bit of n (every
+// statement is a round trip on PostgreSQL).
+var chunkSizes = []int{MaxRows, 128, 64, 32, 16, 8, 4, 2, 1}
 
 // Values returns the placeholders of a multi-row VALUES list: rows rows of
 // len(casts) columns, numbered from $1. A non-empty casts[i] wraps column
@@ -160,4 +165,39 @@ func (tx *Tx) count() {
 	if tx.db != nil {
 		tx.db.executed.Add(1)
 	}
+}
+
+// ReserveIDs hands out n new ids of table's identity column (id), in
+// ascending order, as an insert would, so a batch can refer to rows it
+// writes later in one statement: on PostgreSQL from the column's
+// sequence, on SQLite by moving the table's AUTOINCREMENT counter past
+// them (under the single writer), so no later insert reuses them. Ids
+// reserved and never written are gaps, as a rolled-back insert leaves.
+// table is a name of the caller's own, never input.
+func (tx *Tx) ReserveIDs(ctx context.Context, table string, n int) ([]int64, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	if tx.Dialect.Name == "postgres" {
+		ids, err := IDs(ctx, tx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`, table, n)
+		if err == nil && len(ids) != n {
+			err = fmt.Errorf("store: reserved %d ids of %s, wanted %d", len(ids), table, n)
+		}
+		slices.Sort(ids)
+		return ids, err
+	}
+	var last int64
+	err := tx.QueryRowContext(ctx, `UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(id), 0) FROM `+table+`)) + $2
+		WHERE name = $1 RETURNING seq`, table, n).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) { // the table has never had a row
+		err = tx.QueryRowContext(ctx, `INSERT INTO sqlite_sequence (name, seq) VALUES ($1, $2) RETURNING seq`, table, n).Scan(&last)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reserve ids of %s: %w", table, err)
+	}
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = last - int64(n) + 1 + int64(i)
+	}
+	return ids, nil
 }

@@ -217,6 +217,63 @@ type Tx struct {
 	Dialect Dialect
 	db      *DB
 	memo    map[any]any
+	// deferred are writes held back (see Defer), failed the first error
+	// one of them met where it could not be returned.
+	deferred []deferredWrite
+	failed   error
+}
+
+// deferredWrite is a write held back until its tables are next named.
+type deferredWrite struct {
+	tables []string
+	flush  func(context.Context) error
+}
+
+// Defer holds a write back: flush runs once, before the transaction's
+// next statement whose text names one of tables, or before it commits,
+// whichever comes first. A batch that inserts many rows one at a time
+// defers them so they go in as one multi-row statement, and whatever reads
+// or writes those tables meanwhile still sees them. tables are names of
+// the caller's own, never input.
+func (tx *Tx) Defer(tables []string, flush func(context.Context) error) {
+	tx.deferred = append(tx.deferred, deferredWrite{tables, flush})
+}
+
+// Flush runs the deferred writes now, in the order they were deferred.
+func (tx *Tx) Flush(ctx context.Context) error {
+	for len(tx.deferred) > 0 {
+		w := tx.deferred[0]
+		tx.deferred = tx.deferred[1:]
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return tx.failed
+}
+
+// flushFor runs the deferred writes query depends on: the first that
+// names one of its tables, and every one deferred before it.
+func (tx *Tx) flushFor(ctx context.Context, query string) error {
+	if tx.failed != nil {
+		return tx.failed
+	}
+	last := -1
+	for i, w := range tx.deferred {
+		for _, t := range w.tables {
+			if strings.Contains(query, t) {
+				last = i
+			}
+		}
+	}
+	for ; last >= 0 && len(tx.deferred) > 0; last-- { // a flush may run later ones itself
+		w := tx.deferred[0]
+		tx.deferred = tx.deferred[1:]
+		if err := w.flush(ctx); err != nil {
+			tx.failed = err
+			return err
+		}
+	}
+	return nil
 }
 
 // Memo returns what SetMemo last stored under key in this transaction
@@ -268,6 +325,9 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) error {
 	}
 	tx := &Tx{Tx: sqlTx, Dialect: db.Dialect, db: db}
 	err = fn(tx)
+	if err == nil {
+		err = tx.Flush(ctx)
+	}
 	if err != nil {
 		_ = sqlTx.Rollback()
 	} else if err = sqlTx.Commit(); err != nil {
@@ -400,6 +460,11 @@ func (tx *Tx) TryLockKey(ctx context.Context, key string) (bool, error) {
 
 // ExecContext runs a statement in the transaction (prepared once, on SQLite).
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if len(tx.deferred) > 0 || tx.failed != nil {
+		if err := tx.flushFor(ctx, query); err != nil {
+			return nil, err
+		}
+	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -408,6 +473,11 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 
 // QueryContext runs a query in the transaction (prepared once, on SQLite).
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if len(tx.deferred) > 0 || tx.failed != nil {
+		if err := tx.flushFor(ctx, query); err != nil {
+			return nil, err
+		}
+	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -415,7 +485,11 @@ func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 // QueryRowContext runs a one-row query in the transaction (prepared once, on SQLite).
+// A deferred write that fails here fails the transaction (see Defer).
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if len(tx.deferred) > 0 {
+		_ = tx.flushFor(ctx, query) // kept in tx.failed: the commit fails
+	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

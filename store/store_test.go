@@ -2,9 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/store"
 	"github.com/handoverd/handoverd/store/storetest"
@@ -94,6 +99,119 @@ func TestTxRollsBackOnError(t *testing.T) {
 		var n int
 		if err := db.Reader().QueryRow(`SELECT count(*) FROM page_app_roles`).Scan(&n); err != nil || n != 0 {
 			t.Errorf("rows after rollback = %d, %v; want 0", n, err)
+		}
+	})
+}
+
+func TestReserveIDsAreNeverHandedOutAgain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := b.Open(t)
+		ctx := context.Background()
+		insert := func(tx *store.Tx, id any) (int64, error) {
+			var got int64
+			err := tx.QueryRowContext(ctx, `INSERT INTO agents (id, name) VALUES (coalesce($1, `+nextAgentID(b.Name)+`), $2) RETURNING id`,
+				id, fmt.Sprintf("agent-%v-%d", id, time.Now().UnixNano())).Scan(&got)
+			return got, err
+		}
+		var first, reserved []int64
+		var after int64
+		err := db.InTx(ctx, func(tx *store.Tx) error {
+			var err error
+			if first, err = tx.ReserveIDs(ctx, "agents", 3); err != nil { // a table without rows yet
+				return err
+			}
+			if reserved, err = tx.ReserveIDs(ctx, "agents", 4); err != nil {
+				return err
+			}
+			if after, err = insert(tx, nil); err != nil { // an ordinary insert skips the reserved ids
+				return err
+			}
+			for _, id := range reserved { // the reserved ids can be written
+				if _, err := insert(tx, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) != 3 || len(reserved) != 4 {
+			t.Fatalf("reserved %v and %v, want 3 and 4 ids", first, reserved)
+		}
+		all := append(append([]int64{}, first...), reserved...)
+		for i := 1; i < len(all); i++ {
+			if all[i] <= all[i-1] {
+				t.Errorf("reserved ids %v are not ascending", all)
+			}
+		}
+		if after <= all[len(all)-1] {
+			t.Errorf("an insert after reserving got id %d, want one above the reserved %v", after, all)
+		}
+	})
+}
+
+// nextAgentID is the agents table's own next id, in b's dialect.
+func nextAgentID(dialect string) string {
+	if dialect == "postgres" {
+		return `nextval(pg_get_serial_sequence('agents', 'id'))`
+	}
+	return `NULL`
+}
+
+func TestDeferredWritesRunBeforeTheirTablesAreNamedAndAtCommit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := b.Open(t)
+		ctx := context.Background()
+		var seen []int
+		err := db.InTx(ctx, func(tx *store.Tx) error {
+			tx.Defer([]string{"page_app_roles"}, func(ctx context.Context) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO page_app_roles (page_id, app_roles, event_at, updated_at) VALUES ('1', '{}', 1, 1)`)
+				return err
+			})
+			var n int
+			// A statement that does not name the table leaves the write held.
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents`).Scan(&n); err != nil {
+				return err
+			}
+			// One that does sees it.
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM page_app_roles`).Scan(&n); err != nil {
+				return err
+			}
+			seen = append(seen, n)
+			tx.Defer([]string{"page_app_roles"}, func(ctx context.Context) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO page_app_roles (page_id, app_roles, event_at, updated_at) VALUES ('2', '{}', 1, 1)`)
+				return err
+			})
+			return nil // the second is written at commit
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM page_app_roles`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int{1}, seen); diff != "" || n != 2 {
+			t.Errorf("rows seen in the transaction (-want +got):\n%s; rows after commit = %d, want 2", diff, n)
+		}
+
+		// A deferred write that fails fails the transaction, and nothing commits.
+		boom := errors.New("boom")
+		err = db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO page_app_roles (page_id, app_roles, event_at, updated_at) VALUES ('3', '{}', 1, 1)`); err != nil {
+				return err
+			}
+			tx.Defer([]string{"page_app_roles"}, func(context.Context) error { return boom })
+			var k int
+			_ = tx.QueryRowContext(ctx, `SELECT count(*) FROM page_app_roles`).Scan(&k)
+			return nil
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("InTx = %v, want the deferred write's error", err)
+		}
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM page_app_roles`).Scan(&n); err != nil || n != 2 {
+			t.Errorf("rows after the failed transaction = %d, %v; want 2", n, err)
 		}
 	})
 }

@@ -1,0 +1,130 @@
+package handoverd_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const module = "github.com/handoverd/handoverd"
+
+// moduleImports maps every package of the module (by its path in the
+// module, "." for the root) to the module packages its non-test files
+// import.
+func moduleImports(t *testing.T) map[string][]string {
+	t.Helper()
+	imports := map[string][]string{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, src, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if _, ok := imports[pkg]; !ok {
+			imports[pkg] = nil
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if rest, ok := strings.CutPrefix(p, module+"/"); ok {
+				imports[pkg] = append(imports[pkg], rest)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imports
+}
+
+// deps is every module package pkg depends on, directly or not (what
+// `go list -deps` lists of the module), sorted.
+func deps(imports map[string][]string, pkg string) []string {
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(p string) {
+		for _, d := range imports[p] {
+			if !seen[d] {
+				seen[d] = true
+				walk(d)
+			}
+		}
+	}
+	walk(pkg)
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestFactsFlowOneWay enforces the one-way flow: thread control (handover)
+// produces facts, the relay bots consume them first and the inbox after
+// them (handover.Consumers). No package depends on a package that
+// consumes its facts: handover knows neither consumer, the relay bots do
+// not need the inbox (to learn a conversation's status or anything else),
+// and the inbox does not call the relay bots.
+func TestFactsFlowOneWay(t *testing.T) {
+	imports := moduleImports(t)
+	forbidden := map[string][]string{
+		"handover": {"inbox", "relaybot"},
+		"relaybot": {"inbox"},
+		"inbox":    {"relaybot"},
+	}
+	// The walk sees through packages: the server wires all three.
+	for _, want := range []string{"handover", "inbox", "relaybot"} {
+		if !contains(deps(imports, "server"), want) {
+			t.Fatalf("server does not depend on %s: the import walk is broken (server's deps: %v)", want, deps(imports, "server"))
+		}
+	}
+	got := map[string][]string{}
+	for pkg, bad := range forbidden {
+		if _, ok := imports[pkg]; !ok {
+			t.Fatalf("package %s not found", pkg)
+		}
+		got[pkg] = []string{}
+		for _, d := range deps(imports, pkg) {
+			if contains(bad, d) {
+				got[pkg] = append(got[pkg], d)
+			}
+		}
+	}
+	want := map[string][]string{"handover": {}, "relaybot": {}, "inbox": {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("packages depending on a consumer of their facts (-want +got):\n%s", diff)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
