@@ -195,8 +195,11 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 	if err := s.observeAll(ctx, tx, changes); err != nil {
 		return err
 	}
-	for _, row := range rows {
-		sent, err := s.settleEchoed(ctx, tx, *row.ev)
+	for _, ch := range changes {
+		if ch.Event == nil {
+			continue
+		}
+		sent, err := s.settleEchoed(ctx, tx, *ch.Event)
 		if err != nil {
 			return err
 		}
