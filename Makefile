@@ -2,11 +2,13 @@
 
 HANDOVERD_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export HANDOVERD_TEST_POSTGRES_URL
+# The soak creates (and drops) its own database on this server.
+SOAK_POSTGRES_URL ?= $(HANDOVERD_TEST_POSTGRES_URL)
 
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run serve test vet build bench screenshots fuzz clean
+.PHONY: run serve test vet build bench screenshots fuzz soak clean
 
 ## run: the sandbox — the broker on the embedded SQLite default, with the Messenger
 ## simulator, a demo bot and an agent token; prints a curl walkthrough
@@ -42,6 +44,19 @@ build:
 FUZZTIME ?= 30s
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+## soak: handoverd under steady load (webhooks, handovers, agent replies and
+## hand-backs) with SOAK_KILLS SIGKILLs over SOAK_DURATION, on SQLite (one
+## process) and/or three processes sharing one PostgreSQL (SOAK_DB: sqlite,
+## postgres, both), then an audit: nothing acknowledged lost or duplicated,
+## every thread's owner as Messenger's
+SOAK_DURATION ?= 2m
+SOAK_KILLS ?= 10
+SOAK_DB ?= both
+soak:
+	$(GO) build -o bin/handoverd ./cmd/handoverd
+	$(GO) build -o bin/soak ./cmd/soak
+	./bin/soak -handoverd bin/handoverd -duration $(SOAK_DURATION) -kills $(SOAK_KILLS) -db $(SOAK_DB) -postgres "$(SOAK_POSTGRES_URL)"
 
 ## screenshots: regenerate docs/screenshots/ from the console's browser test (needs Chromium)
 screenshots:

@@ -351,8 +351,9 @@ func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string
 
 // acquireControlFor is AcquireControl for a queued agent message m: it
 // asks for nothing once m is no longer waiting (a hand-back settled it, or
-// it went out), so a message cancelled by a close never asks for control
-// back. The check is made under the thread's lock, as a hand-back decides.
+// it went out) or its intervention is no longer open (closing or closed),
+// so a message of a closed intervention never asks for control back. The
+// check is made under the thread's lock, as a hand-back decides.
 func (s *Service) acquireControlFor(ctx context.Context, m AgentMessage) (Outcome, error) {
 	return s.control(ctx, m.PageID, m.PSID, ToAgent, m.Sender.Label(), func(tx *store.Tx, th Thread) (controlPlan, error) {
 		var status string
@@ -361,6 +362,9 @@ func (s *Service) acquireControlFor(ctx context.Context, m AgentMessage) (Outcom
 		}
 		if status != SendWaiting {
 			return controlPlan{op: opNone}, nil
+		}
+		if open, err := interventionOpen(ctx, tx, m.InterventionID); err != nil || !open {
+			return controlPlan{op: opNone}, err
 		}
 		return s.acquirePlan(m.PageID, th), nil
 	})

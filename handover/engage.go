@@ -388,7 +388,7 @@ func (a *EngageAPI) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if iv.Status != InterventionOpen {
-		httpapi.WriteError(w, r, apperr.New(apperr.Conflict, "intervention %d is closed", iv.ID))
+		httpapi.WriteError(w, r, apperr.New(apperr.Conflict, "intervention %d is %s", iv.ID, iv.Status))
 		return
 	}
 	var body struct {

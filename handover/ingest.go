@@ -205,7 +205,22 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		}
 		s.noteCommitted(&w.th, w.trs, c)
 	}
-	return s.observeAll(ctx, tx, changes)
+	if err := s.observeAll(ctx, tx, changes); err != nil {
+		return err
+	}
+	for _, ch := range changes {
+		if ch.Event == nil {
+			continue
+		}
+		sent, err := s.settleEchoed(ctx, tx, *ch.Event)
+		if err != nil {
+			return err
+		}
+		if sent {
+			c.echoSent++
+		}
+	}
+	return nil
 }
 
 // saveTransitions stores a thread's new transitions (outside webhook
@@ -415,6 +430,11 @@ func (s *Service) refreshExpiry(th *Thread) {
 	e := th.ActivityAt.Add(s.idleAfter)
 	th.ExpiresAt = &e
 }
+
+// DedupeKey is the key an event is stored under (webhook_events.dedupe_key),
+// the same across Meta's redeliveries: for audits that check each event
+// was stored once.
+func DedupeKey(ev messenger.Event) string { return dedupeKey(ev) }
 
 // dedupeKey identifies an event across Meta's redeliveries.
 func dedupeKey(ev messenger.Event) string {

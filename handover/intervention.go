@@ -17,7 +17,8 @@ type Intervention struct {
 	ID int64
 	// PageID and PSID name the identity.
 	PageID, PSID string
-	// Status is open or closed.
+	// Status is open, closing (the hand-back is decided and under way) or
+	// closed.
 	Status string
 	// OpenedBy is the agent who opened it.
 	OpenedBy string
@@ -27,7 +28,7 @@ type Intervention struct {
 	LastActivityAt time.Time
 	// ClosedBy is who closed it ("" while open; "handoverd" when idle).
 	ClosedBy string
-	// ClosedAt is when it closed.
+	// ClosedAt is when it closed (while closing: when the close began).
 	ClosedAt *time.Time
 	// CloseReason is agent or idle.
 	CloseReason string
@@ -35,10 +36,11 @@ type Intervention struct {
 
 // Intervention statuses and close reasons.
 const (
-	InterventionOpen   = "open"
-	InterventionClosed = "closed"
-	CloseByAgent       = "agent"
-	CloseIdle          = "idle"
+	InterventionOpen    = "open"
+	InterventionClosing = "closing"
+	InterventionClosed  = "closed"
+	CloseByAgent        = "agent"
+	CloseIdle           = "idle"
 )
 
 const interventionColumns = `id, page_id, psid, status, opened_by, opened_at, last_activity_at, closed_by, closed_at, close_reason`
@@ -57,10 +59,10 @@ func scanIntervention(row rowScanner) (Intervention, error) {
 	return iv, err
 }
 
-// openIntervention returns the identity's open intervention, or nil.
+// openIntervention returns the identity's open (or closing) intervention, or nil.
 func (s *Service) openIntervention(ctx context.Context, q querier, pageID, psid string) (*Intervention, error) {
 	iv, err := scanIntervention(q.QueryRowContext(ctx, `SELECT `+interventionColumns+` FROM interventions
-		WHERE page_id = $1 AND psid = $2 AND status = 'open'`, pageID, psid))
+		WHERE page_id = $1 AND psid = $2 AND status IN ('open', 'closing')`, pageID, psid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -81,7 +83,7 @@ func (s *Service) OpenIntervention(ctx context.Context, pageID, psid, agent stri
 		return Intervention{}, Outcome{}, err
 	}
 	if open != nil {
-		return Intervention{}, Outcome{}, apperr.New(apperr.Conflict, "intervention %d is already open on this identity", open.ID)
+		return Intervention{}, Outcome{}, apperr.New(apperr.Conflict, "intervention %d is already %s on this identity", open.ID, open.Status)
 	}
 	out, err := s.AcquireControl(ctx, pageID, psid, agent)
 	if err != nil {
@@ -114,6 +116,13 @@ func (s *Service) OpenIntervention(ctx context.Context, pageID, psid, agent stri
 
 // CloseIntervention gives the thread back (release, or pass to a default
 // bot) and closes the intervention. Closing a closed one returns it as is.
+//
+// The decision comes first: under the thread's lock the intervention turns
+// closing, and from then on it takes no agent message and asks Facebook
+// for no control (a message sent between the give-back and the recorded
+// close would otherwise ask for the thread back). Should the give-back
+// fail, the intervention is open again, as it was; should the process die
+// meanwhile, the idle sweep finishes the close.
 func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason string) (Intervention, error) {
 	iv, err := s.Intervention(ctx, id)
 	if err != nil || iv.Status == InterventionClosed {
@@ -122,10 +131,35 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 	if reason == CloseIdle {
 		ctx = withWhy(ctx, whyFrom(ctx, ReasonIdleTimeout))
 	}
-	if _, err := s.GiveBack(ctx, iv.PageID, iv.PSID, by); err != nil {
+	began := false
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := lockExistingThread(ctx, tx, iv.PageID, iv.PSID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'closing', closed_by = $2, closed_at = $3, close_reason = $4
+			WHERE id = $1 AND status = 'open'`, id, by, store.Millis(s.now()), reason)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		began = n == 1
+		return err
+	}); err != nil {
 		return iv, err
 	}
-	now := store.Millis(s.now())
+	if _, err := s.GiveBack(ctx, iv.PageID, iv.PSID, by); err != nil {
+		if began {
+			// Nothing was given back: the agents keep the intervention.
+			if rerr := s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'open', closed_by = '', closed_at = NULL, close_reason = ''
+					WHERE id = $1 AND status = 'closing'`, id)
+				return err
+			}); rerr != nil {
+				return iv, errors.Join(err, rerr)
+			}
+		}
+		return iv, err
+	}
 	// A request for control still pending is withdrawn on our side (Meta has
 	// no call for that): should the bot pass anyway, the conversation shows
 	// up in the agents' queue rather than being taken for a live handover.
@@ -140,13 +174,12 @@ func (s *Service) CloseIntervention(ctx context.Context, id int64, by, reason st
 	var cancelled []int64
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		closed, cancelled = false, nil
-		// Under the thread's lock (as senders claim): whatever the agent
-		// queued since the hand-back is settled with the close.
+		// Under the thread's lock (as senders claim): whatever is still
+		// queued for the identity is settled with the close.
 		if _, err := lockExistingThread(ctx, tx, iv.PageID, iv.PSID); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'closed', closed_by = $2, closed_at = $3, close_reason = $4
-			WHERE id = $1 AND status = 'open'`, id, by, now, reason)
+		res, err := tx.ExecContext(ctx, `UPDATE interventions SET status = 'closed' WHERE id = $1 AND status = 'closing'`, id)
 		if err != nil {
 			return err
 		}
@@ -206,20 +239,36 @@ func touchIntervention(ctx context.Context, tx *store.Tx, pageID, psid string, n
 }
 
 // CloseIdleInterventions closes every open intervention without agent
-// activity for the configured time and returns how many it closed.
+// activity for the configured time, and finishes every close a process
+// left half done (closing for longer than a hand-back can take), and
+// returns how many it closed.
 func (s *Service) CloseIdleInterventions(ctx context.Context) (int, error) {
-	if s.hcfg.InterventionIdle <= 0 {
-		return 0, nil
-	}
-	cutoff := store.Millis(s.now().Add(-s.hcfg.InterventionIdle))
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM interventions WHERE status = 'open' AND last_activity_at <= $1 ORDER BY id LIMIT 200`, cutoff)
+	now := s.now()
+	stuck, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM interventions WHERE status = 'closing' AND closed_at <= $1 ORDER BY id LIMIT 200`,
+		store.Millis(now.Add(-staleOpAfter)))
 	if err != nil {
 		return 0, err
 	}
+	var ids []int64
+	if s.hcfg.InterventionIdle > 0 {
+		cutoff := store.Millis(now.Add(-s.hcfg.InterventionIdle))
+		if ids, err = store.IDs(ctx, s.db.Reader(), `SELECT id FROM interventions WHERE status = 'open' AND last_activity_at <= $1 ORDER BY id LIMIT 200`, cutoff); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	var errs []error
-	for _, id := range ids {
-		if _, err := s.CloseIntervention(ctx, id, "handoverd", CloseIdle); err != nil {
+	for _, id := range append(stuck, ids...) {
+		iv, err := s.Intervention(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		by, reason := "handoverd", CloseIdle
+		if iv.Status == InterventionClosing { // finish it as it was begun
+			by, reason = iv.ClosedBy, iv.CloseReason
+		}
+		if _, err := s.CloseIntervention(ctx, id, by, reason); err != nil {
 			errs = append(errs, err)
 			continue
 		}

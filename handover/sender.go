@@ -112,7 +112,7 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 		}
 		if open, err := interventionOpen(ctx, tx, interventionID); err != nil || !open {
 			if err == nil {
-				err = apperr.New(apperr.Conflict, "intervention %d is closed", interventionID)
+				err = apperr.New(apperr.Conflict, "intervention %d is closed (or being closed); the message was not queued", interventionID)
 			}
 			return err
 		}
@@ -293,6 +293,11 @@ func (s *Service) failed(id int64, reason string) {
 	s.log.Warn().Int64("agent_message", id).Str("reason", reason).Msg("agent message failed")
 }
 
+// reasonSenderStopped fails a message whose sender stopped (a process
+// killed) while handing it to the Send API, unless its echo showed it
+// delivered first (settleEchoed).
+const reasonSenderStopped = "handoverd stopped while handing this message to Facebook (it may have been delivered); not sent again, so the customer never gets it twice"
+
 // Reasons a queued message is cancelled (failed without reaching Facebook).
 const (
 	cancelHandedBack = "cancelled: the conversation was handed back before this message was sent"
@@ -368,7 +373,8 @@ func handBackInFlight(ctx context.Context, tx *store.Tx, pageID, psid string) (b
 	return n > 0, err
 }
 
-// interventionOpen reports whether an intervention is open (0: none, true).
+// interventionOpen reports whether an intervention is open (0: none, true);
+// one closing is not.
 func interventionOpen(ctx context.Context, q querier, id int64) (bool, error) {
 	if id == 0 {
 		return true, nil
@@ -393,12 +399,23 @@ const leaseFor = 2 * time.Minute
 func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
 	now := s.now()
 	expired, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
-		AND (lease_until IS NULL OR lease_until < $1)`, store.Millis(now))
+		AND (lease_until IS NULL OR lease_until < $1) AND sending = 0`, store.Millis(now))
 	if err != nil {
 		return 0, err
 	}
 	for _, id := range expired {
 		if err := s.failQueued(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
+			return 0, err
+		}
+	}
+	// Messages whose sender stopped while handing them to the Send API
+	// (their claim lapsed with sending set): Facebook may have them.
+	stopped, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM agent_messages WHERE status = 'waiting' AND sending = 1 AND lease_until < $1`, store.Millis(now))
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range stopped {
+		if err := s.failQueued(ctx, id, reasonSenderStopped); err != nil {
 			return 0, err
 		}
 	}
@@ -464,7 +481,18 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 			}
 			return err
 		}
+		var sending int
+		if err := tx.QueryRowContext(ctx, `SELECT sending FROM agent_messages WHERE id = $1`, id).Scan(&sending); err != nil {
+			return err
+		}
 		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, now.Add(leaseFor), now, false); err != nil || !claimed {
+			return err
+		}
+		if sending == 1 {
+			// The claim of a sender that stopped while handing it to the
+			// Send API lapsed: Facebook may have it. Never twice.
+			claimed, cancel = false, reasonSenderStopped
+			_, err := s.failInTx(ctx, tx, id, reasonSenderStopped)
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET sending = 1 WHERE id = $1`, id); err != nil {
@@ -483,7 +511,7 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 		return false, s.failAgentMessage(ctx, id, "message is not a JSON object")
 	}
 	if _, ok := req.Message["metadata"]; !ok {
-		req.Message["metadata"] = "handoverd:agent_message:" + strconv.FormatInt(id, 10)
+		req.Message["metadata"] = agentMessageMetadata(id)
 	}
 	switch since := now.Sub(timeOr(th.LastCustomerAt)); {
 	case th.LastCustomerAt == nil:
@@ -579,12 +607,23 @@ func (r *retryCounter) forget(id int64) {
 	delete(r.n, id)
 }
 
+// markSent records a message Facebook accepted — unless its echo got
+// there first (settleEchoed): then only the messaging type is added.
 func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingType string) error {
 	s.sendRetries.forget(m.ID)
 	now := s.now()
+	recorded := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, sending = 0, error = ''
-			WHERE id = $1`, m.ID, mid, messagingType, store.Millis(now)); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, messaging_type = $3, finished_at = $4, lease_until = NULL, sending = 0, error = ''
+			WHERE id = $1 AND status = 'waiting'`, m.ID, mid, messagingType, store.Millis(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if recorded = n == 1; err != nil || !recorded {
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `UPDATE agent_messages SET messaging_type = $2 WHERE id = $1 AND messaging_type = ''`, m.ID, messagingType)
+			}
 			return err
 		}
 		if err := touchIntervention(ctx, tx, m.PageID, m.PSID, now); err != nil {
@@ -592,10 +631,69 @@ func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingTy
 		}
 		return s.observeAgentMessage(ctx, tx, m.ID)
 	})
-	if err == nil {
+	if err == nil && recorded {
 		s.metrics.AgentSends.WithLabelValues(SendSent).Inc()
 	}
 	return err
+}
+
+// agentMessageMetadata is the metadata a message goes out with when its
+// sender set none.
+func agentMessageMetadata(id int64) string {
+	return "handoverd:agent_message:" + strconv.FormatInt(id, 10)
+}
+
+// settleEchoed marks sent, in the ingest transaction (under the thread's
+// lock), the agent message an echo of handoverd's own send shows
+// delivered while no sender has recorded it: a process killed between
+// Facebook's answer and the record would otherwise leave the message in
+// flight until its claim lapsed, then failed though the customer has it.
+// It reports whether it marked one.
+func (s *Service) settleEchoed(ctx context.Context, tx *store.Tx, ev messenger.Event) (bool, error) {
+	if ev.Kind != messenger.KindEcho || ev.Message == nil || ev.Message.AppID != s.appID || ev.Message.Metadata == "" {
+		return false, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, message FROM agent_messages WHERE page_id = $1 AND psid = $2 AND status = 'waiting' AND sending = 1
+		ORDER BY id`, ev.PageID, ev.PSID)
+	if err != nil {
+		return false, err
+	}
+	var match int64
+	for rows.Next() {
+		var id int64
+		var raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return false, err
+		}
+		var msg struct {
+			Text     string `json:"text"`
+			Metadata string `json:"metadata"`
+		}
+		_ = json.Unmarshal([]byte(raw), &msg)
+		if msg.Metadata == "" {
+			msg.Metadata = agentMessageMetadata(id)
+		}
+		if match == 0 && msg.Metadata == ev.Message.Metadata && msg.Text == ev.Message.Text {
+			match = id
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || match == 0 {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE agent_messages SET status = 'sent', mid = $2, finished_at = $3, lease_until = NULL, sending = 0, error = ''
+		WHERE id = $1 AND status = 'waiting'`, match, ev.Message.MID, store.Millis(s.now()))
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	if err := touchIntervention(ctx, tx, ev.PageID, ev.PSID, s.now()); err != nil {
+		return false, err
+	}
+	return true, s.observeAgentMessage(ctx, tx, match)
 }
 
 func isRetryable(err error) bool {

@@ -193,6 +193,7 @@ type committed struct {
 	waits       []time.Duration // request → control, for the histogram
 	ownedByUs   bool            // a thread became ours: waiting agent messages may go
 	pageModes   []pageModeNote  // Pages whose app_roles changed
+	echoSent    int             // agent messages their echoes showed sent (settleEchoed)
 }
 
 // pageModeNote is a Page's mode as an app_roles event left it.
@@ -226,6 +227,9 @@ func (s *Service) record(c committed) {
 		if p.warning != "" {
 			s.log.Warn().Str("page_id", p.pageID).Msg("page mode: " + p.warning)
 		}
+	}
+	if c.echoSent > 0 {
+		s.metrics.AgentSends.WithLabelValues(SendSent).Add(float64(c.echoSent))
 	}
 	for _, t := range c.transitions {
 		s.metrics.ThreadTransitions.WithLabelValues(string(t.From), string(t.To), string(t.Cause)).Inc()

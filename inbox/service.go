@@ -796,7 +796,7 @@ func (s *Service) giveThreadBack(ctx context.Context, p auth.Principal, conv con
 	if err != nil {
 		return err
 	}
-	if len(ivs) > 0 && ivs[0].Status == handover.InterventionOpen {
+	if len(ivs) > 0 && ivs[0].Status != handover.InterventionClosed { // open, or a close to finish
 		_, err := s.handover.CloseIntervention(ctx, ivs[0].ID, p.Name, handover.CloseByAgent)
 		return err
 	}

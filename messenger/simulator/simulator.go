@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,6 +40,7 @@ type Config struct {
 	HTTPClient  *http.Client     // for webhook delivery; nil → client with 5 s timeout.
 	Logger      zerolog.Logger   // zero value → disabled logger.
 	RetryDelay  time.Duration    // first delay between webhook delivery retries; 0 → 50ms, doubling.
+	MaxDelay    time.Duration    // longest delay between retries; 0 → no bound.
 	MaxAttempts int              // webhook delivery attempts per payload; 0 → 8.
 }
 
@@ -46,6 +48,10 @@ type Config struct {
 type App struct {
 	ID, Secret string
 	WebhookURL string // "" → deliveries recorded but not sent.
+	// Replicas are more URLs of the same webhook (replicas of the app,
+	// behind no proxy): each POST goes to the next of WebhookURL and these,
+	// round robin, so a retry lands on another replica.
+	Replicas []string
 }
 
 // Page is a Facebook page and the apps connected to it.
@@ -143,7 +149,9 @@ type Sim struct {
 	client      *http.Client
 	log         zerolog.Logger
 	retryDelay  time.Duration
+	maxDelay    time.Duration
 	maxAttempts int
+	posts       atomic.Uint64 // webhook POSTs made, for round robin over replicas
 
 	ctx    context.Context // canceled by Close: aborts deliveries in flight and retry waits.
 	cancel context.CancelFunc
@@ -177,6 +185,7 @@ func New(cfg Config) *Sim {
 		client:      cfg.HTTPClient,
 		log:         cfg.Logger,
 		retryDelay:  cfg.RetryDelay,
+		maxDelay:    cfg.MaxDelay,
 		maxAttempts: cfg.MaxAttempts,
 		apps:        map[string]App{},
 		pages:       map[string]*Page{},

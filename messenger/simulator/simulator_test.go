@@ -1165,3 +1165,46 @@ func TestAppRoles(t *testing.T) {
 		t.Error("two primary receivers were accepted")
 	}
 }
+
+// TestDeliveryRoundRobinOverReplicas: an app with replicas gets each POST
+// at the next URL, so a retry after a replica fails lands on another one,
+// and the retry delay stays within MaxDelay.
+func TestDeliveryRoundRobinOverReplicas(t *testing.T) {
+	var mu sync.Mutex
+	var hits []string
+	replica := func(name string, status int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			hits = append(hits, name)
+			mu.Unlock()
+			w.WriteHeader(status)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	up, down := replica("up", 200), replica("down", 503)
+	sim := simulator.New(simulator.Config{RetryDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, MaxAttempts: 3})
+	defer sim.Close()
+	sim.AddApp(simulator.App{ID: botApp, Secret: "s", WebhookURL: down.URL, Replicas: []string{up.URL}})
+	sim.AddPage(simulator.Page{ID: pageID, DefaultAppID: botApp, Tokens: map[string]string{botToken: botApp}})
+	for _, text := range []string{"one", "two"} {
+		if _, err := sim.CustomerSends(pageID, psid, simulator.CustomerMessage{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var summary [][2]any
+	for _, d := range sim.Deliveries(botApp) {
+		summary = append(summary, [2]any{d.Attempts, d.Delivered})
+	}
+	if diff := cmp.Diff([][2]any{{2, true}, {2, true}}, summary); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{"down", "up", "down", "up"}, hits); diff != "" {
+		t.Errorf("replicas hit (-want +got):\n%s", diff)
+	}
+}

@@ -360,13 +360,20 @@ func (s *Sim) attempt(a App, d *Delivery) {
 		case <-s.ctx.Done():
 			return
 		}
-		delay *= 2
+		if delay *= 2; s.maxDelay > 0 && delay > s.maxDelay {
+			delay = s.maxDelay
+		}
 	}
 }
 
 // post makes one signed webhook POST and returns the HTTP status.
 func (s *Sim) post(a App, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, a.WebhookURL, bytes.NewReader(body))
+	url := a.WebhookURL
+	if len(a.Replicas) > 0 {
+		urls := append([]string{a.WebhookURL}, a.Replicas...)
+		url = urls[(s.posts.Add(1)-1)%uint64(len(urls))]
+	}
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
