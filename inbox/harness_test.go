@@ -30,8 +30,8 @@ import (
 const (
 	ourApp      = "111"
 	botApp      = "222"
-	pageID      = "1001" // account 1's Page; the relay bot is its default app
-	otherPage   = "2002" // account 2's Page
+	pageID      = "1001"                    // account 1's Page; the relay bot is its default app
+	otherPage   = "2002"                    // account 2's Page
 	aliceToken  = "alice-token-0123456789"  // agent, account 1
 	bobToken    = "bob-token-0123456789ab"  // agent, account 2
 	adminToken  = "admin-token-0123456789"  // admin, every account
@@ -277,9 +277,9 @@ type receiver struct {
 }
 
 type received struct {
-	status                       int
+	status                      int
 	delivery, timestamp, signed string
-	body                         []byte
+	body                        []byte
 }
 
 func newReceiver(t *testing.T) *receiver {
