@@ -57,6 +57,10 @@ type env struct {
 	url   string
 	hook  *receiver
 	sim   *simulator.Sim
+	// simURL is the simulator's Graph base URL; botHook is the bot app's
+	// webhook receiver there.
+	simURL  string
+	botHook *receiver
 }
 
 // newEnv builds the services as server.New does, on b's database.
@@ -68,8 +72,9 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	e.sim = simulator.New(simulator.Config{Now: e.clock.Now, RetryDelay: 5 * time.Millisecond, MaxAttempts: 3})
 	simSrv := httptest.NewServer(e.sim.Handler())
 	t.Cleanup(func() { e.sim.Close(); simSrv.Close() })
-	e.sim.AddApp(simulator.App{ID: botApp, Secret: "bot-app-secret"})
-	e.sim.AddApp(simulator.App{ID: ourApp, Secret: "our-app-secret"})
+	e.simURL = simSrv.URL + "/"
+	e.botHook = newReceiver(t)
+	e.sim.AddApp(simulator.App{ID: botApp, Secret: "bot-app-secret", WebhookURL: e.botHook.url})
 	e.sim.AddPage(simulator.Page{ID: pageID, DefaultAppID: botApp, Tokens: map[string]string{simPageTok: ourApp, simBotToken: botApp}})
 
 	pages := []config.Page{
@@ -108,10 +113,32 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	r := httpapi.NewRouter(log, e.met)
 	(&inbox.API{Service: e.in, Users: au}).Routes(r)
 	(&inbox.LexerAPI{Service: e.in, Users: au, RatePerSecond: 1000, Burst: 1000}).Routes(r)
+	(&messenger.Webhook{AppSecret: "our-app-secret", VerifyToken: "verify-me", Ingester: e.hs, Metrics: e.met, Now: e.clock.Now,
+		KnownPage: func(id string) bool { return id == pageID || id == otherPage }}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
+	e.sim.AddApp(simulator.App{ID: ourApp, Secret: "our-app-secret", WebhookURL: e.url + "/webhooks/messenger"})
 	return e
+}
+
+// runHandover runs the handover service's background work (the agent
+// message sender, control timeouts) until the test ends.
+func (e *env) runHandover() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.hs.Run(ctx, time.Hour); close(done) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+}
+
+// flush waits until the simulator has delivered every webhook.
+func (e *env) flush() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.sim.Flush(ctx); err != nil {
+		e.t.Fatalf("Flush: %v", err)
+	}
 }
 
 // each runs fn against a fresh env on SQLite and on PostgreSQL.

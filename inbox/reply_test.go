@@ -1,0 +1,89 @@
+package inbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/messenger"
+	"github.com/handoverd/handoverd/messenger/simulator"
+)
+
+// TestReplyThroughMessenger: with the simulator as Facebook, an agent's
+// reply in a conversation the bot handles takes the thread for the
+// agents, reaches the customer, and follows its receipts; resolving the
+// conversation hands the thread back to the bot.
+func TestReplyThroughMessenger(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		e.runHandover()
+		if _, err := e.sim.CustomerSends(pageID, "psid-m", simulator.CustomerMessage{Text: "help"}); err != nil {
+			t.Fatal(err)
+		}
+		e.flush()
+		conv := e.conversationOf(pageID, "psid-m")
+		var v inbox.ConversationView
+		e.must("GET", path("1/conversations/%d", conv), aliceToken, nil, &v)
+		if v.Status != inbox.StatusPending || !v.CanReply {
+			t.Fatalf("before the reply: status %q, can_reply %v", v.Status, v.CanReply)
+		}
+		// The bot passes the thread when asked (as a bot following the
+		// handover protocol does).
+		bot := messenger.NewGraph(messenger.GraphOptions{BaseURL: e.simURL, Version: "v21.0", AppID: botApp, AppSecret: "bot-app-secret",
+			Retry: messenger.Retry{Initial: time.Millisecond}})
+		if err := bot.PassThreadControl(context.Background(), messenger.PageRef{ID: pageID, Token: simBotToken}, "psid-m", ourApp, "agents"); err != nil {
+			t.Fatal(err)
+		}
+		e.flush()
+
+		var sent inbox.MessageView
+		e.must("POST", path("1/conversations/%d/messages", conv), aliceToken, map[string]any{"content": "Alice here"}, &sent)
+		e.flush()
+		got := []string{}
+		for _, m := range e.sim.Inbox(pageID, "psid-m") {
+			got = append(got, m.AppID+": "+m.Text)
+		}
+		if d := cmp.Diff([]string{ourApp + ": Alice here"}, got); d != "" {
+			t.Errorf("the customer received (-want +got):\n%s", d)
+		}
+		status := func() string {
+			var list inbox.MessageList
+			e.must("GET", path("1/conversations/%d/messages", conv), aliceToken, nil, &list)
+			for _, m := range list.Payload {
+				if m.ID == sent.ID {
+					return m.Status
+				}
+			}
+			t.Fatalf("message %d is gone", sent.ID)
+			return ""
+		}
+		if st := status(); st != inbox.MsgSent && st != inbox.MsgDelivered {
+			t.Errorf("after sending: status %q", st)
+		}
+		e.clock.Advance(time.Second)
+		if err := e.sim.CustomerReads(pageID, "psid-m"); err != nil {
+			t.Fatal(err)
+		}
+		e.flush()
+		if st := status(); st != inbox.MsgRead {
+			t.Errorf("after the customer read it: status %q, want read", st)
+		}
+		e.must("GET", path("1/conversations/%d", conv), aliceToken, nil, &v)
+		if d := cmp.Diff([]string{inbox.StatusOpen, "agent"}, []string{v.Status, v.ThreadOwner}); d != "" {
+			t.Errorf("after the reply (-want +got):\n%s", d)
+		}
+
+		var toggled map[string]any
+		e.must("POST", path("1/conversations/%d/toggle_status", conv), aliceToken, map[string]string{"status": "resolved"}, &toggled)
+		e.flush()
+		if owner := e.sim.Thread(pageID, "psid-m").OwnerAppID; owner != botApp {
+			t.Errorf("after resolving, Facebook's thread owner is %q, want the bot %q", owner, botApp)
+		}
+		e.must("GET", path("1/conversations/%d", conv), aliceToken, nil, &v)
+		if v.Status != inbox.StatusResolved {
+			t.Errorf("status %q, want resolved", v.Status)
+		}
+	})
+}
