@@ -291,4 +291,3 @@ func TestLiveEvents(t *testing.T) {
 		}
 	})
 }
-
