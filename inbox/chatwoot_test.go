@@ -1,6 +1,7 @@
 package inbox_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -270,6 +271,61 @@ func TestAPIRefusals(t *testing.T) {
 		}
 		if st, _ := e.call("GET", path("1/conversations/%d/messages", conv.ID), adminToken, nil, nil); st != http.StatusOK {
 			t.Errorf("an admin reads account 1: %d", st)
+		}
+	})
+}
+
+// TestAssignTeam: a conversation is assigned to a team of its account
+// (answered with the team), listed by team, and cleared with null; the
+// webhook payload names the change.
+func TestAssignTeam(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		_, _, source := e.apiContact("Ada", "")
+		var conv inbox.ConversationView
+		e.must("POST", path("1/conversations"), aliceToken, map[string]any{"source_id": source}, &conv)
+		var team inbox.TeamView
+		e.must("POST", path("1/conversations/%d/assignments", conv.ID), aliceToken, map[string]any{"team_id": "1"}, &team)
+		if d := cmp.Diff([]any{int64(1), "support", true}, []any{team.ID, team.Name, team.IsMember}); d != "" {
+			t.Errorf("assigned team (-want +got):\n%s", d)
+		}
+		ids := func(query string) []int64 {
+			var l inbox.ConversationList
+			e.must("GET", path("1/conversations%s", query), aliceToken, nil, &l)
+			out := []int64{}
+			for _, c := range l.Data.Payload {
+				out = append(out, c.ID)
+			}
+			return out
+		}
+		if d := cmp.Diff([]int64{conv.ID}, ids("?team_id=1")); d != "" {
+			t.Errorf("team 1 (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff([]int64{}, ids("?team_id=2")); d != "" {
+			t.Errorf("team 2 (-want +got):\n%s", d)
+		}
+		if st, raw := e.call("POST", path("1/conversations/%d/assignments", conv.ID), aliceToken, map[string]any{"team_id": nil}, nil); st != http.StatusOK || string(raw) != "null\n" {
+			t.Errorf("clearing the team: %d %s", st, raw)
+		}
+		if d := cmp.Diff([]int64{}, ids("?team_id=1")); d != "" {
+			t.Errorf("team 1 after clearing (-want +got):\n%s", d)
+		}
+		e.deliverAll()
+		var changes []string
+		for _, r := range e.hook.requests() {
+			var b struct {
+				Event   string                       `json:"event"`
+				Changed []map[string]json.RawMessage `json:"changed_attributes"`
+			}
+			if err := json.Unmarshal(r.body, &b); err != nil {
+				t.Fatal(err)
+			}
+			if b.Event == inbox.EventConversationUpdated {
+				changes = append(changes, string(b.Changed[0]["team_id"]))
+			}
+		}
+		want := []string{`{"current_value":1,"previous_value":null}`, `{"current_value":null,"previous_value":1}`}
+		if d := cmp.Diff(want, changes); d != "" {
+			t.Errorf("conversation_updated team changes (-want +got):\n%s", d)
 		}
 	})
 }

@@ -131,6 +131,18 @@ func (e *env) runHandover() {
 	e.t.Cleanup(func() { cancel(); <-done })
 }
 
+// eventually waits (up to 20 s) until ok holds, failing the test if it never does.
+func (e *env) eventually(ok func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			e.t.Fatal("condition never held")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // flush waits until the simulator has delivered every webhook.
 func (e *env) flush() {
 	e.t.Helper()

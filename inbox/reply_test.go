@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,11 +41,18 @@ func TestReplyThroughMessenger(t *testing.T) {
 
 		var sent inbox.MessageView
 		e.must("POST", path("1/conversations/%d/messages", conv), aliceToken, map[string]any{"content": "Alice here"}, &sent)
-		e.flush()
-		got := []string{}
-		for _, m := range e.sim.Inbox(pageID, "psid-m") {
-			got = append(got, m.AppID+": "+m.Text)
+		received := func(n int) []string {
+			// The sender may still hold the message (SendAsAgent waits a
+			// bounded time): wait for it to reach the customer.
+			e.eventually(func() bool { return len(e.sim.Inbox(pageID, "psid-m")) >= n })
+			e.flush()
+			out := []string{}
+			for _, m := range e.sim.Inbox(pageID, "psid-m") {
+				out = append(out, m.AppID+": "+m.Text)
+			}
+			return out
 		}
+		got := received(1)
 		if d := cmp.Diff([]string{ourApp + ": Alice here"}, got); d != "" {
 			t.Errorf("the customer received (-want +got):\n%s", d)
 		}
@@ -59,9 +67,8 @@ func TestReplyThroughMessenger(t *testing.T) {
 			t.Fatalf("message %d is gone", sent.ID)
 			return ""
 		}
-		if st := status(); st != inbox.MsgSent && st != inbox.MsgDelivered {
-			t.Errorf("after sending: status %q", st)
-		}
+		// Sent once the send's answer is recorded (by the sender or its echo).
+		e.eventually(func() bool { st := status(); return st == inbox.MsgSent || st == inbox.MsgDelivered })
 		e.clock.Advance(time.Second)
 		if err := e.sim.CustomerReads(pageID, "psid-m"); err != nil {
 			t.Fatal(err)
@@ -73,6 +80,31 @@ func TestReplyThroughMessenger(t *testing.T) {
 		e.must("GET", path("1/conversations/%d", conv), aliceToken, nil, &v)
 		if d := cmp.Diff([]string{inbox.StatusOpen, "agent"}, []string{v.Status, v.ThreadOwner}); d != "" {
 			t.Errorf("after the reply (-want +got):\n%s", d)
+		}
+
+		// Quick replies go out as such; what Messenger cannot take is refused
+		// before anything is stored or sent.
+		e.must("POST", path("1/conversations/%d/messages", conv), aliceToken, map[string]any{"content": "Which one?", "content_type": "input_select",
+			"content_attributes": map[string]any{"items": []map[string]string{{"title": "The first"}, {"title": "The second", "value": "2"}}}}, nil)
+		for _, tc := range []struct {
+			name string
+			body map[string]any
+			want errorBody
+		}{
+			{"too long for Messenger", map[string]any{"content": strings.Repeat("x", 2001)}, errorBody{400, "invalid", "content"}},
+			{"no quick replies", map[string]any{"content": "?", "content_type": "input_select"}, errorBody{400, "invalid", "content_attributes.items"}},
+			{"quick reply without title", map[string]any{"content": "?", "content_type": "input_select",
+				"content_attributes": map[string]any{"items": []map[string]string{{"value": "1"}}}}, errorBody{400, "invalid", "content_attributes.items[0].title"}},
+			{"cards", map[string]any{"content": "?", "content_type": "cards"}, errorBody{422, "unprocessable", "content_type"}},
+		} {
+			st, raw := e.call("POST", path("1/conversations/%d/messages", conv), aliceToken, tc.body, nil)
+			if d := cmp.Diff(tc.want, failure(t, st, raw)); d != "" {
+				t.Errorf("%s (-want +got):\n%s", tc.name, d)
+			}
+		}
+		got = received(2)
+		if d := cmp.Diff([]string{ourApp + ": Alice here", ourApp + ": Which one?"}, got); d != "" {
+			t.Errorf("the customer received (-want +got):\n%s", d)
 		}
 
 		var toggled map[string]any
