@@ -1,0 +1,202 @@
+package relaybot_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/handoverd/handoverd/relay"
+	"github.com/handoverd/handoverd/store/storetest"
+)
+
+// TestRelayConversation: the seed's sample flow through the relay bots —
+// the first message starts a session (a start call), the bot's answers
+// become queued messages, its context comes back in the next call, and
+// its contact update, note and forward reach the agents' inbox.
+func TestRelayConversation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFlow(t, b, nil)
+		f.bot.answer(
+			func(cid string) (int, any) {
+				return 200, event(cid, map[string]any{"state": "name"}, "message", map[string]any{"body": "What is your name?"})
+			},
+			func(cid string) (int, any) {
+				return 200, []any{
+					event(cid, map[string]any{}, "contact_update", map[string]any{"name": "Ada", "email": "ada@example.com"}),
+					event(cid, nil, "note_create", map[string]any{"body": "asked for a human"}),
+					event(cid, nil, "message", map[string]any{"body": "Forwarding you, Ada"}),
+					event(cid, nil, "forward_any", map[string]any{}),
+				}
+			},
+		)
+		f.says(psid, "hi")
+		if st := f.conversation(psid).Status; st != "pending" {
+			t.Errorf("while the bot has it the conversation is %q, want pending", st)
+		}
+		f.work()
+		f.says(psid, "Ada")
+		f.work()
+
+		want := []botCall{
+			{Packet: relay.PacketStart, Body: "hi"},
+			{Packet: relay.PacketMessage, Body: "Ada", State: "name"},
+		}
+		if d := cmp.Diff(want, f.bot.received()); d != "" {
+			t.Errorf("the bot received (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff([]string{hookToken, hookToken}, f.bot.header); d != "" {
+			t.Errorf("webhook headers (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff([]string{"What is your name?", "Forwarding you, Ada"}, f.queued(psid)); d != "" {
+			t.Errorf("queued for the customer (-want +got):\n%s", d)
+		}
+		status, reason, _ := f.session(psid)
+		if d := cmp.Diff([]string{"forwarded", "forward"}, []string{status, reason}); d != "" {
+			t.Errorf("session (-want +got):\n%s", d)
+		}
+		wantConv := conversation{Status: "open", Contact: "Ada", Email: "ada@example.com", Messages: []string{
+			"in: hi", "activity: Thread control: idle → agents (customer_message)", "in: Ada", "note by sample: asked for a human", "activity: Forwarded to the agents by the bot sample",
+		}}
+		if d := cmp.Diff(wantConv, f.conversation(psid)); d != "" {
+			t.Errorf("the agents see (-want +got):\n%s", d)
+		}
+		// Held by the agents now: the next message goes to no bot.
+		f.says(psid, "hello?")
+		f.work()
+		if n := len(f.bot.received()); n != 2 {
+			t.Errorf("the bot got %d calls after the forward, want still 2", n)
+		}
+	})
+}
+
+// TestRelayBotDown: a bot that keeps failing is retried with a doubling
+// delay; after the last attempt the agents get the conversation, which
+// says why.
+func TestRelayBotDown(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFlow(t, b, nil)
+		down := func(string) (int, any) { return http.StatusServiceUnavailable, nil }
+		f.bot.answer(down, down, down)
+		f.says(psid, "hi")
+		f.work()
+		f.work() // not due yet: no second call
+		if n := len(f.bot.received()); n != 1 {
+			t.Fatalf("%d calls before the retry delay, want 1", n)
+		}
+		f.clock.Advance(time.Second)
+		f.work()
+		f.clock.Advance(time.Second) // the third attempt waits 2 s
+		f.work()
+		if n := len(f.bot.received()); n != 2 {
+			t.Fatalf("%d calls 1 s into a 2 s delay, want 2", n)
+		}
+		f.clock.Advance(time.Second)
+		f.work()
+		status, reason, _ := f.session(psid)
+		if d := cmp.Diff([]string{"forwarded", "bot_down"}, []string{status, reason}); d != "" {
+			t.Errorf("session (-want +got):\n%s", d)
+		}
+		want := conversation{Status: "open", Contact: "Messenger user " + psid, Messages: []string{
+			"in: hi", "activity: Thread control: idle → agents (customer_message)",
+			"activity: The bot sample did not answer (HTTP 503): forwarded to the agents"}}
+		if d := cmp.Diff(want, f.conversation(psid)); d != "" {
+			t.Errorf("the agents see (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestRelayEventsAPI: a bot posts events for its session to the API URL:
+// a delay holds back what follows it; end resolves the conversation; bad
+// calls are refused naming what is wrong and change nothing.
+func TestRelayEventsAPI(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFlow(t, b, nil)
+		f.says(psid, "hi")
+		f.work()
+		_, _, cid := f.session(psid)
+
+		for _, tc := range []struct {
+			name, token string
+			body        any
+			status      int
+			field       string
+		}{
+			{"no token", "", event(cid, nil, "message", map[string]any{"body": "x"}), 401, "SECURITY-TOKEN"},
+			{"wrong token", "not-the-token-0123456789", event(cid, nil, "message", map[string]any{"body": "x"}), 401, "SECURITY-TOKEN"},
+			{"not JSON", botAPIToken, `{"info":`, 400, ""},
+			{"unknown event", botAPIToken, event(cid, nil, "dance", map[string]any{}), 400, "packet.name"},
+			{"message without body", botAPIToken, event(cid, nil, "message", map[string]any{}), 400, "packet.payload.body"},
+			{"delay too long", botAPIToken, event(cid, nil, "delay", map[string]any{"duration": 3600}), 400, "packet.payload.duration"},
+			{"unknown cid", botAPIToken, event("nobody", nil, "message", map[string]any{"body": "x"}), 400, "cid"},
+			{"two cids", botAPIToken, []any{event(cid, nil, "end", map[string]any{}), event("other", nil, "end", map[string]any{})}, 400, "events[1].info.cid"},
+		} {
+			st, field := f.post(tc.token, tc.body)
+			if d := cmp.Diff([]any{tc.status, tc.field}, []any{st, field}); d != "" {
+				t.Errorf("%s (-want +got):\n%s", tc.name, d)
+			}
+		}
+		if status, _, _ := f.session(psid); status != "active" {
+			t.Fatalf("refused calls changed the session: %s", status)
+		}
+
+		st, _ := f.post(botAPIToken, []any{
+			event(cid, nil, "message", map[string]any{"body": "one moment"}),
+			event(cid, nil, "delay", map[string]any{"duration": 5}),
+			event(cid, nil, "message", map[string]any{"body": "done"}),
+			event(cid, nil, "end", map[string]any{}),
+		})
+		if st != http.StatusOK {
+			t.Fatalf("events: %d", st)
+		}
+		f.work()
+		if d := cmp.Diff([]string{"one moment"}, f.queued(psid)); d != "" {
+			t.Errorf("before the delay is over (-want +got):\n%s", d)
+		}
+		f.clock.Advance(5 * time.Second)
+		f.work()
+		if d := cmp.Diff([]string{"one moment", "done"}, f.queued(psid)); d != "" {
+			t.Errorf("after the delay (-want +got):\n%s", d)
+		}
+		status, reason, _ := f.session(psid)
+		if d := cmp.Diff([]string{"ended", "end"}, []string{status, reason}); d != "" {
+			t.Errorf("session (-want +got):\n%s", d)
+		}
+		if got := f.conversation(psid).Status; got != "resolved" {
+			t.Errorf("conversation %q after end, want resolved", got)
+		}
+		if st, _ := f.post(botAPIToken, event(cid, nil, "message", map[string]any{"body": "late"})); st != http.StatusConflict {
+			t.Errorf("events for an ended session: %d, want 409", st)
+		}
+	})
+}
+
+// TestRelayTimeout: a session idle for the bot's conversation_timeout is
+// closed by its timeout action (forward: the agents get it).
+func TestRelayTimeout(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFlow(t, b, func(b *relay.Bot) {
+			b.ConversationTimeout, b.TimeoutAction = 10*time.Minute, relay.TimeoutForward
+		})
+		f.says(psid, "hi")
+		f.work()
+		f.clock.Advance(9 * time.Minute)
+		if n, err := f.bots.TimeOutIdle(t.Context()); err != nil || n != 0 {
+			t.Fatalf("TimeOutIdle before the timeout: %d, %v", n, err)
+		}
+		f.clock.Advance(time.Minute)
+		if n, err := f.bots.TimeOutIdle(t.Context()); err != nil || n != 1 {
+			t.Fatalf("TimeOutIdle at the timeout: %d, %v", n, err)
+		}
+		status, reason, _ := f.session(psid)
+		if d := cmp.Diff([]string{"forwarded", "timeout"}, []string{status, reason}); d != "" {
+			t.Errorf("session (-want +got):\n%s", d)
+		}
+		c := f.conversation(psid)
+		if d := cmp.Diff([]any{"open", "activity: No messages for 10m0s: the bot sample handed the conversation to the agents"},
+			[]any{c.Status, c.Messages[len(c.Messages)-1]}); d != "" {
+			t.Errorf("the agents see (-want +got):\n%s", d)
+		}
+	})
+}
