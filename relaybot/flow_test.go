@@ -1,12 +1,14 @@
 package relaybot_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store/storetest"
 )
@@ -197,6 +199,126 @@ func TestRelayTimeout(t *testing.T) {
 		if d := cmp.Diff([]any{"open", "activity: No messages for 10m0s: the bot sample handed the conversation to the agents"},
 			[]any{c.Status, c.Messages[len(c.Messages)-1]}); d != "" {
 			t.Errorf("the agents see (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestRelayBotEvents: what each of the bot's events does to its session
+// and to what the agents see, one fresh session per case.
+func TestRelayBotEvents(t *testing.T) {
+	outOfHours := func(b *relay.Bot) {
+		b.Mode = relay.ModeServiceTime
+		b.Schedule = relay.Schedule{TimeZone: "UTC", Monday: []string{"00:00-00:01"}} // the humans' hours; t0 is a Monday at 09:00
+	}
+	cases := []struct {
+		name    string
+		tune    func(*relay.Bot)
+		events  func(cid string) []any
+		session string // status:end_reason
+		status  string // the conversation's
+		last    string // the conversation's last message
+		calls   []string
+	}{
+		{"abort", nil, func(cid string) []any { return []any{event(cid, nil, "abort", map[string]any{})} },
+			"forwarded:abort", "open", "activity: The bot sample stepped back: in the agents' queue", nil},
+		{"forward to a group", nil, func(cid string) []any {
+			return []any{event(cid, nil, "forward_group", map[string]any{"group_id": 7})}
+		}, "forwarded:forward", "open", "activity: Forwarded to the agents by the bot sample (group 7)", nil},
+		{"forward by skills", nil, func(cid string) []any {
+			return []any{event(cid, nil, "forward_skills", map[string]any{"skills": []string{"billing", "de"}})}
+		}, "forwarded:forward", "open", "activity: Forwarded to the agents by the bot sample (skills billing, de)", nil},
+		{"forward with feedback when no agent can take it", outOfHours, func(cid string) []any {
+			return []any{event(cid, nil, "forward_any", map[string]any{"on_failure": "feedback"})}
+		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message)", []string{relay.PacketForwardFailed}},
+		{"add-on dispatch", nil, func(cid string) []any {
+			return []any{event(cid, nil, "addon_dispatch", map[string]any{"type": "crm"})}
+		}, "active:", "pending", "note by sample: The bot sample asked for addon dispatch", nil},
+		{"email dispatch", nil, func(cid string) []any {
+			return []any{event(cid, nil, "email_dispatch", map[string]any{"recipient_type": "contact"})}
+		}, "active:", "pending", "note by sample: The bot sample asked for email dispatch to the contact", nil},
+		{"conversation update", nil, func(cid string) []any {
+			return []any{event(cid, nil, "conversation_update", map[string]any{"subject": "Refund"})}
+		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message)", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+				f := newFlow(t, b, c.tune)
+				f.says(psid, "hi")
+				f.work()
+				_, _, cid := f.session(psid)
+				if st, field := f.post(botAPIToken, c.events(cid)); st != http.StatusOK {
+					t.Fatalf("events: %d (%s)", st, field)
+				}
+				f.work()
+				f.work() // a call the events queued
+				status, reason, _ := f.session(psid)
+				conv := f.conversation(psid)
+				got := []string{status + ":" + reason, conv.Status, conv.Messages[len(conv.Messages)-1]}
+				if d := cmp.Diff([]string{c.session, c.status, c.last}, got); d != "" {
+					t.Errorf("after the events (-want +got):\n%s", d)
+				}
+				var calls []string
+				for _, call := range f.bot.received()[1:] {
+					calls = append(calls, call.Packet)
+				}
+				if d := cmp.Diff(c.calls, calls); d != "" {
+					t.Errorf("calls after the start (-want +got):\n%s", d)
+				}
+			})
+		})
+	}
+}
+
+// TestRelayChoice: the options of the bot's choice message become
+// postback buttons; the customer tapping one is a click with the option's
+// label and value.
+func TestRelayChoice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFlow(t, b, nil)
+		f.bot.answer(func(cid string) (int, any) {
+			return 200, event(cid, nil, "bubbles", map[string]any{"body": "Pick one", "fallback": "Pick one: 1 or 2",
+				"options": []map[string]any{{"label": "Tea", "value": "t"}, {"label": "Coffee", "value": "c"}}})
+		})
+		f.says(psid, "hi")
+		f.work()
+		var raw string
+		if err := f.db.Reader().QueryRowContext(t.Context(), `SELECT message FROM agent_messages WHERE psid = $1 AND automated = 1`, psid).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Attachment struct {
+				Payload struct {
+					Text    string `json:"text"`
+					Buttons []struct {
+						Type    string `json:"type"`
+						Title   string `json:"title"`
+						Payload string `json:"payload"`
+					} `json:"buttons"`
+				} `json:"payload"`
+			} `json:"attachment"`
+		}
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatal(err)
+		}
+		buttons := []string{m.Attachment.Payload.Text}
+		for _, b := range m.Attachment.Payload.Buttons {
+			buttons = append(buttons, b.Type+" "+b.Title)
+		}
+		if d := cmp.Diff([]string{"Pick one", "postback Tea", "postback Coffee"}, buttons); d != "" {
+			t.Fatalf("buttons of %s (-want +got):\n%s", raw, d)
+		}
+		f.mids++
+		f.clock.Advance(time.Second)
+		tap := messenger.Event{Kind: messenger.KindPostback, Channel: messenger.ChannelMessaging, PageID: page, PSID: psid, Time: f.clock.Now(),
+			Postback: &messenger.Postback{MID: "m.tap", Title: "Coffee", Payload: m.Attachment.Payload.Buttons[1].Payload}, Raw: json.RawMessage(`{}`)}
+		if err := f.hs.Ingest(t.Context(), []messenger.Event{tap}); err != nil {
+			t.Fatal(err)
+		}
+		f.work()
+		want := []botCall{{Packet: relay.PacketStart, Body: "hi"}, {Packet: relay.PacketClick, Body: "Coffee=c"}}
+		if d := cmp.Diff(want, f.bot.received()); d != "" {
+			t.Errorf("the bot received (-want +got):\n%s", d)
 		}
 	})
 }

@@ -213,7 +213,7 @@ func event(cid string, context any, name string, payload any) map[string]any {
 // botCall is what the bot received in one webhook call.
 type botCall struct {
 	Packet  string
-	Body    string
+	Body    string // packet.payload.body (or, for a click, payload.label=value)
 	Contact string
 	State   any // info.context.state
 }
@@ -246,11 +246,16 @@ func (b *scriptedBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Packet struct {
 			Name    string `json:"name"`
 			Payload struct {
-				Body string `json:"body"`
+				Body  string `json:"body"`
+				Label string `json:"label"`
+				Value string `json:"value"`
 			} `json:"payload"`
 		} `json:"packet"`
 	}
 	_ = json.Unmarshal(raw, &msg)
+	if msg.Packet.Name == "click" {
+		msg.Packet.Payload.Body = msg.Packet.Payload.Label + "=" + msg.Packet.Payload.Value
+	}
 	name := ""
 	if msg.Info.Contact.Name != nil {
 		name = *msg.Info.Contact.Name
