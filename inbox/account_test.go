@@ -282,6 +282,23 @@ func TestLiveEvents(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("stream (-want +got):\n%s", d)
 		}
+		// A stream opened without Last-Event-ID starts from now.
+		fresh, err := http.NewRequestWithContext(ctx, "GET", e.url+path("1/events"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh.Header.Set("api_access_token", aliceToken)
+		resp2, err := http.DefaultClient.Do(fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp2.Body.Close()
+		e.ingest(e.customer(pageID, "psid-l", "m.3", "three"))
+		lines = bufio.NewScanner(resp2.Body)
+		id, ev := next()
+		if n, _ := strconv.ParseInt(id, 10, 64); ev != inbox.EventMessageCreated || n <= last {
+			t.Errorf("a stream from now began with %s %s, want the message after event %d", id, ev, last)
+		}
 		e.in.Drain()
 		for lines.Scan() {
 		}

@@ -1,10 +1,12 @@
 package inbox_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/inbox"
 	"github.com/handoverd/handoverd/messenger"
 )
@@ -101,6 +103,35 @@ func TestProjectionEchoes(t *testing.T) {
 		}
 		if d := cmp.Diff(want, e.shownMessages(aliceToken, 1, conv)); d != "" {
 			t.Errorf("messages (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestContactOf: what the inbox tells the relay bots of a thread's
+// contact: the contact a customer's first message created, and nothing
+// for a thread it has not seen or a Page it does not serve.
+func TestContactOf(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		e.ingest(e.customer(pageID, "psid-k", "m.k", "hi"))
+		type answer struct {
+			Contact handover.Contact
+			OK      bool
+		}
+		for _, tc := range []struct {
+			page, psid string
+			want       answer
+		}{
+			{pageID, "psid-k", answer{handover.Contact{Name: "Messenger user psid-k", Identifier: "psid-k"}, true}},
+			{pageID, "psid-unknown", answer{}},
+			{"9999", "psid-k", answer{}},
+		} {
+			c, ok, err := e.in.ContactOf(context.Background(), tc.page, tc.psid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, answer{c, ok}); d != "" {
+				t.Errorf("ContactOf(%s, %s) (-want +got):\n%s", tc.page, tc.psid, d)
+			}
 		}
 	})
 }
