@@ -66,8 +66,15 @@ type env struct {
 // newEnv builds the services as server.New does, on b's database.
 func newEnv(t *testing.T, b storetest.Backend) *env {
 	t.Helper()
+	return newProcess(t, b, newReceiver(t))
+}
+
+// newProcess is newEnv with the account's webhook at hook: another
+// process on the same database is newProcess(t, e.b, e.hook).
+func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
+	t.Helper()
 	e := &env{t: t, b: b, db: b.Open(t), clock: clocktest.New(start), met: metrics.New()}
-	e.hook = newReceiver(t)
+	e.hook = hook
 
 	e.sim = simulator.New(simulator.Config{Now: e.clock.Now, RetryDelay: 5 * time.Millisecond, MaxAttempts: 3})
 	simSrv := httptest.NewServer(e.sim.Handler())

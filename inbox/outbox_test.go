@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +237,77 @@ func TestOutboxInboxWebhook(t *testing.T) {
 		}
 		if n := len(e.hook.requests()); n != 2 {
 			t.Errorf("the account webhook got %d events, want the same 2", n)
+		}
+	})
+}
+
+// TestOutboxSeveralProcesses: processes sharing the database deliver
+// together; each delivery reaches the receiver exactly once, and each
+// conversation's events in order.
+func TestOutboxSeveralProcesses(t *testing.T) {
+	each(t, func(t *testing.T, a *env) {
+		b := newProcess(t, a.b, a.hook)
+		for i := range 6 {
+			p := "psid-" + strconv.Itoa(i)
+			a.ingest(a.customer(pageID, p, "m."+p, "hello from "+p))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for _, e := range []*env{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 50 {
+					if _, err := e.in.DeliverDue(context.Background()); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		rows := a.outbox()
+		reqs := a.hook.requests()
+		seen := map[string]int{}
+		perConv := map[string][]string{}
+		for _, r := range reqs {
+			seen[r.delivery]++
+			var body struct {
+				Event        string `json:"event"`
+				Conversation struct {
+					ID int64 `json:"id"`
+				} `json:"conversation"`
+				ID int64 `json:"id"`
+			}
+			_ = json.Unmarshal(r.body, &body)
+			conv := body.Conversation.ID
+			if body.Event != inbox.EventMessageCreated {
+				conv = body.ID
+			}
+			perConv[strconv.FormatInt(conv, 10)] = append(perConv[strconv.FormatInt(conv, 10)], body.Event)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("delivery %s reached the receiver %d times", id, n)
+			}
+		}
+		if len(seen) != len(rows) || len(rows) != 24 {
+			t.Errorf("%d deliveries received, %d stored, want 24", len(seen), len(rows))
+		}
+		want := []string{inbox.EventConversationCreated, inbox.EventMessageCreated, inbox.EventMessageCreated, inbox.EventConversationOwner}
+		for conv, evs := range perConv {
+			if d := cmp.Diff(want, evs); d != "" {
+				t.Errorf("conversation %s got (-want +got):\n%s", conv, d)
+			}
+		}
+		for _, r := range rows {
+			if r.Status != "delivered" || r.Attempts != 1 {
+				t.Errorf("outbox row %+v, want delivered at the first attempt", r)
+			}
 		}
 	})
 }
