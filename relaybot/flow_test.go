@@ -1,8 +1,12 @@
 package relaybot_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -318,6 +322,48 @@ func TestRelayChoice(t *testing.T) {
 		f.work()
 		want := []botCall{{Packet: relay.PacketStart, Body: "hi"}, {Packet: relay.PacketClick, Body: "Coffee=c"}}
 		if d := cmp.Diff(want, f.bot.received()); d != "" {
+			t.Errorf("the bot received (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestRelaySeveralProcesses: processes sharing the database call the bot
+// together; each customer message reaches it exactly once, each session's
+// in order.
+func TestRelaySeveralProcesses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		a := newFlow(t, b, nil)
+		other := newRelayProcess(t, b, nil, a.bot, a.botURL)
+		customers := []string{"6001", "6002", "6003", "6004"}
+		for round := range 3 {
+			for _, p := range customers {
+				a.says(p, p+"/"+strconv.Itoa(round))
+			}
+		}
+		var wg sync.WaitGroup
+		for _, f := range []*flow{a, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					if _, err := f.bots.DeliverDue(context.Background()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		got := map[string][]string{}
+		for _, c := range a.bot.received() {
+			p, _, _ := strings.Cut(c.Body, "/")
+			got[p] = append(got[p], c.Packet+" "+c.Body)
+		}
+		want := map[string][]string{}
+		for _, p := range customers {
+			want[p] = []string{"start " + p + "/0", "message " + p + "/1", "message " + p + "/2"}
+		}
+		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("the bot received (-want +got):\n%s", d)
 		}
 	})

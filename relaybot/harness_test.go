@@ -38,23 +38,32 @@ const (
 // contact); the bots' event API is served on loopback, and the bot is a
 // scripted webhook receiver on loopback.
 type flow struct {
-	t     *testing.T
-	db    *store.DB
-	clock *clocktest.Fake
-	hs    *handover.Service
-	in    *inbox.Service
-	bots  *relaybot.Service
-	url   string
-	bot   *scriptedBot
-	mids  int
+	t      *testing.T
+	db     *store.DB
+	clock  *clocktest.Fake
+	hs     *handover.Service
+	in     *inbox.Service
+	bots   *relaybot.Service
+	url    string
+	bot    *scriptedBot
+	botURL string
+	mids   int
 }
 
 func newFlow(t *testing.T, b storetest.Backend, tune func(*relay.Bot)) *flow {
 	t.Helper()
-	f := &flow{t: t, db: b.Open(t), clock: clocktest.New(t0), bot: &scriptedBot{}}
-	hook := httptest.NewServer(f.bot)
+	bot := &scriptedBot{}
+	hook := httptest.NewServer(bot)
 	t.Cleanup(hook.Close)
-	bot := relay.Bot{Name: "sample", Pages: []string{page}, WebhookURL: hook.URL,
+	return newRelayProcess(t, b, tune, bot, hook.URL)
+}
+
+// newRelayProcess is newFlow calling the bot at url: another process on
+// the same database is newRelayProcess(t, b, tune, f.bot, f.botURL).
+func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*relay.Bot), sb *scriptedBot, url string) *flow {
+	t.Helper()
+	f := &flow{t: t, db: b.Open(t), clock: clocktest.New(t0), bot: sb, botURL: url}
+	bot := relay.Bot{Name: "sample", Pages: []string{page}, WebhookURL: url,
 		WebhookHeaders: map[string]relay.Secret{"API-SECURITY-TOKEN": hookToken}, APIToken: botAPIToken, Mode: relay.ModeFirewall}
 	if tune != nil {
 		tune(&bot)
