@@ -61,6 +61,26 @@ type env struct {
 	// webhook receiver there.
 	simURL  string
 	botHook *receiver
+	// logs is everything the services logged.
+	logs *logBuffer
+}
+
+// logBuffer collects log lines from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // newEnv builds the services as server.New does, on b's database.
@@ -73,7 +93,7 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 // process on the same database is newProcess(t, e.b, e.hook).
 func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 	t.Helper()
-	e := &env{t: t, b: b, db: b.Open(t), clock: clocktest.New(start), met: metrics.New()}
+	e := &env{t: t, b: b, db: b.Open(t), clock: clocktest.New(start), met: metrics.New(), logs: &logBuffer{}}
 	e.hook = hook
 
 	e.sim = simulator.New(simulator.Config{Now: e.clock.Now, RetryDelay: 5 * time.Millisecond, MaxAttempts: 3})
@@ -100,7 +120,7 @@ func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 		{ID: 3, Name: "elsewhere", AccountID: 2, Members: []string{"bob"}},
 	}}
 	webhooks := []config.Webhook{{URL: e.hook.url, Secret: hookSecret, AccountID: 1}}
-	log := zerolog.Nop()
+	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
 	graph := messenger.NewGraph(messenger.GraphOptions{BaseURL: simSrv.URL + "/", Version: "v21.0", AppID: ourApp, AppSecret: "our-app-secret",
 		Timeout: 5 * time.Second, Retry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, Metrics: e.met})
 	e.hs = handover.New(handover.Options{DB: e.db, AppID: ourApp, Pages: pages, IdleAfter: 24 * time.Hour, Now: e.clock.Now,

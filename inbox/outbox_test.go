@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,6 +308,38 @@ func TestOutboxSeveralProcesses(t *testing.T) {
 		for _, r := range rows {
 			if r.Status != "delivered" || r.Attempts != 1 {
 				t.Errorf("outbox row %+v, want delivered at the first attempt", r)
+			}
+		}
+	})
+}
+
+// TestOutboxLogsNoSecrets: a failed delivery is logged with its URL's
+// path, never the URL's query (where receivers often take a token) nor
+// the signing secret.
+func TestOutboxLogsNoSecrets(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		own := newReceiver(t)
+		own.answer(500)
+		var iv inbox.InboxView
+		e.must("POST", path("1/inboxes"), aliceToken, map[string]any{"name": "site",
+			"channel": map[string]any{"type": "api", "webhook_url": own.url + "?access_token=query-token-123"}}, &iv)
+		var c inbox.ContactCreated
+		e.must("POST", path("1/contacts"), aliceToken, map[string]any{"inbox_id": iv.ID, "name": "Ada"}, &c)
+		e.must("POST", path("1/conversations"), aliceToken, map[string]any{"source_id": c.Payload.ContactInbox.SourceID}, nil)
+		e.hook.answer(500)
+		if n, err := e.in.DeliverDue(context.Background()); err != nil || n != 0 {
+			t.Fatalf("DeliverDue: %d, %v", n, err)
+		}
+		logs := e.logs.String()
+		if got := strings.Count(logs, "webhook delivery failed"); got != 2 {
+			t.Errorf("%d failed deliveries logged, want 2:\n%s", got, logs)
+		}
+		if !strings.Contains(logs, own.url) {
+			t.Errorf("the log does not name the receiver %s:\n%s", own.url, logs)
+		}
+		for _, secret := range []string{"query-token-123", iv.WebhookSecret, hookSecret, aliceToken} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("the log holds the secret %q:\n%s", secret, logs)
 			}
 		}
 	})
