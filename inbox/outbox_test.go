@@ -117,7 +117,7 @@ func TestOutboxDelivers(t *testing.T) {
 		want := []hookEvent{
 			{Event: inbox.EventConversationCreated},
 			{Event: inbox.EventMessageCreated, Content: "hello", MessageType: "incoming"},
-			{Event: inbox.EventMessageCreated, Content: "Thread control: idle → bot (customer_message)", MessageType: "activity"},
+			{Event: inbox.EventMessageCreated, Content: "Thread control: idle → bot (customer_message), reason meta_event", MessageType: "activity"},
 			{Event: inbox.EventConversationOwner},
 		}
 		if d := cmp.Diff(want, got); d != "" {

@@ -64,8 +64,8 @@ func TestProjectionFollowsThreadControl(t *testing.T) {
 		}
 		wantMsgs := []shownMessage{
 			{Type: 0, Content: "hello", Sender: "contact:Messenger user psid-1", Source: "m.1"},
-			{Type: 2, Content: "Thread control: idle → bot (customer_message)"},
-			{Type: 2, Content: "Thread control: bot → agents (pass_thread_control)"},
+			{Type: 2, Content: "Thread control: idle → bot (customer_message), reason meta_event"},
+			{Type: 2, Content: "Thread control: bot → agents (pass_thread_control), reason meta_event"},
 			{Type: 0, Content: "a human, please", Sender: "contact:Messenger user psid-1", Source: "m.2"},
 		}
 		if d := cmp.Diff(wantMsgs, e.shownMessages(aliceToken, 1, conv)); d != "" {
@@ -98,7 +98,7 @@ func TestProjectionEchoes(t *testing.T) {
 		conv := e.conversationOf(pageID, "psid-e")
 		want := []shownMessage{
 			{Type: 0, Content: "hi", Sender: "contact:Messenger user psid-e", Source: "m.in"},
-			{Type: 2, Content: "Thread control: idle → bot (customer_message)"},
+			{Type: 2, Content: "Thread control: idle → bot (customer_message), reason meta_event"},
 			{Type: 1, Content: "I am the bot", Sender: "bot:bot", Source: "m.bot"},
 		}
 		if d := cmp.Diff(want, e.shownMessages(aliceToken, 1, conv)); d != "" {

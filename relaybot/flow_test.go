@@ -63,7 +63,7 @@ func TestRelayConversation(t *testing.T) {
 			t.Errorf("session (-want +got):\n%s", d)
 		}
 		wantConv := conversation{Status: "open", Contact: "Ada", Email: "ada@example.com", Messages: []string{
-			"in: hi", "activity: Thread control: idle → agents (customer_message)", "in: Ada", "note by sample: asked for a human", "activity: Forwarded to the agents by the bot sample",
+			"in: hi", "activity: Thread control: idle → agents (customer_message), reason meta_event", "in: Ada", "note by sample: asked for a human", "activity: Forwarded to the agents by the bot sample",
 		}}
 		if d := cmp.Diff(wantConv, f.conversation(psid)); d != "" {
 			t.Errorf("the agents see (-want +got):\n%s", d)
@@ -105,7 +105,7 @@ func TestRelayBotDown(t *testing.T) {
 			t.Errorf("session (-want +got):\n%s", d)
 		}
 		want := conversation{Status: "open", Contact: "Messenger user " + psid, Messages: []string{
-			"in: hi", "activity: Thread control: idle → agents (customer_message)",
+			"in: hi", "activity: Thread control: idle → agents (customer_message), reason meta_event",
 			"activity: The bot sample did not answer (HTTP 503): forwarded to the agents"}}
 		if d := cmp.Diff(want, f.conversation(psid)); d != "" {
 			t.Errorf("the agents see (-want +got):\n%s", d)
@@ -233,7 +233,7 @@ func TestRelayBotEvents(t *testing.T) {
 		}, "forwarded:forward", "open", "activity: Forwarded to the agents by the bot sample (skills billing, de)", nil},
 		{"forward with feedback when no agent can take it", outOfHours, func(cid string) []any {
 			return []any{event(cid, nil, "forward_any", map[string]any{"on_failure": "feedback"})}
-		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message)", []string{relay.PacketForwardFailed}},
+		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message), reason meta_event", []string{relay.PacketForwardFailed}},
 		{"add-on dispatch", nil, func(cid string) []any {
 			return []any{event(cid, nil, "addon_dispatch", map[string]any{"type": "crm"})}
 		}, "active:", "pending", "note by sample: The bot sample asked for addon dispatch", nil},
@@ -242,7 +242,7 @@ func TestRelayBotEvents(t *testing.T) {
 		}, "active:", "pending", "note by sample: The bot sample asked for email dispatch to the contact", nil},
 		{"conversation update", nil, func(cid string) []any {
 			return []any{event(cid, nil, "conversation_update", map[string]any{"subject": "Refund"})}
-		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message)", nil},
+		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message), reason meta_event", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
