@@ -119,3 +119,43 @@ func TestReplyThroughMessenger(t *testing.T) {
 		}
 	})
 }
+
+// TestReplyOutsideWindow: once the customer's last message is older than
+// Messenger's 7-day human agent window, a reply is refused (422 naming
+// content) and nothing is stored; a private note is still taken. (The
+// thread's idle expiry may land meanwhile as an activity message: only
+// what agents and customers wrote is compared.)
+func TestReplyOutsideWindow(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		e.ingest(toUs(e.customer(pageID, "psid-w", "m.w", "are you there?")))
+		conv := e.conversationOf(pageID, "psid-w")
+		e.clock.Advance(8 * 24 * time.Hour)
+		var v inbox.ConversationView
+		e.must("GET", path("1/conversations/%d", conv), aliceToken, nil, &v)
+		if v.CanReply {
+			t.Error("can_reply after 8 days, want false")
+		}
+		written := func() []shownMessage {
+			var out []shownMessage
+			for _, m := range e.shownMessages(aliceToken, 1, conv) {
+				if m.Type != 2 {
+					out = append(out, m)
+				}
+			}
+			return out
+		}
+		before := written()
+		st, raw := e.call("POST", path("1/conversations/%d/messages", conv), aliceToken, map[string]any{"content": "sorry, late"}, nil)
+		if d := cmp.Diff(errorBody{422, "unprocessable", "content"}, failure(t, st, raw)); d != "" {
+			t.Errorf("late reply (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff(before, written()); d != "" {
+			t.Errorf("the refused reply was stored (-want +got):\n%s", d)
+		}
+		e.must("POST", path("1/conversations/%d/messages", conv), aliceToken, map[string]any{"content": "call them", "private": true}, nil)
+		want := append(before, shownMessage{Type: 1, Content: "call them", Sender: "agent:alice"})
+		if d := cmp.Diff(want, written()); d != "" {
+			t.Errorf("after the note (-want +got):\n%s", d)
+		}
+	})
+}
