@@ -12,9 +12,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/handoverd/handoverd/internal/redact"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -175,14 +175,14 @@ func (s *Service) deliverBotEvent(ctx context.Context, id int64) (bool, error) {
 	}
 	errText := ""
 	if sendErr != nil {
-		errText = sendErr.Error()
+		errText = redact.Error(sendErr)
 	} else if result != "delivered" {
 		errText = fmt.Sprintf("HTTP %d", status)
 	}
 	s.metrics.BotEventDeliveries.WithLabelValues(result).Inc()
 	if result != "delivered" {
-		s.log.Warn().Str("url", redactQuery(url)).Str("event_id", eventID).Str("type", typ).Int("attempt", attempts).
-			Str("result", result).Str("error", redactQuery(errText)).Msg("bot event delivery failed")
+		s.log.Warn().Str("url", redact.URL(url)).Str("event_id", eventID).Str("type", typ).Int("attempt", attempts).
+			Str("result", result).Str("error", errText).Msg("bot event delivery failed")
 	}
 	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
 		if result == "retry" {
@@ -225,23 +225,4 @@ func botRetryDelay(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, 5*time.Minute)
-}
-
-// redactQuery cuts query strings (which may carry tokens) out of s.
-func redactQuery(s string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexAny(s, "?#")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		s = s[i:]
-		j := strings.IndexAny(s, " \"'")
-		if j < 0 {
-			return b.String()
-		}
-		s = s[j:]
-	}
 }

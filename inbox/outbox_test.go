@@ -322,7 +322,7 @@ func TestOutboxLogsNoSecrets(t *testing.T) {
 		own.answer(500)
 		var iv inbox.InboxView
 		e.must("POST", path("1/inboxes"), aliceToken, map[string]any{"name": "site",
-			"channel": map[string]any{"type": "api", "webhook_url": own.url + "?access_token=query-token-123"}}, &iv)
+			"channel": map[string]any{"type": "api", "webhook_url": strings.Replace(own.url, "://", "://hook:pass-word-456@", 1) + "?access_token=query-token-123"}}, &iv)
 		var c inbox.ContactCreated
 		e.must("POST", path("1/contacts"), aliceToken, map[string]any{"inbox_id": iv.ID, "name": "Ada"}, &c)
 		e.must("POST", path("1/conversations"), aliceToken, map[string]any{"source_id": c.Payload.ContactInbox.SourceID}, nil)
@@ -337,7 +337,7 @@ func TestOutboxLogsNoSecrets(t *testing.T) {
 		if !strings.Contains(logs, own.url) {
 			t.Errorf("the log does not name the receiver %s:\n%s", own.url, logs)
 		}
-		for _, secret := range []string{"query-token-123", iv.WebhookSecret, hookSecret, aliceToken} {
+		for _, secret := range []string{"query-token-123", "pass-word-456", iv.WebhookSecret, hookSecret, aliceToken} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("the log holds the secret %q:\n%s", secret, logs)
 			}

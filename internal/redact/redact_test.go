@@ -20,6 +20,10 @@ func TestError(t *testing.T) {
 			`Post "https://bot.example/hook": refused`},
 		{"a URL without one stays", &url.Error{Op: "Post", URL: "https://bot.example/hook", Err: errors.New("refused")},
 			`Post "https://bot.example/hook": refused`},
+		{"a URL's user and password go", &url.Error{Op: "Post", URL: "https://hook:s3cret@bot.example/hook?x=1", Err: errors.New("refused")},
+			`Post "https://bot.example/hook": refused`},
+		{"and without a path", &url.Error{Op: "Post", URL: "http://hook:s3cret@bot.example", Err: errors.New("refused")},
+			`Post "http://bot.example": refused`},
 		{"other errors are left alone", errors.New("HTTP 503"), "HTTP 503"},
 	}
 	for _, c := range cases {
