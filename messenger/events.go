@@ -328,6 +328,10 @@ func parseItem(pageID string, entryAt time.Time, ch Channel, raw json.RawMessage
 		}
 		for _, a := range m.Attachments {
 			att := Attachment{Type: a.Type, Payload: a.Payload}
+			var compact bytes.Buffer
+			if len(a.Payload) > 0 && json.Compact(&compact, a.Payload) == nil {
+				att.Payload = compact.Bytes() // the same however Meta spaced it
+			}
 			var p struct {
 				URL string `json:"url"`
 			}

@@ -54,8 +54,11 @@ func FuzzParseWebhook(f *testing.F) {
 			var env bytes.Buffer
 			enc := json.NewEncoder(&env)
 			enc.SetEscapeHTML(false) // the item as received, byte for byte
-			if err := enc.Encode(map[string]any{"object": "page", "entry": []any{map[string]any{
-				"id": ev.PageID, string(ev.Channel): []json.RawMessage{ev.Raw}}}}); err != nil {
+			entry := map[string]any{"id": ev.PageID, string(ev.Channel): []json.RawMessage{ev.Raw}}
+			if !ev.Time.IsZero() {
+				entry["time"] = ev.Time.UnixMilli() // an item without a timestamp takes its entry's
+			}
+			if err := enc.Encode(map[string]any{"object": "page", "entry": []any{entry}}); err != nil {
 				t.Fatal(err)
 			}
 			again, err := messenger.ParseWebhook(env.Bytes())
