@@ -333,7 +333,7 @@ func (s *Service) transitions(ctx context.Context, pageID string, from, to time.
 // the Page since from, per PSID in order.
 func (s *Service) agentReplies(ctx context.Context, pageID string, from time.Time) (map[string][]time.Time, error) {
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT psid, finished_at FROM agent_messages
-		WHERE page_id = $1 AND status = 'sent' AND automated = 0 AND finished_at >= $2 ORDER BY psid, finished_at`,
+		WHERE page_id = $1 AND status = 'sent' AND sender_kind = 'agent' AND finished_at >= $2 ORDER BY psid, finished_at`,
 		pageID, store.Millis(from))
 	if err != nil {
 		return nil, err

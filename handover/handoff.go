@@ -431,49 +431,25 @@ func (s *Service) DeclineOffer(ctx context.Context, p auth.Principal, id int64) 
 // many it expired; the bot is told (handover.expired). Safe in several
 // processes at once: each is a conditional UPDATE under the thread's lock.
 func (s *Service) ExpireOffers(ctx context.Context) (int, error) {
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM handovers WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT 200`,
-		store.Millis(s.now()))
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		expired := false
-		err := s.db.InTx(ctx, func(tx *store.Tx) error {
-			expired = false
+	n, err := s.eachHandoff(ctx, `SELECT id FROM handovers WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT 200`,
+		store.Millis(s.now()), func(tx *store.Tx, id int64, th Thread) (bool, error) {
 			now := s.now()
-			var pageID, psid string
-			if err := tx.QueryRowContext(ctx, `SELECT page_id, psid FROM handovers WHERE id = $1`, id).Scan(&pageID, &psid); err != nil {
-				return err
-			}
-			th, err := lockExistingThread(ctx, tx, pageID, psid)
-			if err != nil {
-				return err
-			}
 			h, err := scanHandoff(tx.QueryRowContext(ctx, `UPDATE handovers SET status = 'expired', decided_by = 'handoverd', decided_at = $2
 				WHERE id = $1 AND status = 'open' AND expires_at <= $2 RETURNING `+handoffColumns, id, store.Millis(now)))
 			if errors.Is(err, sql.ErrNoRows) {
-				return nil
+				return false, nil
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
-			expired = true
 			h.Reason = ReasonOfferExpired
 			if err := s.observe(ctx, tx, Change{Thread: th, Handoff: &h}); err != nil {
-				return err
+				return false, err
 			}
-			return s.botEvent(ctx, tx, h, EventExpired, nil, now)
+			return true, s.botEvent(ctx, tx, h, EventExpired, nil, now)
 		})
-		if err != nil {
-			return n, err
-		}
-		if expired {
-			n++
-			s.metrics.HandoverOffers.WithLabelValues("expired").Inc()
-		}
-	}
-	return n, nil
+	s.metrics.HandoverOffers.WithLabelValues("expired").Add(float64(n))
+	return n, err
 }
 
 // FailOverdueHandoffs fails every handoff whose request for control was
@@ -481,23 +457,8 @@ func (s *Service) ExpireOffers(ctx context.Context) (int, error) {
 // (handover.failed), and returns how many it failed.
 func (s *Service) FailOverdueHandoffs(ctx context.Context) (int, error) {
 	cutoff := store.Millis(s.now().Add(-s.hcfg.ControlTimeout))
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM handovers WHERE status = 'pending' AND created_at <= $1 ORDER BY id LIMIT 200`, cutoff)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		failed := false
-		err := s.db.InTx(ctx, func(tx *store.Tx) error {
-			failed = false
-			var pageID, psid string
-			if err := tx.QueryRowContext(ctx, `SELECT page_id, psid FROM handovers WHERE id = $1`, id).Scan(&pageID, &psid); err != nil {
-				return err
-			}
-			th, err := lockExistingThread(ctx, tx, pageID, psid)
-			if err != nil {
-				return err
-			}
+	return s.eachHandoff(ctx, `SELECT id FROM handovers WHERE status = 'pending' AND created_at <= $1 ORDER BY id LIMIT 200`,
+		cutoff, func(tx *store.Tx, id int64, th Thread) (bool, error) {
 			status := HandoffFailed
 			if th.Owner == OwnerAgent {
 				status = HandoffDone
@@ -509,18 +470,43 @@ func (s *Service) FailOverdueHandoffs(ctx context.Context) (int, error) {
 			h, err := scanHandoff(tx.QueryRowContext(ctx, `UPDATE handovers SET status = $2, error = $3
 				WHERE id = $1 AND status = 'pending' RETURNING `+handoffColumns, id, status, msg))
 			if errors.Is(err, sql.ErrNoRows) || (err == nil && status == HandoffDone) {
-				return nil
+				return false, nil
 			}
+			if err != nil {
+				return false, err
+			}
+			return true, s.botEvent(ctx, tx, h, EventFailed, map[string]any{"error": msg, "graph_code": 0}, s.now())
+		})
+}
+
+// eachHandoff settles the handoffs a query (with one argument) finds, each
+// in its own transaction under its thread's lock, so several processes may
+// run it at once: settle reports whether it changed the handoff. It
+// returns how many changed.
+func (s *Service) eachHandoff(ctx context.Context, query string, arg any, settle func(tx *store.Tx, id int64, th Thread) (bool, error)) (int, error) {
+	ids, err := store.IDs(ctx, s.db.Reader(), query, arg)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		changed := false
+		err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			var pageID, psid string
+			if err := tx.QueryRowContext(ctx, `SELECT page_id, psid FROM handovers WHERE id = $1`, id).Scan(&pageID, &psid); err != nil {
+				return err
+			}
+			th, err := lockExistingThread(ctx, tx, pageID, psid)
 			if err != nil {
 				return err
 			}
-			failed = true
-			return s.botEvent(ctx, tx, h, EventFailed, map[string]any{"error": msg, "graph_code": 0}, s.now())
+			changed, err = settle(tx, id, th)
+			return err
 		})
 		if err != nil {
 			return n, err
 		}
-		if failed {
+		if changed {
 			n++
 		}
 	}

@@ -103,13 +103,15 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 	// out. Events are stored as applied; the few that turn out otherwise
 	// (stale) are corrected after.
 	var (
-		rows []eventRow
-		seen = map[string]bool{}
+		rows   []eventRow
+		dedupe []string // each event's key, in the order below
+		seen   = map[string]bool{}
 	)
 	for _, k := range keys {
 		for j := range groups[k] {
 			ev := &groups[k][j]
 			key := dedupeKey(*ev)
+			dedupe = append(dedupe, key)
 			if seen[key] { // a second copy in this batch
 				continue
 			}
@@ -138,7 +140,8 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 		page := s.pages[k.page]
 		for j := range groups[k] {
 			ev := &groups[k][j]
-			key := dedupeKey(*ev)
+			key := dedupe[0]
+			dedupe = dedupe[1:]
 			id, ok := fresh[key]
 			if !ok {
 				c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})

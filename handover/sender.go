@@ -88,8 +88,8 @@ func (s *Service) SendAsAgent(ctx context.Context, pageID, psid string, interven
 func (s *Service) QueueAutomated(ctx context.Context, tx *store.Tx, pageID, psid, bot string, message json.RawMessage) error {
 	now := s.now()
 	_, err := tx.ExecContext(ctx, `INSERT INTO agent_messages
-		(page_id, psid, actor, message, status, created_at, deadline_at, automated, sender_kind)
-		VALUES ($1, $2, $3, $4, 'waiting', $5, $6, 1, $7)`,
+		(page_id, psid, actor, message, status, created_at, deadline_at, sender_kind)
+		VALUES ($1, $2, $3, $4, 'waiting', $5, $6, $7)`,
 		pageID, psid, bot, string(message), store.Millis(now), store.Millis(now.Add(s.hcfg.ControlTimeout)), string(SenderRelayBot))
 	return err
 }

@@ -329,13 +329,7 @@ func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Tim
 	return store.Chunks(len(ths), func(from, to int) error {
 		args := make([]any, 0, len(casts)*(to-from))
 		for _, th := range ths[from:to] {
-			stateAt := int64(0)
-			if !th.StateAt.IsZero() {
-				stateAt = store.Millis(th.StateAt)
-			}
-			args = append(args, th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
-				store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
-				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark), store.Millis(now))
+			args = append(append(args, stateArgs(th)...), store.Millis(now))
 		}
 		if _, err := tx.ExecBulk(ctx, `UPDATE threads SET owner = v.column3, owner_app_id = v.column4, state_at = v.column5,
 			activity_at = v.column6, expires_at = v.column7, last_customer_at = v.column8, pending_app_id = v.column9,
@@ -353,19 +347,25 @@ func writeThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Tim
 	})
 }
 
+// stateArgs are a thread's key and state, as threadColumns lists them up
+// to read_watermark.
+func stateArgs(th *Thread) []any {
+	stateAt := int64(0)
+	if !th.StateAt.IsZero() {
+		stateAt = store.Millis(th.StateAt)
+	}
+	return []any{th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
+		store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
+		store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark)}
+}
+
 // upsertThreads is writeThreads on SQLite, where lockThreads only read the
 // rows: it inserts the new threads and updates the others.
 func upsertThreads(ctx context.Context, tx *store.Tx, ths []*Thread, now time.Time) error {
 	return store.Chunks(len(ths), func(from, to int) error {
 		args := make([]any, 0, 15*(to-from))
 		for _, th := range ths[from:to] {
-			stateAt := int64(0)
-			if !th.StateAt.IsZero() {
-				stateAt = store.Millis(th.StateAt)
-			}
-			args = append(args, th.PageID, th.PSID, string(th.Owner), th.OwnerAppID, stateAt, store.NullMillis(th.ActivityAt),
-				store.NullMillis(th.ExpiresAt), store.NullMillis(th.LastCustomerAt), th.PendingAppID, store.NullMillis(th.PendingAt),
-				store.NullMillis(th.DeliveredWatermark), store.NullMillis(th.ReadWatermark), th.Version+1, store.Millis(th.CreatedAt), store.Millis(now))
+			args = append(append(args, stateArgs(th)...), th.Version+1, store.Millis(th.CreatedAt), store.Millis(now))
 		}
 		if _, err := tx.ExecBulk(ctx, `INSERT INTO threads (`+threadColumns+`) VALUES `+tx.Values(to-from, store.Columns(15)...)+`
 			ON CONFLICT (page_id, psid) DO UPDATE SET owner = excluded.owner, owner_app_id = excluded.owner_app_id,

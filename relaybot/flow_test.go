@@ -287,7 +287,7 @@ func TestRelayChoice(t *testing.T) {
 		f.says(psid, "hi")
 		f.work()
 		var raw string
-		if err := f.db.Reader().QueryRowContext(t.Context(), `SELECT message FROM agent_messages WHERE psid = $1 AND automated = 1`, psid).Scan(&raw); err != nil {
+		if err := f.db.Reader().QueryRowContext(t.Context(), `SELECT message FROM agent_messages WHERE psid = $1 AND sender_kind = 'relay_bot'`, psid).Scan(&raw); err != nil {
 			t.Fatal(err)
 		}
 		var m struct {

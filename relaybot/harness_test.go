@@ -116,7 +116,7 @@ func (f *flow) work() {
 // queued lists the text of the messages the bots queued for the customer.
 func (f *flow) queued(p string) []string {
 	f.t.Helper()
-	rows, err := f.db.Reader().QueryContext(context.Background(), `SELECT message FROM agent_messages WHERE page_id = $1 AND psid = $2 AND automated = 1 ORDER BY id`, page, p)
+	rows, err := f.db.Reader().QueryContext(context.Background(), `SELECT message FROM agent_messages WHERE page_id = $1 AND psid = $2 AND sender_kind = 'relay_bot' ORDER BY id`, page, p)
 	if err != nil {
 		f.t.Fatal(err)
 	}
