@@ -152,7 +152,10 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 	deadline := time.Now().Add(wait)
 	for {
 		got, err := s.AgentMessage(ctx, m.ID)
-		if err != nil || got.Status != SendWaiting || !time.Now().Before(deadline) {
+		// A message its echo showed sent (settleEchoed) is recorded whole
+		// a moment later, by the sender that sent it (markSent).
+		recorded := got.Status != SendWaiting && (got.Status != SendSent || got.MessagingType != "")
+		if err != nil || recorded || !time.Now().Before(deadline) {
 			return got, err
 		}
 		select {
