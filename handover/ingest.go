@@ -93,7 +93,6 @@ func (s *Service) applyPageEvents(ctx context.Context, tx *store.Tx, pageID stri
 // order: per thread each event, then its owner changes.
 func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadKey, groups map[threadKey][]messenger.Event, c *committed) error {
 	nowT := s.now()
-	now := store.Millis(nowT)
 	threads, err := lockThreads(ctx, tx, keys, nowT)
 	if err != nil {
 		return err
@@ -102,11 +101,38 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 	// already held (redeliveries) come back without an id and are left
 	// out. Events are stored as applied; the few that turn out otherwise
 	// (stale) are corrected after.
-	var (
-		rows   []eventRow
-		dedupe []string // each event's key, in the order below
-		seen   = map[string]bool{}
-	)
+	rows, dedupe := eventRows(keys, groups)
+	ids, err := insertEvents(ctx, tx, rows, store.Millis(nowT))
+	if err != nil {
+		return err
+	}
+	work, outcomes := s.fold(keys, groups, threads, dedupe, ids, c)
+	if len(work) == 0 {
+		return nil
+	}
+	if err := setOutcomes(ctx, tx, outcomes); err != nil {
+		return err
+	}
+	if err := s.writeWork(ctx, tx, work, threads, nowT); err != nil {
+		return err
+	}
+	return s.handOn(ctx, tx, work, nowT, c)
+}
+
+// threadWork is what one batch does to one thread: its new state, the
+// changes to hand on, and the transitions each applied event caused.
+type threadWork struct {
+	th      Thread
+	changes []Change
+	trs     []Transition
+	events  []int64 // ids of the events applied, in order
+	trFrom  []int   // for each of events, the index in trs of its first transition
+}
+
+// eventRows lists the batch's events to store, each dedupe key once, and
+// every event's key in the order keys and groups give them.
+func eventRows(keys []threadKey, groups map[threadKey][]messenger.Event) (rows []eventRow, dedupe []string) {
+	seen := map[string]bool{}
 	for _, k := range keys {
 		for j := range groups[k] {
 			ev := &groups[k][j]
@@ -119,22 +145,14 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 			rows = append(rows, eventRow{ev: ev, key: key, outcome: "applied"})
 		}
 	}
-	ids, err := insertEvents(ctx, tx, rows, now)
-	if err != nil {
-		return err
-	}
-	type threadWork struct {
-		th      Thread
-		changes []Change
-		trs     []Transition
-		events  []int64 // ids of the events applied, with the transitions each one caused
-		trFrom  []int
-	}
-	var (
-		work    []*threadWork
-		outcome []any // id, outcome of each event not applied
-		fresh   = ids
-	)
+	return rows, dedupe
+}
+
+// fold applies the stored events (ids, by dedupe key) to their threads,
+// in order; the rest are duplicates. It returns the threads that changed
+// and, as id, outcome pairs, the events that were not applied as stored.
+func (s *Service) fold(keys []threadKey, groups map[threadKey][]messenger.Event, threads map[threadKey]Thread,
+	dedupe []string, ids map[string]int64, c *committed) (work []*threadWork, outcomes []any) {
 	for _, k := range keys {
 		w := &threadWork{th: threads[k]}
 		page := s.pages[k.page]
@@ -142,16 +160,16 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 			ev := &groups[k][j]
 			key := dedupe[0]
 			dedupe = dedupe[1:]
-			id, ok := fresh[key]
+			id, ok := ids[key]
 			if !ok {
 				c.events = append(c.events, eventResult{string(ev.Kind), "duplicate"})
 				continue
 			}
-			delete(fresh, key) // a second copy in this batch is a duplicate too
+			delete(ids, key) // a second copy in this batch is a duplicate too
 			n := len(w.trs)
 			out := s.apply(&w.th, page, *ev, &w.trs)
 			if out != "applied" {
-				outcome = append(outcome, id, out)
+				outcomes = append(outcomes, id, out)
 			}
 			w.events, w.trFrom = append(w.events, id), append(w.trFrom, n)
 			w.changes = append(w.changes, Change{Thread: w.th, Event: ev, Outcome: out})
@@ -161,12 +179,12 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 			work = append(work, w)
 		}
 	}
-	if len(work) == 0 {
-		return nil
-	}
-	if err := setOutcomes(ctx, tx, outcome); err != nil {
-		return err
-	}
+	return work, outcomes
+}
+
+// writeWork stores the threads the batch changed and their transitions,
+// each transition naming the event that caused it (none for an expiry).
+func (s *Service) writeWork(ctx context.Context, tx *store.Tx, work []*threadWork, before map[threadKey]Thread, now time.Time) error {
 	var (
 		ths []*Thread
 		trs []transitionRow
@@ -183,7 +201,7 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 				}
 			}
 		}
-		if err := s.grantedReason(ctx, tx, threads[threadKey{w.th.PageID, w.th.PSID}], w.trs); err != nil {
+		if err := s.grantedReason(ctx, tx, before[threadKey{w.th.PageID, w.th.PSID}], w.trs); err != nil {
 			return err
 		}
 		ths = append(ths, &w.th)
@@ -191,18 +209,22 @@ func (s *Service) applyThreads(ctx context.Context, tx *store.Tx, keys []threadK
 			trs = append(trs, transitionRow{w.th.PageID, w.th.PSID, t})
 		}
 	}
-	if err := writeThreads(ctx, tx, ths, nowT); err != nil {
+	if err := writeThreads(ctx, tx, ths, now); err != nil {
 		return err
 	}
-	if err := insertTransitions(ctx, tx, trs, now); err != nil {
-		return err
-	}
+	return insertTransitions(ctx, tx, trs, store.Millis(now))
+}
+
+// handOn hands the batch's changes to the consumers, in order (per thread
+// each event, then its owner changes), queues the bot events the
+// transitions cause, and settles the agent messages whose echoes came.
+func (s *Service) handOn(ctx context.Context, tx *store.Tx, work []*threadWork, now time.Time, c *committed) error {
 	var changes []Change
 	for _, w := range work {
 		changes = append(changes, w.changes...)
 		if len(w.trs) > 0 {
 			changes = append(changes, Change{Thread: w.th, Transitions: w.trs})
-			if err := s.transitionEvents(ctx, tx, w.th, w.trs, nowT); err != nil {
+			if err := s.transitionEvents(ctx, tx, w.th, w.trs, now); err != nil {
 				return err
 			}
 		}
