@@ -173,6 +173,23 @@ func (r *run) audit(ctx context.Context, dbURL string, rep *Report) error {
 	r.rec.mu.Unlock()
 	sort.Strings(psids)
 
+	if err := r.auditEvents(ctx, q, rep); err != nil {
+		return err
+	}
+	if err := r.auditAgentMessages(ctx, q, rep, acceptedMsgs, psids); err != nil {
+		return err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM control_ops WHERE status = 'in_flight'),
+		(SELECT count(*) FROM interventions WHERE status = 'closing')`).Scan(&rep.OpsLeftInFlight, &rep.ClosesLeft); err != nil {
+		return err
+	}
+
+	return r.auditOwners(ctx, q, rep, psids)
+}
+
+// auditEvents checks that every webhook event Messenger saw acknowledged
+// is stored exactly once, and every customer message is in the inbox once.
+func (r *run) auditEvents(ctx context.Context, q *sql.DB, rep *Report) error {
 	// Webhook events: every acknowledged one stored exactly once.
 	stored := map[string]int{}
 	if err := eachRow(ctx, q, `SELECT dedupe_key, count(*) FROM webhook_events GROUP BY dedupe_key`, func(scan func(...any) error) error {
@@ -233,31 +250,16 @@ func (r *run) audit(ctx context.Context, dbURL string, rep *Report) error {
 		return err
 	}
 
-	// Agent messages: every accepted one stored once, received at most once.
-	type storedMsg struct{ status, reason string }
-	byText := map[string][]storedMsg{}
-	if err := eachRow(ctx, q, `SELECT message, status, error FROM agent_messages`, func(scan func(...any) error) error {
-		var raw, status, reason string
-		if err := scan(&raw, &status, &reason); err != nil {
-			return err
-		}
-		var m struct {
-			Text string `json:"text"`
-		}
-		if json.Unmarshal([]byte(raw), &m) == nil && strings.HasPrefix(m.Text, "soak reply ") {
-			byText[m.Text] = append(byText[m.Text], storedMsg{status, reason})
-		}
-		return nil
-	}); err != nil {
+	return nil
+}
+
+// auditAgentMessages checks that every agent message handoverd accepted is
+// stored once and reached the customer at most once, and that what reached
+// the customer is recorded as sent.
+func (r *run) auditAgentMessages(ctx context.Context, q *sql.DB, rep *Report, acceptedMsgs []accepted, psids []string) error {
+	byText, received, inboxCount, err := r.agentRecords(ctx, q, psids)
+	if err != nil {
 		return err
-	}
-	received := map[string]int{}
-	for _, p := range psids {
-		for _, m := range r.sim.Inbox(pageID, p) {
-			if m.AppID == ourApp && strings.HasPrefix(m.Text, "soak reply ") {
-				received[m.Text]++
-			}
-		}
 	}
 	for text, n := range received {
 		if n > 1 {
@@ -268,18 +270,6 @@ func (r *run) audit(ctx context.Context, dbURL string, rep *Report) error {
 			rep.AgentSentUnrecorded++
 			rep.problem("%q reached the customer; handoverd says %s (%s)", text, ms[0].status, ms[0].reason)
 		}
-	}
-	inboxCount := map[string]int{}
-	if err := eachRow(ctx, q, `SELECT content, count(*) FROM inbox_messages WHERE content LIKE 'soak reply %' GROUP BY content`, func(scan func(...any) error) error {
-		var c string
-		var n int
-		if err := scan(&c, &n); err != nil {
-			return err
-		}
-		inboxCount[c] = n
-		return nil
-	}); err != nil {
-		return err
 	}
 	rep.AgentAccepted = len(acceptedMsgs)
 	for _, a := range acceptedMsgs {
@@ -322,11 +312,57 @@ func (r *run) audit(ctx context.Context, dbURL string, rep *Report) error {
 		}
 	}
 
-	if err := q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM control_ops WHERE status = 'in_flight'),
-		(SELECT count(*) FROM interventions WHERE status = 'closing')`).Scan(&rep.OpsLeftInFlight, &rep.ClosesLeft); err != nil {
-		return err
-	}
+	return nil
+}
 
+// storedMsg is an agent message as handoverd stored it.
+type storedMsg struct{ status, reason string }
+
+// agentRecords reads what became of the soak's agent replies: as
+// handoverd stored them (by text), as the customers received them, and as
+// the inbox shows them.
+func (r *run) agentRecords(ctx context.Context, q *sql.DB, psids []string) (byText map[string][]storedMsg, received, inboxCount map[string]int, err error) {
+	byText = map[string][]storedMsg{}
+	if err := eachRow(ctx, q, `SELECT message, status, error FROM agent_messages`, func(scan func(...any) error) error {
+		var raw, status, reason string
+		if err := scan(&raw, &status, &reason); err != nil {
+			return err
+		}
+		var m struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal([]byte(raw), &m) == nil && strings.HasPrefix(m.Text, "soak reply ") {
+			byText[m.Text] = append(byText[m.Text], storedMsg{status, reason})
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, nil, err
+	}
+	received = map[string]int{}
+	for _, p := range psids {
+		for _, m := range r.sim.Inbox(pageID, p) {
+			if m.AppID == ourApp && strings.HasPrefix(m.Text, "soak reply ") {
+				received[m.Text]++
+			}
+		}
+	}
+	inboxCount = map[string]int{}
+	if err := eachRow(ctx, q, `SELECT content, count(*) FROM inbox_messages WHERE content LIKE 'soak reply %' GROUP BY content`, func(scan func(...any) error) error {
+		var c string
+		var n int
+		if err := scan(&c, &n); err != nil {
+			return err
+		}
+		inboxCount[c] = n
+		return nil
+	}); err != nil {
+		return nil, nil, nil, err
+	}
+	return byText, received, inboxCount, nil
+}
+
+// auditOwners checks that each thread's owner in handoverd is Messenger's.
+func (r *run) auditOwners(ctx context.Context, q *sql.DB, rep *Report, psids []string) error {
 	// Owners: handoverd's equals Messenger's.
 	for _, p := range psids {
 		want := r.sim.Thread(pageID, p).OwnerAppID
