@@ -15,7 +15,7 @@ FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-10s}"
 targets=(
   ./messenger/:FuzzParseWebhook
   ./relay/:FuzzParseEvents
-  ./handover/:FuzzEngageHandoverParams
+  ./engage/:FuzzEngageHandoverParams
   ./inbox/:FuzzLexerObject
   ./inbox/:FuzzAPIDecoders
   ./config/:FuzzParse

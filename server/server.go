@@ -21,6 +21,7 @@ import (
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/console"
+	"github.com/handoverd/handoverd/engage"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -164,6 +165,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
+	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
 	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
