@@ -16,7 +16,7 @@ targets=(
   ./messenger/:FuzzParseWebhook
   ./relay/:FuzzParseEvents
   ./engage/:FuzzEngageHandoverParams
-  ./inbox/:FuzzLexerObject
+  ./lexer/:FuzzLexerObject
   ./inbox/:FuzzAPIDecoders
   ./config/:FuzzParse
   ./server/:FuzzWebhookBothStores

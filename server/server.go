@@ -25,6 +25,7 @@ import (
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/lexer"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/openapi"
@@ -168,7 +169,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
-	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
+	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
