@@ -6,7 +6,6 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
-	"github.com/handoverd/handoverd/config"
 )
 
 // HandoverRequest asks for a bot ↔ agent handover (Engage Digital's
@@ -85,34 +84,6 @@ func (req HandoverRequest) Validate() error {
 		return err
 	}
 	return nil
-}
-
-// PageFor resolves the Page p acts on: the named one, which must belong to
-// p's client, or the client's only Page when pageID is "".
-func (s *Service) PageFor(p auth.Principal, pageID string) (config.Page, error) {
-	if pageID != "" {
-		page, ok := s.pages[pageID]
-		if !ok {
-			return config.Page{}, apperr.New(apperr.NotFound, "page %s is not configured", pageID)
-		}
-		if !p.CanActOnClient(page.ClientID) {
-			return config.Page{}, apperr.New(apperr.Forbidden, "page %s belongs to another client", pageID)
-		}
-		return page, nil
-	}
-	var found []config.Page
-	for _, page := range s.pages {
-		if p.CanActOnClient(page.ClientID) {
-			found = append(found, page)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return config.Page{}, apperr.New(apperr.Forbidden, "no page belongs to your client")
-	case 1:
-		return found[0], nil
-	}
-	return config.Page{}, apperr.Field("page_id", "page_id is required: your client has %d pages", len(found))
 }
 
 func numeric(s string) bool {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/handoverd/handoverd/analytics"
+	"github.com/handoverd/handoverd/api"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
@@ -163,9 +164,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now:         now,
 	}
 	wh.Routes(r)
-	(&handover.API{Service: s.handover, Users: users}).Routes(r)
-	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
-	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
+	(&api.API{Handover: s.handover, Analytics: s.stats, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
