@@ -100,18 +100,19 @@ func TestCompute(t *testing.T) {
 			total: Counts{HandedToAgentsByReason: reasons()},
 		},
 		{
-			name: "requests for control: expired, granted in time, granted late, still pending",
+			name: "requests for control: not granted, granted in time, granted late, granted at the deadline, still pending",
 			h: history{
 				transitions: []transition{
 					tr("2", "bot", "agent", "pass_thread_control", "bot_requested", at(1, "09:01")),
 					tr("3", "bot", "agent", "pass_thread_control", "bot_requested", at(1, "09:10")),
+					tr("5", "bot", "agent", "pass_thread_control", "bot_requested", at(1, "09:02")),
 				},
-				requests: []request{{"1", at(1, "09:00")}, {"2", at(1, "09:00")}, {"3", at(1, "09:00")}, {"4", at(2, "23:59")}},
+				requests: []request{{"1", at(1, "09:00")}, {"2", at(1, "09:00")}, {"3", at(1, "09:00")}, {"4", at(2, "23:59")}, {"5", at(1, "09:00")}},
 			},
 			now:   at(2, "23:59").Add(time.Minute),
-			day1:  Counts{HandedToAgents: 2, HandedToAgentsByReason: reasons("bot_requested", 2), OffersExpired: 2},
+			day1:  Counts{HandedToAgents: 3, HandedToAgentsByReason: reasons("bot_requested", 3), OffersExpired: 2},
 			day2:  Counts{HandedToAgentsByReason: reasons()},
-			total: Counts{HandedToAgents: 2, HandedToAgentsByReason: reasons("bot_requested", 2), OffersExpired: 2},
+			total: Counts{HandedToAgents: 3, HandedToAgentsByReason: reasons("bot_requested", 3), OffersExpired: 2},
 		},
 	}
 	for _, tt := range tests {
