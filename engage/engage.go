@@ -8,6 +8,7 @@ package engage
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
@@ -76,10 +77,19 @@ func (a *API) handover(w http.ResponseWriter, r *http.Request) {
 	a.count(req.To, out, err)
 	if err != nil {
 		e, status := httpapi.Failure(r, err)
-		httpapi.WriteJSON(w, status, Status{Status: status, Message: e.Message})
+		httpapi.WriteJSON(w, status, Status{Status: status, Message: message(e)})
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, Status{Status: http.StatusOK, Message: "Success"})
+}
+
+// message is e's message for Engage's body, which has no field of its own:
+// one about a parameter names it.
+func message(e *apperr.Error) string {
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return e.Field + " " + e.Message
+	}
+	return e.Message
 }
 
 // count records one call by direction and result.

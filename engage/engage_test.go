@@ -159,6 +159,11 @@ func TestRefusals(t *testing.T) {
 		{"bad app id", tok + "identity_foreign_id=5001&from=agent&to=bot&app_id=abc", answer{400, engage.Status{Status: 400, Message: "app_id must be a numeric Facebook app id"}}},
 		{"bad mode", tok + "identity_foreign_id=5001&from=bot&to=agent&mode=later", answer{400, engage.Status{Status: 400, Message: `mode must be pass or offer, got "later"`}}},
 		{"offer to the bot", tok + "identity_foreign_id=5001&from=agent&to=bot&mode=offer", answer{400, engage.Status{Status: 400, Message: "mode=offer offers a conversation to the agents: from=bot&to=agent"}}},
+		{"unknown reason", tok + "identity_foreign_id=5001&from=agent&to=bot&reason=nope", answer{400, engage.Status{Status: 400,
+			Message: `unknown reason "nope" (want one of bot_requested, customer_asked, bot_failed, agent_took_over, agent_resolved, idle_timeout, offer_expired, meta_event, reconciled)`}}},
+		{"metadata not an object", tok + "identity_foreign_id=5001&from=agent&to=bot&metadata=%5B1%5D", answer{400, engage.Status{Status: 400, Message: "metadata must be a JSON object"}}},
+		{"nested metadata", tok + "identity_foreign_id=5001&from=bot&to=agent&metadata=%7B%22a%22%3A%7B%7D%7D", answer{400, engage.Status{Status: 400,
+			Message: `metadata "a": must be flat (string, number, boolean or null values, no objects or lists)`}}},
 		{"unknown page", tok + "identity_foreign_id=5001&from=agent&to=bot&page_id=9999", answer{404, engage.Status{Status: 404, Message: "page 9999 is not configured"}}},
 		{"other client's page", "access_token=" + otherBot + "&identity_foreign_id=5001&from=agent&to=bot&page_id=1001", answer{403, engage.Status{Status: 403, Message: "page 1001 belongs to another client"}}},
 	}
