@@ -128,3 +128,46 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// adapters are the packages that speak one external protocol over HTTP,
+// each thin over the services' methods.
+var adapters = []string{"api", "engage", "lexer"}
+
+// TestAdaptersOverServices: adapters import services, never the other
+// way round; an adapter imports no other adapter (each protocol stands
+// alone) and not the store (no SQL and no transactions in a handler).
+// Only the wiring (server, and what runs a whole process through it) puts
+// them together.
+func TestAdaptersOverServices(t *testing.T) {
+	imports := moduleImports(t)
+	for _, a := range adapters {
+		if _, ok := imports[a]; !ok {
+			t.Fatalf("adapter %s not found", a)
+		}
+		if !contains(imports["server"], a) {
+			t.Errorf("server does not wire adapter %s", a)
+		}
+	}
+	got := map[string][]string{}
+	for pkg := range imports {
+		all := deps(imports, pkg)
+		if pkg == "server" || contains(all, "server") {
+			continue // the wiring, and what runs whole processes
+		}
+		for _, d := range all {
+			if contains(adapters, d) {
+				got[pkg] = append(got[pkg], d)
+			}
+		}
+	}
+	for _, a := range adapters {
+		for _, d := range imports[a] {
+			if d == "store" || d == "server" {
+				got[a] = append(got[a], d)
+			}
+		}
+	}
+	if diff := cmp.Diff(map[string][]string{}, got); diff != "" {
+		t.Errorf("packages depending on an adapter, or adapters importing the store or the server (-want +got):\n%s", diff)
+	}
+}

@@ -151,13 +151,52 @@ func isHandoff(t transition) bool {
 // inclusive).
 func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time) (Report, error) {
 	start := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, time.UTC)
-	endDay := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC)
-	end := endDay.AddDate(0, 0, 1)
-	rep := Report{PageID: pageID, From: start.Format(time.DateOnly), To: endDay.Format(time.DateOnly)}
-	days := map[string]*Day{}
+	end := time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	h, err := s.load(ctx, pageID, start, end)
+	if err != nil {
+		return Report{}, err
+	}
+	return compute(pageID, start, end, h, s.now(), s.controlTimeout), nil
+}
+
+// history is what the analytics of a range are computed from.
+type history struct {
+	// transitions are the Page's owner changes per PSID in order, from
+	// Lookback before the range to Lookback (or the control timeout) after it.
+	transitions []transition
+	// replies are when agents' messages went out, per PSID in order, since
+	// Lookback before the range.
+	replies map[string][]time.Time
+	// requests are the requests for control Facebook accepted in the range.
+	requests []request
+}
+
+// load reads the history of pageID around the days [start, end).
+func (s *Service) load(ctx context.Context, pageID string, start, end time.Time) (history, error) {
+	var h history
+	var err error
+	// After the range, the history says how its conversations ended and
+	// whether its requests were granted; nothing there is counted itself.
+	if h.transitions, err = s.transitions(ctx, pageID, start.Add(-Lookback), end.Add(max(Lookback, s.controlTimeout))); err != nil {
+		return history{}, err
+	}
+	if h.replies, err = s.agentReplies(ctx, pageID, start.Add(-Lookback)); err != nil {
+		return history{}, err
+	}
+	if h.requests, err = s.requests(ctx, pageID, start, end); err != nil {
+		return history{}, err
+	}
+	return h, nil
+}
+
+// compute is the report of pageID for the days [start, end) from h, at
+// now, with requests for control expiring after controlTimeout.
+func compute(pageID string, start, end time.Time, h history, now time.Time, controlTimeout time.Duration) Report {
+	rep := Report{PageID: pageID, From: start.Format(time.DateOnly), To: end.AddDate(0, 0, -1).Format(time.DateOnly)}
 	for d := start; d.Before(end); d = d.AddDate(0, 0, 1) {
 		rep.Days = append(rep.Days, Day{Date: d.Format(time.DateOnly), Counts: Counts{HandedToAgentsByReason: map[string]int{}}})
 	}
+	days := map[string]*Day{}
 	for i := range rep.Days {
 		days[rep.Days[i].Date] = &rep.Days[i]
 	}
@@ -167,18 +206,23 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 		}
 		return days[t.UTC().Format(time.DateOnly)]
 	}
+	toAgent := countTransitions(h.transitions, h.replies, inRange)
+	countExpired(h.requests, toAgent, now, controlTimeout, inRange)
+	rep.Total.HandedToAgentsByReason = map[string]int{}
+	for i := range rep.Days {
+		d := &rep.Days[i]
+		d.FirstReplySecondsP50, d.FirstReplySecondsP90 = percentile(d.replies, 50), percentile(d.replies, 90)
+		rep.Total.add(d.Counts)
+	}
+	rep.Total.FirstReplySecondsP50, rep.Total.FirstReplySecondsP90 = percentile(rep.Total.replies, 50), percentile(rep.Total.replies, 90)
+	return rep
+}
 
-	// After the range, the history says how its conversations ended and
-	// whether its requests were granted; nothing there is counted itself.
-	trs, err := s.transitions(ctx, pageID, start.Add(-Lookback), end.Add(max(Lookback, s.controlTimeout)))
-	if err != nil {
-		return Report{}, err
-	}
-	replies, err := s.agentReplies(ctx, pageID, start.Add(-Lookback))
-	if err != nil {
-		return Report{}, err
-	}
-	// toAgent lists, per PSID, when the thread became the agents'.
+// countTransitions counts conversations, hand-offs (and the agents' first
+// replies to them), hand-backs, resolutions and conversations contained by
+// the bot into the day inRange gives each (nil: outside the range). It
+// returns, per PSID, when the thread became the agents'.
+func countTransitions(trs []transition, replies map[string][]time.Time, inRange func(time.Time) *Day) map[string][]time.Time {
 	toAgent := map[string][]time.Time{}
 	type episode struct {
 		startDay *Day
@@ -234,14 +278,15 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 			ep = nil
 		}
 	}
+	return toAgent
+}
 
-	requests, err := s.requests(ctx, pageID, start, end)
-	if err != nil {
-		return Report{}, err
-	}
-	now := s.now()
+// countExpired counts the requests for control not granted (the thread
+// becoming the agents', toAgent) within controlTimeout; one still within
+// it at now is pending, not expired.
+func countExpired(requests []request, toAgent map[string][]time.Time, now time.Time, controlTimeout time.Duration, inRange func(time.Time) *Day) {
 	for _, r := range requests {
-		deadline := r.at.Add(s.controlTimeout)
+		deadline := r.at.Add(controlTimeout)
 		if now.Before(deadline) {
 			continue // still pending, not expired yet
 		}
@@ -252,15 +297,6 @@ func (s *Service) Compute(ctx context.Context, pageID string, from, to time.Time
 			d.OffersExpired++
 		}
 	}
-
-	rep.Total.HandedToAgentsByReason = map[string]int{}
-	for i := range rep.Days {
-		d := &rep.Days[i]
-		d.FirstReplySecondsP50, d.FirstReplySecondsP90 = percentile(d.replies, 50), percentile(d.replies, 90)
-		rep.Total.add(d.Counts)
-	}
-	rep.Total.FirstReplySecondsP50, rep.Total.FirstReplySecondsP90 = percentile(rep.Total.replies, 50), percentile(rep.Total.replies, 90)
-	return rep, nil
 }
 
 // add sums c into t (percentiles are computed afterwards from the replies).

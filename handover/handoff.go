@@ -141,7 +141,7 @@ func (s *Service) CreateHandoff(ctx context.Context, p auth.Principal, in Handof
 	if err != nil {
 		return Handoff{}, Outcome{}, err
 	}
-	page, err := s.pageFor(p, in.PageID)
+	page, err := s.PageFor(p, in.PageID)
 	if err != nil {
 		return Handoff{}, Outcome{}, err
 	}

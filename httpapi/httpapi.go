@@ -60,10 +60,18 @@ type ErrorDetail struct {
 // WriteError logs err (with its cause, for server-side failures) and writes
 // it in the default JSON shape.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e, status := Failure(r, err)
+	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: string(e.Code), Field: e.Field, Message: e.Message}})
+}
+
+// Failure classifies err for an adapter that writes its own error body
+// (Engage Digital's, Lexer's): it returns the error as an apperr error and
+// its status from the one table, and logs it as WriteError would.
+func Failure(r *http.Request, err error) (*apperr.Error, int) {
 	e := apperr.As(err)
 	status := Status(e)
 	LogError(r, e, status)
-	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: string(e.Code), Field: e.Field, Message: e.Message}})
+	return e, status
 }
 
 // LogError records err on the request's logger: server-side failures at

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -72,6 +73,18 @@ func epoch(f float64) time.Time {
 		return time.UnixMilli(int64(f * 1000)).UTC()
 	}
 	return time.UnixMilli(int64(f)).UTC()
+}
+
+// RecordBotObjectFor records o for bot p: o.PageID (the account_id the bot
+// names) must be a Page of p's client, or the error is Invalid naming
+// account_id. The bot recorded is p.
+func (s *Service) RecordBotObjectFor(ctx context.Context, p auth.Principal, o BotObject) error {
+	page, ok := s.pages[o.PageID]
+	if !ok || page.ClientID != p.ClientID {
+		return apperr.Field("account_id", "Cannot find an integrated account: %s", o.PageID)
+	}
+	o.Bot = p.Name
+	return s.RecordBotObject(ctx, o)
 }
 
 // RecordBotObject stores a claim or echo (repeats change nothing) and

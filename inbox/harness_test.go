@@ -20,6 +20,7 @@ import (
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
 	"github.com/handoverd/handoverd/internal/clocktest"
+	"github.com/handoverd/handoverd/lexer"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/messenger/simulator"
 	"github.com/handoverd/handoverd/metrics"
@@ -139,7 +140,7 @@ func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 	}
 	r := httpapi.NewRouter(log, e.met)
 	(&inbox.API{Service: e.in, Users: au}).Routes(r)
-	(&inbox.LexerAPI{Service: e.in, Users: au, RatePerSecond: 1000, Burst: 1000}).Routes(r)
+	(&lexer.API{Service: e.in, Users: au, Metrics: e.met, RatePerSecond: 1000, Burst: 1000}).Routes(r)
 	(&messenger.Webhook{AppSecret: "our-app-secret", VerifyToken: "verify-me", Ingester: e.hs, Metrics: e.met, Now: e.clock.Now,
 		KnownPage: func(id string) bool { return id == pageID || id == otherPage }}).Routes(r)
 	srv := httptest.NewServer(r.Handler())

@@ -15,8 +15,8 @@ FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-10s}"
 targets=(
   ./messenger/:FuzzParseWebhook
   ./relay/:FuzzParseEvents
-  ./handover/:FuzzEngageHandoverParams
-  ./inbox/:FuzzLexerObject
+  ./engage/:FuzzEngageHandoverParams
+  ./lexer/:FuzzLexerObject
   ./inbox/:FuzzAPIDecoders
   ./config/:FuzzParse
   ./server/:FuzzWebhookBothStores

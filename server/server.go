@@ -17,13 +17,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/handoverd/handoverd/analytics"
+	"github.com/handoverd/handoverd/api"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/console"
+	"github.com/handoverd/handoverd/engage"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
+	"github.com/handoverd/handoverd/lexer"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/openapi"
@@ -161,12 +164,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Now:         now,
 	}
 	wh.Routes(r)
-	(&handover.API{Service: s.handover, Users: users}).Routes(r)
-	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
-	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
+	(&api.API{Handover: s.handover, Analytics: s.stats, Users: users, SendWait: 3 * time.Second}).Routes(r)
+	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
-	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
+	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

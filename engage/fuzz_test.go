@@ -1,4 +1,4 @@
-package handover_test
+package engage_test
 
 import (
 	"net/http"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/engage"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/internal/jsoncheck"
 )
@@ -33,18 +33,21 @@ func FuzzEngageHandoverParams(f *testing.F) {
 		if httpapi.CheckInput(r, nil) != nil {
 			return
 		}
-		req := handover.ParseHandoverQuery(r.URL.Query())
+		token, req := engage.ParseQuery(r.URL.Query())
 		if req.Validate() != nil {
 			return
 		}
-		for _, v := range []string{req.Token, req.PSID, req.From, req.To, req.Type, req.AppID, req.PageID, req.Mode, req.Reason} {
+		for _, v := range []string{token, req.PSID, req.From, req.To, req.Type, req.AppID, req.PageID, req.Mode, req.Reason} {
 			if msg := jsoncheck.String(v, 1024); msg != "" {
 				t.Fatalf("accepted a value that cannot be stored (%s): %q", msg, v)
 			}
 		}
-		again := handover.ParseHandoverQuery(mustParse(t, req.Query().Encode()))
+		againToken, again := engage.ParseQuery(mustParse(t, engage.Query(token, req).Encode()))
 		if diff := cmp.Diff(req, again); diff != "" {
 			t.Fatalf("round trip (-accepted +again):\n%s", diff)
+		}
+		if againToken != token {
+			t.Fatalf("round trip: token %q came back as %q", token, againToken)
 		}
 		if err := again.Validate(); err != nil {
 			t.Fatalf("the re-encoded request is refused: %v", err)
