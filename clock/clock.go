@@ -95,3 +95,26 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) error {
 		return nil
 	}
 }
+
+// Poll calls check at once and then every interval until check reports
+// done or fails (its error), ctx ends (ctx's error), or within has passed
+// on c: then, after one last check, it returns nil.
+func Poll(ctx context.Context, c Clock, every, within time.Duration, check func() (done bool, err error)) error {
+	timeout := c.NewTimer(within)
+	defer timeout.Stop()
+	tick := c.NewTicker(every)
+	defer tick.Stop()
+	expired := within <= 0
+	for {
+		if done, err := check(); done || err != nil || expired {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C():
+			expired = true
+		case <-tick.C():
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 )
@@ -32,6 +33,8 @@ type LexerAPI struct {
 	// RatePerSecond and Burst limit calls per token.
 	RatePerSecond float64
 	Burst         int
+	// Clock times the rate limit (nil: the system clock).
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -67,10 +70,10 @@ func (a *LexerAPI) serve(w http.ResponseWriter, r *http.Request, kind string) (i
 	if err != nil || client != p.ClientID {
 		return http.StatusForbidden, lexerError{Error: "this token may not act for client " + httpapi.Var(r, "client_id")}, "unauthorized"
 	}
-	if lim := a.limiter(p.Name); !lim.Allow() {
-		wait := lim.Reserve()
-		delay := wait.Delay()
-		wait.Cancel()
+	if lim, now := a.limiter(p.Name), clock.Or(a.Clock).Now(); !lim.AllowN(now, 1) {
+		wait := lim.ReserveN(now, 1)
+		delay := wait.DelayFrom(now)
+		wait.CancelAt(now)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(delay, time.Second).Seconds()))))
 		return http.StatusTooManyRequests, lexerError{Error: "rate limit exceeded"}, "rate_limited"
 	}

@@ -152,7 +152,7 @@ func Drain[J any](ctx context.Context, r *Runner, q *Queue[J]) (int, error) {
 			if ctx.Err() != nil {
 				return done, nil
 			}
-			result, err := attempt(ctx, r, q, id)
+			result, err := Try(ctx, r, q, id)
 			if err != nil {
 				return done, err
 			}
@@ -164,9 +164,10 @@ func Drain[J any](ctx context.Context, r *Runner, q *Queue[J]) (int, error) {
 	return done, nil
 }
 
-// attempt leases row id of q and, if it got the lease, attempts it; it
-// returns the result ("" when another process holds the row).
-func attempt[J any](ctx context.Context, r *Runner, q *Queue[J], id int64) (string, error) {
+// Try leases row id of q and, if it got the lease, attempts it; it returns
+// the result ("" when the row was not leased: another process holds it, or
+// it is no longer pending).
+func Try[J any](ctx context.Context, r *Runner, q *Queue[J], id int64) (string, error) {
 	now := r.clock.Now()
 	until := now.Add(q.Lease)
 	job, ok, err := claim(ctx, r, q, id, now, until)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/handoverd/handoverd/internal/redact"
 )
 
 // Backoff is the one retry policy of the durable queues: the wait after a
@@ -69,4 +71,48 @@ func Status(err error) int {
 		return se.Status
 	}
 	return 0
+}
+
+// Policy is a queue's retry policy: the backoff between attempts and when
+// to stop retrying.
+type Policy struct {
+	Backoff
+	// Attempts stops retrying after this many attempts (0: no limit).
+	Attempts int
+	// GiveUpAfter stops retrying once the next attempt would come later
+	// than this after the row was created (0: no limit).
+	GiveUpAfter time.Duration
+}
+
+// Decision is what an attempt's answer means for its row, for the
+// queue's record step.
+type Decision struct {
+	// Result is ResultOK, ResultRetry or ResultFailed.
+	Result string
+	// Next is when to attempt again (with ResultRetry).
+	Next time.Time
+	// Status is the HTTP status of the answer (0 for none).
+	Status int
+	// Error says why it did not succeed, fit for logs and people (URLs
+	// stripped of their secrets); "" on success.
+	Error string
+}
+
+// Decide turns an attempt's answer (retry, err: see Queue.Attempt and
+// HTTPResult) into what to record, now, for the row's attempts-th attempt
+// of a row created at created.
+func (p Policy) Decide(retry bool, err error, attempts int, created, now time.Time) Decision {
+	if err == nil {
+		return Decision{Result: ResultOK}
+	}
+	d := Decision{Result: ResultFailed, Status: Status(err), Error: redact.Error(err)}
+	if !retry || (p.Attempts > 0 && attempts >= p.Attempts) {
+		return d
+	}
+	next := now.Add(p.Delay(max(attempts, 1)))
+	if p.GiveUpAfter > 0 && next.Sub(created) > p.GiveUpAfter {
+		return d
+	}
+	d.Result, d.Next = ResultRetry, next
+	return d
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
@@ -74,5 +75,43 @@ func TestHTTPResult(t *testing.T) {
 	}
 	if _, err := HTTPResult(0, transport); !errors.Is(err, transport) {
 		t.Errorf("a transport error is not passed on: %v", err)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	outbox := Policy{Backoff: Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute}, GiveUpAfter: time.Hour}
+	relay := Policy{Backoff: Backoff{Initial: time.Second, Max: time.Minute}, Attempts: 3}
+	refused := &url.Error{Op: "Post", URL: "https://user:secret@bot.example/hook?token=abc", Err: errors.New("connection refused")}
+	tests := []struct {
+		name     string
+		policy   Policy
+		retry    bool
+		err      error
+		attempts int
+		now      time.Time
+		want     Decision
+	}{
+		{"success", outbox, false, nil, 1, created, Decision{Result: ResultOK}},
+		{"first failure", outbox, true, &StatusError{503}, 1, created,
+			Decision{Result: ResultRetry, Next: created.Add(5 * time.Second), Status: 503, Error: "HTTP 503"}},
+		{"third failure", outbox, true, &StatusError{429}, 3, created.Add(time.Minute),
+			Decision{Result: ResultRetry, Next: created.Add(80 * time.Second), Status: 429, Error: "HTTP 429"}},
+		{"refused for good", outbox, false, &StatusError{404}, 1, created, Decision{Result: ResultFailed, Status: 404, Error: "HTTP 404"}},
+		{"past give_up_after", outbox, true, &StatusError{500}, 9, created.Add(58 * time.Minute),
+			Decision{Result: ResultFailed, Status: 500, Error: "HTTP 500"}},
+		{"transport error, URL secrets stripped", outbox, true, refused, 1, created,
+			Decision{Result: ResultRetry, Next: created.Add(5 * time.Second), Error: `Post "https://bot.example/hook": connection refused`}},
+		{"attempts left", relay, true, &StatusError{502}, 2, created,
+			Decision{Result: ResultRetry, Next: created.Add(2 * time.Second), Status: 502, Error: "HTTP 502"}},
+		{"attempts used up", relay, true, &StatusError{502}, 3, created, Decision{Result: ResultFailed, Status: 502, Error: "HTTP 502"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.policy.Decide(tt.retry, tt.err, tt.attempts, created, tt.now)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

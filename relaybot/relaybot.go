@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
@@ -57,8 +58,8 @@ type Options struct {
 	Graph *messenger.Graph
 	// PageTokens maps Page ids to handoverd's Page access tokens.
 	PageTokens map[string]messenger.PageRef
-	// Now is the clock.
-	Now func() time.Time
+	// Clock tells the time and paces the loop (nil: the system clock).
+	Clock clock.Clock
 	// Metrics records relay metrics.
 	Metrics *metrics.Metrics
 	// Logger logs.
@@ -89,6 +90,7 @@ type Service struct {
 	contacts Contacts
 	graph    *messenger.Graph
 	pages    map[string]messenger.PageRef
+	clock    clock.Clock
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
@@ -102,7 +104,7 @@ type Service struct {
 // New returns the service.
 func New(o Options) *Service {
 	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, contacts: o.Contacts,
-		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
+		graph: o.Graph, pages: o.PageTokens, clock: clock.Or(o.Clock), metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
 		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
 	for _, b := range o.Bots {
 		s.bots[b.Name] = b
@@ -110,9 +112,7 @@ func New(o Options) *Service {
 			s.byPage[p] = b
 		}
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.now = s.clock.Now
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
 	}

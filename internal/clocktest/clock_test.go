@@ -135,3 +135,30 @@ func TestPacedReadsTheFake(t *testing.T) {
 		t.Errorf("a paced timer waits on the fake (%d waiters)", n)
 	}
 }
+
+func TestPollGivesUpWhenTheFakeHasMoved(t *testing.T) {
+	f := New(t0)
+	checks := make(chan int, 100)
+	done := make(chan error, 1)
+	n := 0
+	go func() {
+		done <- clock.Poll(context.Background(), f, time.Second, 3*time.Second, func() (bool, error) {
+			n++
+			checks <- n
+			return false, nil
+		})
+	}()
+	<-checks // the first check is at once
+	f.AwaitWaiters(2)
+	for range 3 {
+		f.Advance(time.Second)
+		<-checks
+	}
+	// At 3 s the timeout and the tick fall together: one last check at most.
+	if err := <-done; err != nil {
+		t.Errorf("Poll = %v, want nil after the wait", err)
+	}
+	if n < 4 || n > 5 {
+		t.Errorf("%d checks, want 4 or 5", n)
+	}
+}
