@@ -103,9 +103,9 @@ func (s *Service) botEvent(ctx context.Context, tx *store.Tx, h Handoff, typ str
 	return err
 }
 
-// botEventPolicy retries a delivery 5 s after its first failure, doubling
+// botEventBackoff retries a delivery 5 s after its first failure, doubling
 // up to 5 min, until the service's give-up time has passed.
-var botEventPolicy = jobs.Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute, Jitter: 0.1}
+var botEventBackoff = jobs.Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute, Jitter: 0.1}
 
 // botEventJob is a bot_events row leased for an attempt.
 type botEventJob struct {
@@ -150,40 +150,30 @@ func loadBotEvent(ctx context.Context, tx *store.Tx, id int64) (botEventJob, err
 // deliverBotEvent posts one leased event to its bot and records the answer.
 func (s *Service) deliverBotEvent(ctx context.Context, j botEventJob, now time.Time) (bool, error) {
 	hook := s.pages[j.pageID].BotWebhook
-	retry, err := false, error(fmt.Errorf("page %s no longer has a bot_webhook", j.pageID))
+	retry, status, err := false, 0, error(fmt.Errorf("page %s no longer has a bot_webhook", j.pageID))
 	if hook.URL != "" {
-		retry, err = jobs.HTTPResult(s.postBotEvent(ctx, j.url, hook.Secret.Reveal(), j.eventID, j.typ, []byte(j.payload)))
+		status, err = s.postBotEvent(ctx, j.url, hook.Secret.Reveal(), j.eventID, j.typ, []byte(j.payload))
+		retry, err = jobs.HTTPResult(status, err)
 	}
-	policy := jobs.Policy{Backoff: botEventPolicy, GiveUpAfter: s.giveUpAfter}
+	policy := jobs.Policy{Backoff: botEventBackoff, GiveUpAfter: s.giveUpAfter}
 	d := policy.Decide(retry, err, j.attempts, j.created, now)
+	d.Status = status
 	if rerr := s.recordBotEvent(ctx, j, d); rerr != nil {
 		return true, rerr
 	}
 	return retry, err
 }
 
-// deliveryResults names a decision's result in the delivery counters.
-var deliveryResults = map[string]string{jobs.ResultOK: "delivered", jobs.ResultRetry: "retry", jobs.ResultFailed: "failed"}
-
 // recordBotEvent records a delivery's decision.
 func (s *Service) recordBotEvent(ctx context.Context, j botEventJob, d jobs.Decision) error {
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if d.Result == jobs.ResultRetry {
-			_, err := tx.ExecContext(ctx, `UPDATE bot_events SET next_attempt_at = $2, last_status = $3, last_error = $4, lease_until = NULL WHERE id = $1`,
-				j.id, store.Millis(d.Next), d.Status, d.Error)
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE bot_events SET status = $2, last_status = $3, last_error = $4, finished_at = $5, lease_until = NULL WHERE id = $1`,
-			j.id, deliveryResults[d.Result], d.Status, d.Error, store.Millis(s.now()))
-		return err
-	})
-	if err != nil {
+	if err := jobs.RecordDelivery(ctx, s.db, "bot_events", j.id, d, s.now()); err != nil {
 		return err
 	}
-	s.metrics.BotEventDeliveries.WithLabelValues(deliveryResults[d.Result]).Inc()
+	result := jobs.DeliveryResult(d)
+	s.metrics.BotEventDeliveries.WithLabelValues(result).Inc()
 	if d.Result != jobs.ResultOK {
 		s.log.Warn().Str("url", redact.URL(j.url)).Str("event_id", j.eventID).Str("type", j.typ).Int("attempt", j.attempts).
-			Str("result", deliveryResults[d.Result]).Str("error", d.Error).Msg("bot event delivery failed")
+			Str("result", result).Str("error", d.Error).Msg("bot event delivery failed")
 	}
 	return nil
 }

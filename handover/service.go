@@ -172,11 +172,11 @@ func New(o Options) *Service {
 		s.idleAfter = config.DefaultIdleAfter
 	}
 	s.now = s.clock.Now
-	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
-	s.sends, s.botEvents = s.sendQueue(), s.botEventQueue()
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.sends, s.botEvents = s.sendQueue(), s.botEventQueue()
 	for _, p := range o.Pages {
 		s.pages[p.ID] = p
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/store"
 )
@@ -71,6 +72,8 @@ type Service struct {
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	client   *http.Client
+	runner   *jobs.Runner
+	outbox   *jobs.Queue[delivery]
 
 	stopping   chan struct{}       // closed when the process starts draining: live streams end
 	pageInbox  map[string]inboxRef // page id → its inbox
@@ -121,6 +124,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.outbox = s.outboxQueue()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		now := store.Millis(s.now())
 		for _, p := range o.Pages {

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/clock"
+	"github.com/handoverd/handoverd/internal/redact"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/store"
 )
@@ -261,8 +262,8 @@ func (r *Runner) note(queue string, id int64, result string, err error) {
 	r.mu.Unlock()
 	switch {
 	case result == ResultFailed:
-		r.log.Warn().Str("queue", queue).Int64("id", id).Str("error", err.Error()).Msg("job failed for good")
+		r.log.Warn().Str("queue", queue).Int64("id", id).Str("error", redact.Error(err)).Msg("job failed for good")
 	case result == ResultRetry && n&(n-1) == 0:
-		r.log.Warn().Str("queue", queue).Int64("id", id).Int("failures", n).Str("error", err.Error()).Msg("job attempt failed; retrying")
+		r.log.Warn().Str("queue", queue).Int64("id", id).Int("failures", n).Str("error", redact.Error(err)).Msg("job attempt failed; retrying")
 	}
 }

@@ -91,7 +91,8 @@ type Decision struct {
 	Result string
 	// Next is when to attempt again (with ResultRetry).
 	Next time.Time
-	// Status is the HTTP status of the answer (0 for none).
+	// Status is the HTTP status of the answer (0 for none); Decide knows
+	// it from a *StatusError, the caller sets it for a success.
 	Status int
 	// Error says why it did not succeed, fit for logs and people (URLs
 	// stripped of their secrets); "" on success.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/relay"
@@ -98,14 +99,16 @@ type Service struct {
 	retry    time.Duration
 	attempts int
 	limiter  *cidLimiter
-	kick     chan struct{}
+	runner   *jobs.Runner
+	calls    *jobs.Queue[callJob]
+	actions  *jobs.Queue[actionJob]
 }
 
 // New returns the service.
 func New(o Options) *Service {
 	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, contacts: o.Contacts,
 		graph: o.Graph, pages: o.PageTokens, clock: clock.Or(o.Clock), metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
-		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
+		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute)}
 	for _, b := range o.Bots {
 		s.bots[b.Name] = b
 		for _, p := range b.Pages {
@@ -125,16 +128,13 @@ func New(o Options) *Service {
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.calls, s.actions = s.callQueue(), s.actionQueue()
 	return s
 }
 
 // Kick wakes the worker.
-func (s *Service) Kick() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Kick() { s.runner.Kick() }
 
 // session is a relay_sessions row.
 type session struct {
@@ -363,15 +363,7 @@ func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64
 // Run delivers calls, runs actions and times out idle sessions until ctx
 // ends, every interval (and when kicked).
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.kick:
-		}
+	s.runner.Run(ctx, every, func(ctx context.Context) {
 		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("relay calls failed")
 		}
@@ -381,5 +373,5 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		if _, err := s.TimeOutIdle(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("relay timeouts failed")
 		}
-	}
+	})
 }
