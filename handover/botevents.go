@@ -119,7 +119,7 @@ type botEventJob struct {
 func (s *Service) botEventQueue() *jobs.Queue[botEventJob] {
 	return &jobs.Queue[botEventJob]{
 		Name: "bot_events", Table: "bot_events", Pending: "pending", Lease: botEventLease, CountAttempts: true, HandBack: true,
-		Due: s.dueBotEvents, Load: loadBotEvent, Attempt: s.deliverBotEvent,
+		DueAt: "next_attempt_at", Per: []string{"page_id", "psid"}, Load: loadBotEvent, Attempt: s.deliverBotEvent,
 	}
 }
 
@@ -129,13 +129,6 @@ func (s *Service) botEventQueue() *jobs.Queue[botEventJob] {
 // a delivery is claimed with a lease first.
 func (s *Service) DeliverBotEvents(ctx context.Context) (int, error) {
 	return jobs.Drain(ctx, s.runner, s.botEvents)
-}
-
-func (s *Service) dueBotEvents(ctx context.Context, now time.Time) ([]int64, error) {
-	return store.IDs(ctx, s.db.Reader(), `SELECT b.id FROM bot_events b
-		WHERE b.status = 'pending' AND b.next_attempt_at <= $1 AND (b.lease_until IS NULL OR b.lease_until < $1)
-		AND b.id = (SELECT min(p.id) FROM bot_events p WHERE p.status = 'pending' AND p.page_id = b.page_id AND p.psid = b.psid)
-		ORDER BY b.id LIMIT 100`, store.Millis(now))
 }
 
 func loadBotEvent(ctx context.Context, tx *store.Tx, id int64) (botEventJob, error) {

@@ -794,14 +794,20 @@ func isRetryable(err error) bool {
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 	sweep := s.clock.NewTicker(sweepEvery)
 	defer sweep.Stop()
-	s.runner.Run(ctx, s.hcfg.WorkEvery, func(ctx context.Context) {
-		select {
-		case <-sweep.C():
-			s.sweep(ctx)
-		default:
-		}
-		s.work(ctx)
-	})
+	s.runner.Run(ctx, s.hcfg.WorkEvery,
+		jobs.Step{Do: func(ctx context.Context) (int, error) {
+			select {
+			case <-sweep.C():
+				s.sweep(ctx)
+			default:
+			}
+			return 0, nil
+		}},
+		jobs.Step{Do: s.SendDue, Failed: "sending agent messages failed"},
+		jobs.Step{Do: s.LookupTakers, Failed: "thread_owner lookups failed"},
+		jobs.Step{Do: s.ExpireOffers, Failed: "expiring offers failed"},
+		jobs.Step{Do: s.FailOverdueHandoffs, Failed: "failing overdue handovers failed"},
+		jobs.Step{Do: s.DeliverBotEvents, Failed: "bot event deliveries failed"})
 }
 
 // sweep moves expired threads to idle and closes idle interventions.
@@ -815,24 +821,6 @@ func (s *Service) sweep(ctx context.Context) {
 		s.log.Error().Err(err).Msg("closing idle interventions failed")
 	} else if n > 0 {
 		s.log.Info().Int("interventions", n).Msg("idle interventions closed")
-	}
-}
-
-// work is one pass of the queues and the timed-out work.
-func (s *Service) work(ctx context.Context) {
-	for _, step := range []struct {
-		run  func(context.Context) (int, error)
-		what string
-	}{
-		{s.SendDue, "sending agent messages failed"},
-		{s.LookupTakers, "thread_owner lookups failed"},
-		{s.ExpireOffers, "expiring offers failed"},
-		{s.FailOverdueHandoffs, "failing overdue handovers failed"},
-		{s.DeliverBotEvents, "bot event deliveries failed"},
-	} {
-		if _, err := step.run(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg(step.what)
-		}
 	}
 }
 

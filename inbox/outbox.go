@@ -162,15 +162,8 @@ var errWebhookRemoved = errors.New("the webhook is no longer configured")
 // Run delivers webhooks and surfaces unclaimed messages until ctx ends,
 // every interval.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	s.runner.Run(ctx, every, func(ctx context.Context) {
-		if _, err := s.Sequence(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("numbering inbox events failed")
-		}
-		if _, err := s.SurfaceDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("surfacing unclaimed messages failed")
-		}
-		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("webhook deliveries failed")
-		}
-	})
+	s.runner.Run(ctx, every,
+		jobs.Step{Do: s.Sequence, Failed: "numbering inbox events failed"},
+		jobs.Step{Do: s.SurfaceDue, Failed: "surfacing unclaimed messages failed"},
+		jobs.Step{Do: s.DeliverDue, Failed: "webhook deliveries failed"})
 }

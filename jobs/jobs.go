@@ -15,7 +15,10 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,8 +78,17 @@ func (r *Runner) Kick() {
 	}
 }
 
-// Run calls work every interval and whenever kicked, until ctx ends.
-func (r *Runner) Run(ctx context.Context, every time.Duration, work func(ctx context.Context)) {
+// Step is one part of a service's background work.
+type Step struct {
+	// Do does it (the count it returns is not used).
+	Do func(ctx context.Context) (int, error)
+	// Failed is the message that logs Do's error.
+	Failed string
+}
+
+// Run does the steps, in order, every interval and whenever kicked, until
+// ctx ends. A step that fails is logged and the next one runs.
+func (r *Runner) Run(ctx context.Context, every time.Duration, steps ...Step) {
 	t := r.clock.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -86,7 +98,11 @@ func (r *Runner) Run(ctx context.Context, every time.Duration, work func(ctx con
 		case <-t.C():
 		case <-r.kick:
 		}
-		work(ctx)
+		for _, st := range steps {
+			if _, err := st.Do(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error().Err(err).Msg(st.Failed)
+			}
+		}
 	}
 }
 
@@ -110,7 +126,15 @@ type Queue[J any] struct {
 	// Rounds is how many times Drain runs the due query, following rows
 	// that fall due as others finish (0: once).
 	Rounds int
-	// Due lists the ids due at now, in the order to attempt them.
+	// DueAt names the column of a row's due time (Unix ms), and Per the
+	// columns of its group, for the runner's due query: the pending rows
+	// due and not leased, of each group only the oldest (so a group's rows
+	// go in order), at most Limit (0: 100) of them, oldest first.
+	DueAt string
+	Per   []string
+	Limit int
+	// Due, when set, replaces the runner's due query: it lists the ids
+	// due at now, in the order to attempt them.
 	Due func(ctx context.Context, now time.Time) ([]int64, error)
 	// Load reads a row just leased, in the leasing transaction.
 	Load func(ctx context.Context, tx *store.Tx, id int64) (J, error)
@@ -139,7 +163,7 @@ const (
 func Drain[J any](ctx context.Context, r *Runner, q *Queue[J]) (int, error) {
 	done := 0
 	for round := 0; round < max(q.Rounds, 1); round++ {
-		ids, err := q.Due(ctx, r.clock.Now())
+		ids, err := due(ctx, r, q, r.clock.Now())
 		if err != nil {
 			return done, err
 		}
@@ -163,6 +187,25 @@ func Drain[J any](ctx context.Context, r *Runner, q *Queue[J]) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// due lists q's rows due at now: q.Due's, or the runner's due query.
+func due[J any](ctx context.Context, r *Runner, q *Queue[J], now time.Time) ([]int64, error) {
+	if q.Due != nil {
+		return q.Due(ctx, now)
+	}
+	pending := "'" + strings.ReplaceAll(q.Pending, "'", "''") + "'"
+	oldest := ""
+	if len(q.Per) > 0 {
+		oldest = ` AND q.id = (SELECT min(p.id) FROM ` + q.Table + ` p WHERE p.status = ` + pending
+		for _, c := range q.Per {
+			oldest += " AND p." + c + " = q." + c
+		}
+		oldest += ")"
+	}
+	return store.IDs(ctx, r.db.Reader(), `SELECT q.id FROM `+q.Table+` q
+		WHERE q.status = `+pending+` AND q.`+q.DueAt+` <= $1 AND (q.lease_until IS NULL OR q.lease_until < $1)`+oldest+`
+		ORDER BY q.id LIMIT `+strconv.Itoa(cmp.Or(q.Limit, 100)), store.Millis(now))
 }
 
 // Try leases row id of q and, if it got the lease, attempts it; it returns

@@ -42,7 +42,8 @@ type fixture struct {
 func newFixture(t *testing.T, b storetest.Backend) *fixture {
 	f := &fixture{t: t, db: b.Open(t), clock: clocktest.New(t0), metrics: metrics.New()}
 	if _, err := f.db.Writer().Exec(`CREATE TABLE test_jobs (id BIGINT PRIMARY KEY, status TEXT NOT NULL, lease_until BIGINT,
-		attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, last_error TEXT NOT NULL DEFAULT '')`); err != nil {
+		attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+		grp TEXT NOT NULL DEFAULT '')`); err != nil {
 		t.Fatal(err)
 	}
 	f.runner = f.newRunner(f.db)
@@ -79,11 +80,8 @@ var backoff = jobs.Backoff{Initial: 5 * time.Second, Max: 20 * time.Second}
 func (f *fixture) queue(db *store.DB, attempt func(ctx context.Context, id int64) (bool, error)) *jobs.Queue[int64] {
 	return &jobs.Queue[int64]{
 		Name: "outbox", Table: "test_jobs", Pending: "pending", Lease: time.Minute, CountAttempts: true, HandBack: true,
-		Due: func(ctx context.Context, now time.Time) ([]int64, error) {
-			return store.IDs(ctx, db.Reader(), `SELECT id FROM test_jobs WHERE status = 'pending' AND next_attempt_at <= $1
-				AND (lease_until IS NULL OR lease_until < $1) ORDER BY id`, store.Millis(now))
-		},
-		Load: func(ctx context.Context, tx *store.Tx, id int64) (int64, error) { return id, nil },
+		DueAt: "next_attempt_at",
+		Load:  func(ctx context.Context, tx *store.Tx, id int64) (int64, error) { return id, nil },
 		Attempt: func(ctx context.Context, id int64, now time.Time) (bool, error) {
 			retry, aerr := attempt(ctx, id)
 			err := db.InTx(ctx, func(tx *store.Tx) error {
@@ -242,7 +240,8 @@ func TestKickRunsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
-	go func() { r.Run(ctx, time.Hour, func(context.Context) { ran <- f.clock.Now() }); close(done) }()
+	step := jobs.Step{Do: func(context.Context) (int, error) { ran <- f.clock.Now(); return 0, nil }}
+	go func() { r.Run(ctx, time.Hour, step); close(done) }()
 	f.clock.AwaitWaiters(1) // the loop's ticker
 	r.Kick()
 	if got := <-ran; !got.Equal(t0) {
@@ -259,4 +258,37 @@ func TestKickRunsAtOnce(t *testing.T) {
 		t.Errorf("an extra pass at %v", at)
 	default:
 	}
+}
+
+func TestOnlyTheOldestOfAGroupIsDue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		f.insert(1, 2, 3, 4)
+		if _, err := f.db.Writer().Exec(`UPDATE test_jobs SET grp = CASE WHEN id IN (1, 3) THEN 'a' ELSE 'b' END`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.db.Writer().Exec(`UPDATE test_jobs SET next_attempt_at = $1 WHERE id = 2`, store.Millis(t0.Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		var passes [][]int64
+		q := f.queue(f.db, func(ctx context.Context, id int64) (bool, error) {
+			passes[len(passes)-1] = append(passes[len(passes)-1], id)
+			return false, nil
+		})
+		q.Per = []string{"grp"}
+		for range 3 {
+			passes = append(passes, []int64{})
+			if _, err := jobs.Drain(context.Background(), f.runner, q); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Advance(time.Hour)
+		}
+		// Group a: 1 then 3. Group b: 2 holds 4 back until it is due and done.
+		if diff := cmp.Diff([][]int64{{1}, {2, 3}, {4}}, passes); diff != "" {
+			t.Errorf("rows attempted per pass (-want +got):\n%s", diff)
+		}
+		if got := testutil.ToFloat64(f.metrics.JobsDue.WithLabelValues("outbox")); got != 1 {
+			t.Errorf("handoverd_jobs_due after the last pass = %v, want 1", got)
+		}
+	})
 }

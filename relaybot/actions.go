@@ -55,56 +55,22 @@ func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, ev
 	return nil
 }
 
-// actionQueue is the queue of the bots' events to run. A chain of actions
-// that fall due at once is followed, boundedly, in one pass.
-func (s *Service) actionQueue() *jobs.Queue[actionJob] {
-	return &jobs.Queue[actionJob]{
-		Name: "relay_actions", Table: "relay_actions", Pending: "pending", Lease: time.Minute, HandBack: true, Rounds: 20,
-		Due: s.dueActions, Load: loadAction, Attempt: s.runOne,
-	}
-}
-
 // RunDue runs every due action — per session only the oldest pending one,
 // in order — and returns how many it finished.
 func (s *Service) RunDue(ctx context.Context) (int, error) {
 	return jobs.Drain(ctx, s.runner, s.actions)
 }
 
-func (s *Service) dueActions(ctx context.Context, now time.Time) ([]int64, error) {
-	return store.IDs(ctx, s.db.Reader(), `SELECT a.id FROM relay_actions a
-		WHERE a.status = 'pending' AND a.due_at <= $1 AND (a.lease_until IS NULL OR a.lease_until < $1)
-		AND a.id = (SELECT min(p.id) FROM relay_actions p WHERE p.session_id = a.session_id AND p.status = 'pending')
-		ORDER BY a.id LIMIT 50`, store.Millis(now))
-}
-
-// actionJob is a relay_actions row leased to run, with its session.
-type actionJob struct {
-	id    int64
-	ss    session
-	event string
-}
-
-func loadAction(ctx context.Context, tx *store.Tx, id int64) (actionJob, error) {
-	j := actionJob{id: id}
-	var sid int64
-	if err := tx.QueryRowContext(ctx, `SELECT session_id, event FROM relay_actions WHERE id = $1`, id).Scan(&sid, &j.event); err != nil {
-		return j, err
-	}
-	var err error
-	j.ss, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions WHERE id = $1`, sid))
-	return j, err
-}
-
 // runOne runs one leased action. Its effects and its completion commit
 // together: a crash before the commit runs it again from scratch, after it
 // never again (messages are queued in this transaction, not sent).
-func (s *Service) runOne(ctx context.Context, j actionJob, now time.Time) (bool, error) {
+func (s *Service) runOne(ctx context.Context, j relayJob, now time.Time) (bool, error) {
 	ss := j.ss
 	if ss.status != SessionActive {
 		return false, s.finishAction(ctx, j.id, "aborted", "session is "+ss.status)
 	}
 	var ev relay.Event
-	if err := json.Unmarshal([]byte(j.event), &ev); err != nil {
+	if err := json.Unmarshal([]byte(j.body), &ev); err != nil {
 		return false, errors.Join(err, s.finishAction(ctx, j.id, "failed", err.Error()))
 	}
 	if ev.Name == relay.EventDelay && ev.Delay != nil && ev.Delay.Typing {

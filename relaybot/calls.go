@@ -18,48 +18,11 @@ import (
 	"github.com/handoverd/handoverd/store"
 )
 
-// callLease bounds how long one process holds a call it is attempting.
-const callLease = time.Minute
-
-// callQueue is the queue of webhook calls to the bots.
-func (s *Service) callQueue() *jobs.Queue[callJob] {
-	return &jobs.Queue[callJob]{
-		Name: "relay_calls", Table: "relay_calls", Pending: "pending", Lease: callLease, CountAttempts: true, HandBack: true,
-		Due: s.dueCalls, Load: loadCall, Attempt: s.callOne,
-	}
-}
-
 // DeliverDue makes every due webhook call — per session only the oldest
 // pending one, so a bot sees a conversation in order — and returns how many
 // it finished (the bot answered, or there was nothing more to tell it).
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	return jobs.Drain(ctx, s.runner, s.calls)
-}
-
-func (s *Service) dueCalls(ctx context.Context, now time.Time) ([]int64, error) {
-	return store.IDs(ctx, s.db.Reader(), `SELECT c.id FROM relay_calls c
-		WHERE c.status = 'pending' AND c.next_attempt_at <= $1 AND (c.lease_until IS NULL OR c.lease_until < $1)
-		AND c.id = (SELECT min(p.id) FROM relay_calls p WHERE p.session_id = c.session_id AND p.status = 'pending')
-		ORDER BY c.id LIMIT 50`, store.Millis(now))
-}
-
-// callJob is a relay_calls row leased for an attempt, with its session.
-type callJob struct {
-	id       int64
-	ss       session
-	packet   string
-	attempts int
-}
-
-func loadCall(ctx context.Context, tx *store.Tx, id int64) (callJob, error) {
-	j := callJob{id: id}
-	var sid int64
-	if err := tx.QueryRowContext(ctx, `SELECT session_id, packet, attempts FROM relay_calls WHERE id = $1`, id).Scan(&sid, &j.packet, &j.attempts); err != nil {
-		return j, err
-	}
-	var err error
-	j.ss, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions WHERE id = $1`, sid))
-	return j, err
 }
 
 // callPolicy is the retry policy of the calls: the configured first delay,
@@ -71,9 +34,9 @@ func (s *Service) callPolicy() jobs.Policy {
 // callOne makes one leased call to the bot and records the answer: the
 // bot's events on success; on failure a later attempt, or — once the bot
 // counts as down — the agents take over.
-func (s *Service) callOne(ctx context.Context, j callJob, now time.Time) (bool, error) {
+func (s *Service) callOne(ctx context.Context, j relayJob, now time.Time) (bool, error) {
 	var p relay.Packet
-	if err := json.Unmarshal([]byte(j.packet), &p); err != nil {
+	if err := json.Unmarshal([]byte(j.body), &p); err != nil {
 		return false, errors.Join(err, s.finishCall(ctx, j.id, "failed", err.Error()))
 	}
 	bot, ok := s.bots[j.ss.bot]
@@ -107,7 +70,7 @@ func (s *Service) callOne(ctx context.Context, j callJob, now time.Time) (bool, 
 
 // acceptAnswer records a call the bot answered, with the events it
 // answered (an answer handoverd cannot use is noted on the session).
-func (s *Service) acceptAnswer(ctx context.Context, j callJob, bot relay.Bot, answer []byte) error {
+func (s *Service) acceptAnswer(ctx context.Context, j relayJob, bot relay.Bot, answer []byte) error {
 	events, perr := relay.ParseEvents(answer)
 	if len(bytes.TrimSpace(answer)) == 0 || string(bytes.TrimSpace(answer)) == "{}" {
 		events, perr = nil, nil

@@ -100,8 +100,8 @@ type Service struct {
 	attempts int
 	limiter  *cidLimiter
 	runner   *jobs.Runner
-	calls    *jobs.Queue[callJob]
-	actions  *jobs.Queue[actionJob]
+	calls    *jobs.Queue[relayJob]
+	actions  *jobs.Queue[relayJob]
 }
 
 // New returns the service.
@@ -129,7 +129,7 @@ func New(o Options) *Service {
 		s.metrics = metrics.New()
 	}
 	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
-	s.calls, s.actions = s.callQueue(), s.actionQueue()
+	s.calls, s.actions = s.queues()
 	return s
 }
 
@@ -363,15 +363,8 @@ func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64
 // Run delivers calls, runs actions and times out idle sessions until ctx
 // ends, every interval (and when kicked).
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	s.runner.Run(ctx, every, func(ctx context.Context) {
-		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay calls failed")
-		}
-		if _, err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay actions failed")
-		}
-		if _, err := s.TimeOutIdle(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay timeouts failed")
-		}
-	})
+	s.runner.Run(ctx, every,
+		jobs.Step{Do: s.DeliverDue, Failed: "relay calls failed"},
+		jobs.Step{Do: s.RunDue, Failed: "relay actions failed"},
+		jobs.Step{Do: s.TimeOutIdle, Failed: "relay timeouts failed"})
 }
