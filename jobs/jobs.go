@@ -290,8 +290,9 @@ func (r *Runner) handBack(table, pending string, id int64, until time.Time, coun
 	return back, err
 }
 
-// note logs a failed attempt: the first, second, fourth, eighth… failure
-// of a row in a row, so a row failing for hours is visible but no flood.
+// note logs a failed attempt: a retry at the first, second, fourth,
+// eighth… failure of a row in a row, so a row failing for hours is visible
+// but no flood.
 func (r *Runner) note(queue string, id int64, result string, err error) {
 	k := failureKey{queue, id}
 	r.mu.Lock()
@@ -304,8 +305,8 @@ func (r *Runner) note(queue string, id int64, result string, err error) {
 	}
 	r.mu.Unlock()
 	switch {
-	case result == ResultFailed:
-		r.log.Warn().Str("queue", queue).Int64("id", id).Str("error", redact.Error(err)).Msg("job failed for good")
+	case result == ResultFailed: // the queue says what failed, in its words
+		r.log.Debug().Str("queue", queue).Int64("id", id).Str("error", redact.Error(err)).Msg("job failed for good")
 	case result == ResultRetry && n&(n-1) == 0:
 		r.log.Warn().Str("queue", queue).Int64("id", id).Int("failures", n).Str("error", redact.Error(err)).Msg("job attempt failed; retrying")
 	}
