@@ -79,7 +79,7 @@ func newEnv(t *testing.T) *env {
 	m := metrics.New()
 	graph := messenger.NewGraph(messenger.GraphOptions{BaseURL: simSrv.URL + "/", Version: "v21.0", AppID: ourApp, AppSecret: "our-app-secret",
 		Timeout: 5 * time.Second, Retry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, Metrics: m})
-	e.hs = handover.New(handover.Options{DB: e.db, AppID: ourApp, Pages: pages, Now: e.clock.Now, Metrics: m, Logger: zerolog.Nop(), Graph: graph,
+	e.hs = handover.New(handover.Options{DB: e.db, AppID: ourApp, Pages: pages, Clock: e.clock.Paced(), Metrics: m, Logger: zerolog.Nop(), Graph: graph,
 		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 10 * time.Millisecond}})
 	stats := analytics.New(analytics.Options{DB: e.db, Pages: pages, ControlTimeout: 2 * time.Minute, Now: e.clock.Now})
 	r := httpapi.NewRouter(zerolog.Nop(), m)

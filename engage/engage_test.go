@@ -73,7 +73,7 @@ func newEnv(t *testing.T) *env {
 	m := metrics.New()
 	graph := messenger.NewGraph(messenger.GraphOptions{BaseURL: simSrv.URL + "/", Version: "v21.0", AppID: ourApp, AppSecret: "our-app-secret",
 		Timeout: 5 * time.Second, Retry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, Metrics: m})
-	e.hs = handover.New(handover.Options{DB: storetest.SQLite(t).Open(t), AppID: ourApp, Pages: pages, Now: e.clock.Now,
+	e.hs = handover.New(handover.Options{DB: storetest.SQLite(t).Open(t), AppID: ourApp, Pages: pages, Clock: e.clock.Paced(),
 		Metrics: m, Logger: zerolog.Nop(), Graph: graph, Handover: config.Handover{ControlTimeout: 2 * time.Minute}})
 	r := httpapi.NewRouter(zerolog.Nop(), m)
 	(&engage.API{Service: e.hs, Users: users, Metrics: m}).Routes(r)

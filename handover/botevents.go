@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/internal/redact"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -102,98 +103,72 @@ func (s *Service) botEvent(ctx context.Context, tx *store.Tx, h Handoff, typ str
 	return err
 }
 
+// botEventBackoff retries a delivery 5 s after its first failure, doubling
+// up to 5 min, until the service's give-up time has passed.
+var botEventBackoff = jobs.Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute, Jitter: 0.1}
+
+// botEventJob is a bot_events row leased for an attempt.
+type botEventJob struct {
+	id                                 int64
+	pageID, eventID, typ, url, payload string
+	attempts                           int
+	created                            time.Time
+}
+
+// botEventQueue is the queue of deliveries to the Pages' bot webhooks.
+func (s *Service) botEventQueue() *jobs.Queue[botEventJob] {
+	return &jobs.Queue[botEventJob]{
+		Name: "bot_events", Table: "bot_events", Pending: "pending", Lease: botEventLease, CountAttempts: true, HandBack: true,
+		DueAt: "next_attempt_at", Per: []string{"page_id", "psid"}, Load: loadBotEvent, Attempt: s.deliverBotEvent,
+	}
+}
+
 // DeliverBotEvents attempts every due bot event — per thread only the
 // oldest pending one, so a bot gets a thread's events in order — and
 // returns how many were delivered. Several processes may run it at once:
 // a delivery is claimed with a lease first.
 func (s *Service) DeliverBotEvents(ctx context.Context) (int, error) {
-	now := store.Millis(s.now())
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT b.id FROM bot_events b
-		WHERE b.status = 'pending' AND b.next_attempt_at <= $1 AND (b.lease_until IS NULL OR b.lease_until < $1)
-		AND b.id = (SELECT min(p.id) FROM bot_events p WHERE p.status = 'pending' AND p.page_id = b.page_id AND p.psid = b.psid)
-		ORDER BY b.id LIMIT 100`, now)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		ok, err := s.deliverBotEvent(ctx, id)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
+	return jobs.Drain(ctx, s.runner, s.botEvents)
 }
 
-func (s *Service) deliverBotEvent(ctx context.Context, id int64) (bool, error) {
-	now := s.now()
-	var pageID, eventID, typ, url, payload string
-	var attempts int
+func loadBotEvent(ctx context.Context, tx *store.Tx, id int64) (botEventJob, error) {
+	j := botEventJob{id: id}
 	var created int64
-	claimed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if claimed, err = tx.Lease(ctx, "bot_events", "pending", id, now.Add(botEventLease), now, true); err != nil || !claimed {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT page_id, event_id, type, url, payload, attempts, created_at FROM bot_events WHERE id = $1`, id).
-			Scan(&pageID, &eventID, &typ, &url, &payload, &attempts, &created)
-	})
-	if err != nil || !claimed {
-		return false, err
+	err := tx.QueryRowContext(ctx, `SELECT page_id, event_id, type, url, payload, attempts, created_at FROM bot_events WHERE id = $1`, id).
+		Scan(&j.pageID, &j.eventID, &j.typ, &j.url, &j.payload, &j.attempts, &created)
+	j.created = store.Time(created)
+	return j, err
+}
+
+// deliverBotEvent posts one leased event to its bot and records the answer.
+func (s *Service) deliverBotEvent(ctx context.Context, j botEventJob, now time.Time) (bool, error) {
+	hook := s.pages[j.pageID].BotWebhook
+	retry, status, err := false, 0, error(fmt.Errorf("page %s no longer has a bot_webhook", j.pageID))
+	if hook.URL != "" {
+		status, err = s.postBotEvent(ctx, j.url, hook.Secret.Reveal(), j.eventID, j.typ, []byte(j.payload))
+		retry, err = jobs.HTTPResult(status, err)
 	}
-	hook := s.pages[pageID].BotWebhook
-	status, sendErr := 0, error(nil)
-	if hook.URL == "" {
-		sendErr = fmt.Errorf("page %s no longer has a bot_webhook", pageID)
-	} else {
-		status, sendErr = s.postBotEvent(ctx, url, hook.Secret.Reveal(), eventID, typ, []byte(payload))
+	policy := jobs.Policy{Backoff: botEventBackoff, GiveUpAfter: s.giveUpAfter}
+	d := policy.Decide(retry, err, j.attempts, j.created, now)
+	d.Status = status
+	if rerr := s.recordBotEvent(ctx, j, d); rerr != nil {
+		return true, rerr
 	}
-	if ctx.Err() != nil {
-		// Shutting down mid-attempt: hand it back untouched.
-		return false, s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			_, err := tx.ExecContext(context.WithoutCancel(ctx), `UPDATE bot_events SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1`, id)
-			return err
-		})
-	}
-	result := "delivered"
-	var next time.Time
-	switch {
-	case hook.URL == "":
-		result = "failed"
-	case sendErr == nil && status >= 200 && status < 300:
-	case sendErr != nil || status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout:
-		result, next = "retry", now.Add(botRetryDelay(attempts))
-		if next.Sub(store.Time(created)) > s.giveUpAfter {
-			result = "failed"
-		}
-	default:
-		result = "failed" // another 4xx: the bot refuses it; retrying will not help
-	}
-	errText := ""
-	if sendErr != nil {
-		errText = redact.Error(sendErr)
-	} else if result != "delivered" {
-		errText = fmt.Sprintf("HTTP %d", status)
-	}
-	s.metrics.BotEventDeliveries.WithLabelValues(result).Inc()
-	if result != "delivered" {
-		s.log.Warn().Str("url", redact.URL(url)).Str("event_id", eventID).Str("type", typ).Int("attempt", attempts).
-			Str("result", result).Str("error", errText).Msg("bot event delivery failed")
-	}
-	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
-		if result == "retry" {
-			_, err := tx.ExecContext(ctx, `UPDATE bot_events SET next_attempt_at = $2, last_status = $3, last_error = $4, lease_until = NULL WHERE id = $1`,
-				id, store.Millis(next), status, errText)
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE bot_events SET status = $2, last_status = $3, last_error = $4, finished_at = $5, lease_until = NULL WHERE id = $1`,
-			id, result, status, errText, store.Millis(s.now()))
+	return retry, err
+}
+
+// recordBotEvent records a delivery's decision.
+func (s *Service) recordBotEvent(ctx context.Context, j botEventJob, d jobs.Decision) error {
+	if err := jobs.RecordDelivery(ctx, s.db, "bot_events", j.id, d, s.now()); err != nil {
 		return err
-	})
+	}
+	result := jobs.DeliveryResult(d)
+	s.metrics.BotEventDeliveries.WithLabelValues(result).Inc()
+	if d.Result != jobs.ResultOK {
+		s.log.Warn().Str("url", redact.URL(j.url)).Str("event_id", j.eventID).Str("type", j.typ).Int("attempt", j.attempts).
+			Str("result", result).Str("error", d.Error).Msg("bot event delivery failed")
+	}
+	return nil
 }
 
 // postBotEvent sends one signed attempt and returns the bot's status.
@@ -216,13 +191,4 @@ func (s *Service) postBotEvent(ctx context.Context, url, secret, eventID, typ st
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// botRetryDelay is the wait before attempt n+1: 5 s doubling, at most 5 min.
-func botRetryDelay(attempts int) time.Duration {
-	d := 5 * time.Second
-	for i := 1; i < attempts && d < 5*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 5*time.Minute)
 }

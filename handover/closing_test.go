@@ -65,7 +65,7 @@ func TestNoAgentMessageOnceTheHandBackIsDecided(t *testing.T) {
 			during.code, during.queued = apperr.CodeOf(err), m.ID
 		}}
 		svc = New(Options{
-			DB: b.Open(t), AppID: "111", Graph: g, Now: clocktest.New(t0).Now, Logger: zerolog.New(log),
+			DB: b.Open(t), AppID: "111", Graph: g, Clock: clocktest.New(t0).Paced(), Logger: zerolog.New(log),
 			Pages: []config.Page{{ID: settlePage, AccessToken: "tok", DefaultApp: config.DefaultAppBot, BotAppID: settleBot, ClientID: 1}},
 		})
 		hi := messenger.Event{Kind: messenger.KindMessage, Channel: messenger.ChannelMessaging, PageID: settlePage, PSID: settlePSID,

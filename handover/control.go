@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/store"
@@ -293,10 +294,8 @@ func (s *Service) awaitOp(ctx context.Context, id int64) (Outcome, error) {
 			}
 			return Outcome{}, &apperr.Error{Code: apperr.Upstream, Message: fmt.Sprintf("Facebook refused %s (code %d, subcode %d)", op, code, sub)}
 		}
-		select {
-		case <-ctx.Done():
-			return Outcome{}, apperr.Wrap(ctx.Err(), apperr.Unavailable, "waiting for a concurrent handover timed out")
-		case <-time.After(20 * time.Millisecond):
+		if err := clock.Sleep(ctx, s.clock, 20*time.Millisecond); err != nil {
+			return Outcome{}, apperr.Wrap(err, apperr.Unavailable, "waiting for a concurrent handover timed out")
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/internal/clocktest"
 	"github.com/handoverd/handoverd/messenger"
 )
 
@@ -68,7 +69,7 @@ func TestFold(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := New(Options{AppID: "us", Pages: []config.Page{{ID: "p", DefaultApp: "agent", BotAppID: "bot"}}, Now: func() time.Time { return t0 }})
+			s := New(Options{AppID: "us", Pages: []config.Page{{ID: "p", DefaultApp: "agent", BotAppID: "bot"}}, Clock: clocktest.New(t0)})
 			groups := map[threadKey][]messenger.Event{}
 			var keys []threadKey
 			threads := map[threadKey]Thread{}

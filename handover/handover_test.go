@@ -42,7 +42,7 @@ func newFixture(t *testing.T, b storetest.Backend, defaultApp string) *fixture {
 		DB:    b.Open(t),
 		AppID: ourApp,
 		Pages: []config.Page{{ID: page, AccessToken: "tok", DefaultApp: defaultApp, BotAppID: botApp, ClientID: 1}},
-		Now:   clock.Now, Metrics: m, Logger: zerolog.Nop(),
+		Clock: clock.Paced(), Metrics: m, Logger: zerolog.Nop(),
 	})
 	return &fixture{svc: svc, clock: clock, m: m}
 }
@@ -360,7 +360,7 @@ func TestParallelProcessesAgree(t *testing.T) {
 		a, c := newFixture(t, b, "bot"), newFixture(t, b, "bot")
 		c.svc = handover.New(handover.Options{DB: b.Open(t), AppID: ourApp,
 			Pages: []config.Page{{ID: page, AccessToken: "tok", DefaultApp: "bot", BotAppID: botApp, ClientID: 1}},
-			Now:   a.clock.Now, Metrics: metrics.New(), Logger: zerolog.Nop()})
+			Clock: a.clock.Paced(), Metrics: metrics.New(), Logger: zerolog.Nop()})
 		done := make(chan error, 2)
 		go func() {
 			var err error

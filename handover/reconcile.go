@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -310,10 +311,8 @@ func (s *Service) RunReconciler(ctx context.Context) {
 			w, _ := s.rateWindow()
 			wait = min(wait, w)
 		}
-		select {
-		case <-ctx.Done():
+		if clock.Sleep(ctx, s.clock, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
 	}
 }

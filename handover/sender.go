@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/clock"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/store"
 )
@@ -149,21 +151,18 @@ func (s *Service) send(ctx context.Context, pageID, psid string, interventionID 
 		return got, refused
 	}
 	s.Kick()
-	deadline := time.Now().Add(wait)
-	for {
-		got, err := s.AgentMessage(ctx, m.ID)
+	var got AgentMessage
+	err = clock.Poll(ctx, s.clock, 10*time.Millisecond, wait, func() (bool, error) {
+		var err error
+		got, err = s.AgentMessage(ctx, m.ID)
 		// A message its echo showed sent (settleEchoed) is recorded whole
 		// a moment later, by the sender that sent it (markSent).
-		recorded := got.Status != SendWaiting && (got.Status != SendSent || got.MessagingType != "")
-		if err != nil || recorded || !time.Now().Before(deadline) {
-			return got, err
-		}
-		select {
-		case <-ctx.Done():
-			return got, nil
-		case <-time.After(10 * time.Millisecond):
-		}
+		return got.Status != SendWaiting && (got.Status != SendSent || got.MessagingType != ""), err
+	})
+	if ctx.Err() != nil {
+		return got, nil
 	}
+	return got, err
 }
 
 // acquireFor makes sure control is on its way for a queued message m
@@ -338,8 +337,7 @@ func (s *Service) cancelQueued(ctx context.Context, tx *store.Tx, pageID, psid, 
 // message either reached Facebook while the agents held the thread or was
 // cancelled. It gives up after leaseFor, when no sender can still hold one.
 func (s *Service) awaitSends(ctx context.Context, pageID, psid string) error {
-	deadline := time.Now().Add(leaseFor)
-	for {
+	return clock.Poll(ctx, s.clock, 10*time.Millisecond, leaseFor, func() (bool, error) {
 		var cancelled []int64
 		var sending int
 		err := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -351,20 +349,13 @@ func (s *Service) awaitSends(ctx context.Context, pageID, psid string) error {
 				pageID, psid).Scan(&sending)
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 		for _, id := range cancelled {
 			s.failed(id, cancelHandedBack)
 		}
-		if sending == 0 || !time.Now().Before(deadline) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return sending == 0, nil
+	})
 }
 
 // handBackInFlight reports whether a hand-back (give back or pass to the
@@ -395,100 +386,130 @@ func interventionOpen(ctx context.Context, q querier, id int64) (bool, error) {
 // other process sends it meanwhile.
 const leaseFor = 2 * time.Minute
 
+// sendRetry is the wait before a message the Send API failed transiently
+// is tried again (until its deadline).
+var sendBackoff = jobs.Backoff{Initial: time.Second, Max: time.Second}
+
+// Reply is how Messenger lets a message reach a customer.
+type Reply struct {
+	// MessagingType is RESPONSE or MESSAGE_TAG.
+	MessagingType string
+	// Tag is HUMAN_AGENT with MESSAGE_TAG.
+	Tag string
+}
+
+// ReplyWindow says how a message may go out at now to a customer who last
+// wrote at last (nil: never): within Messenger's 24-hour window as a
+// RESPONSE, and a person's message (not an automated one) within the
+// 7-day window with the HUMAN_AGENT tag. ok is false when it may not go;
+// reason then says why.
+func ReplyWindow(last *time.Time, now time.Time, automated bool) (r Reply, reason string, ok bool) {
+	if last == nil {
+		return Reply{}, "the customer has not written yet; Messenger allows no reply", false
+	}
+	switch since := now.Sub(*last); {
+	case since <= StandardWindow:
+		return Reply{MessagingType: "RESPONSE"}, "", true
+	case automated:
+		return Reply{}, "outside Messenger's 24-hour window; automated messages cannot use the HUMAN_AGENT tag", false
+	case since <= HumanAgentWindow:
+		return Reply{MessagingType: "MESSAGE_TAG", Tag: "HUMAN_AGENT"}, "", true
+	default:
+		return Reply{}, "outside Messenger's 7-day human agent window (the customer last wrote " + last.Format(time.RFC3339) + ")", false
+	}
+}
+
+// sendJob is an agent message claimed for sending, with its thread.
+type sendJob struct {
+	m          AgentMessage
+	th         Thread
+	reacquired bool
+}
+
+// sendQueue is the queue of agent messages waiting for the Send API.
+func (s *Service) sendQueue() *jobs.Queue[sendJob] {
+	return &jobs.Queue[sendJob]{
+		Name: "agent_messages", Table: "agent_messages", Pending: SendWaiting, Lease: leaseFor,
+		Due: s.dueSends, Claim: s.claimSend, Attempt: s.attemptSend,
+	}
+}
+
 // SendDue sends every waiting agent message whose thread handoverd now
 // holds — the oldest per thread first, so a conversation's messages keep
 // their order — and fails those whose deadline passed. Several processes
 // may run it at once: a message is claimed with a lease before it is sent.
 func (s *Service) SendDue(ctx context.Context) (sent int, err error) {
-	now := s.now()
-	expired, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
-		AND (lease_until IS NULL OR lease_until < $1) AND sending = 0`, store.Millis(now))
-	if err != nil {
+	if err := s.failStaleSends(ctx, s.now()); err != nil {
 		return 0, err
 	}
-	for _, id := range expired {
-		if err := s.failQueued(ctx, id, fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)); err != nil {
-			return 0, err
-		}
-	}
-	// Messages whose sender stopped while handing them to the Send API
-	// (their claim lapsed with sending set): Facebook may have them.
-	stopped, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM agent_messages WHERE status = 'waiting' AND sending = 1 AND lease_until < $1`, store.Millis(now))
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range stopped {
-		if err := s.failQueued(ctx, id, reasonSenderStopped); err != nil {
-			return 0, err
-		}
-	}
+	return jobs.Drain(ctx, s.runner, s.sends)
+}
 
-	due, err := store.IDs(ctx, s.db.Reader(), `SELECT m.id FROM agent_messages m
+// failStaleSends fails the waiting messages whose deadline passed, and
+// those whose sender stopped while handing them to the Send API (their
+// claim lapsed with sending set): Facebook may have them.
+func (s *Service) failStaleSends(ctx context.Context, now time.Time) error {
+	for _, stale := range []struct{ query, reason string }{
+		{`SELECT id FROM agent_messages WHERE status = 'waiting' AND deadline_at <= $1
+			AND (lease_until IS NULL OR lease_until < $1) AND sending = 0`,
+			fmt.Sprintf("thread control did not arrive within %s", s.hcfg.ControlTimeout)},
+		{`SELECT id FROM agent_messages WHERE status = 'waiting' AND sending = 1 AND lease_until < $1`, reasonSenderStopped},
+	} {
+		ids, err := store.IDs(ctx, s.db.Reader(), stale.query, store.Millis(now))
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := s.failQueued(ctx, id, stale.reason); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) dueSends(ctx context.Context, now time.Time) ([]int64, error) {
+	return store.IDs(ctx, s.db.Reader(), `SELECT m.id FROM agent_messages m
 		JOIN threads t ON t.page_id = m.page_id AND t.psid = m.psid
 		WHERE m.status = 'waiting' AND t.owner = 'agent' AND (m.lease_until IS NULL OR m.lease_until < $1)
 		AND m.id = (SELECT min(w.id) FROM agent_messages w WHERE w.page_id = m.page_id AND w.psid = m.psid AND w.status = 'waiting')
 		ORDER BY m.id LIMIT 50`, store.Millis(now))
-	if err != nil {
-		return 0, err
-	}
-	for _, id := range due {
-		ok, err := s.sendOne(ctx, id)
-		if err != nil {
-			return sent, err
-		}
-		if ok {
-			sent++
-		}
-	}
-	return sent, nil
 }
 
-// sendOne claims and sends one message.
-func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
-	now := s.now()
-	var m AgentMessage
-	var th Thread
-	var reacquired int
-	claimed := false
-	cancel := ""
+// claimSend claims message id for sending until until, under its thread's
+// lock, so the claim and a hand-back's decision are ordered: once a
+// hand-back is decided, nothing more is claimed. A message whose
+// intervention closed, or whose thread is being handed back, is cancelled
+// instead; one whose earlier sender stopped mid-send fails (never twice).
+func (s *Service) claimSend(ctx context.Context, id int64, now, until time.Time) (sendJob, bool, error) {
+	var j sendJob
+	claimed, cancel := false, ""
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		claimed, cancel = false, ""
 		var err error
-		if m, err = scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id)); err != nil {
+		if j.m, err = scanAgentMessage(tx.QueryRowContext(ctx, `SELECT `+agentMessageColumns+` FROM agent_messages WHERE id = $1`, id)); err != nil {
 			return err
 		}
-		// Under the thread's lock, the claim and a hand-back's decision are
-		// ordered: once a hand-back is decided, nothing more is claimed.
-		if th, err = lockExistingThread(ctx, tx, m.PageID, m.PSID); err != nil || th.Owner != OwnerAgent {
+		if j.th, err = lockExistingThread(ctx, tx, j.m.PageID, j.m.PSID); err != nil || j.th.Owner != OwnerAgent {
 			return err
 		}
-		back, err := handBackInFlight(ctx, tx, m.PageID, m.PSID)
-		if err != nil {
-			return err
-		}
-		open, err := interventionOpen(ctx, tx, m.InterventionID)
-		switch {
-		case err != nil:
-			return err
-		case back:
-			cancel = cancelHandedBack
-		case !open:
-			cancel = cancelClosed
-		}
-		if cancel != "" {
-			// Another sender may have claimed it since it was listed: that
-			// one finishes it (the hand-back waits for it).
-			ok, err := s.failQueuedInTx(ctx, tx, id, cancel)
-			if !ok {
-				cancel = ""
+		if cancel, err = s.sendCancelled(ctx, tx, j.m); err != nil || cancel != "" {
+			if err == nil {
+				// Another sender may have claimed it since it was listed:
+				// that one finishes it (the hand-back waits for it).
+				var ok bool
+				if ok, err = s.failQueuedInTx(ctx, tx, id, cancel); !ok {
+					cancel = ""
+				}
 			}
 			return err
 		}
-		var sending int
-		if err := tx.QueryRowContext(ctx, `SELECT sending FROM agent_messages WHERE id = $1`, id).Scan(&sending); err != nil {
+		var sending, reacquired int
+		if err := tx.QueryRowContext(ctx, `SELECT sending, reacquired FROM agent_messages WHERE id = $1`, id).Scan(&sending, &reacquired); err != nil {
 			return err
 		}
-		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, now.Add(leaseFor), now, false); err != nil || !claimed {
+		j.reacquired = reacquired == 1
+		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, until, now, false); err != nil || !claimed {
 			return err
 		}
 		if sending == 1 {
@@ -498,91 +519,153 @@ func (s *Service) sendOne(ctx context.Context, id int64) (bool, error) {
 			_, err := s.failInTx(ctx, tx, id, reasonSenderStopped)
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE agent_messages SET sending = 1 WHERE id = $1`, id); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT reacquired FROM agent_messages WHERE id = $1`, id).Scan(&reacquired)
+		_, err = tx.ExecContext(ctx, `UPDATE agent_messages SET sending = 1 WHERE id = $1`, id)
+		return err
 	})
 	if err == nil && cancel != "" {
 		s.failed(id, cancel)
 	}
-	if err != nil || !claimed {
-		return false, err
+	return j, claimed && err == nil, err
+}
+
+// sendCancelled says why a waiting message must not go (its thread is
+// being handed back, its intervention closed), "" when it may.
+func (s *Service) sendCancelled(ctx context.Context, tx *store.Tx, m AgentMessage) (string, error) {
+	back, err := handBackInFlight(ctx, tx, m.PageID, m.PSID)
+	if err != nil || back {
+		return cancelHandedBack, err
 	}
-	req := messenger.SendRequest{PSID: m.PSID}
-	if err := json.Unmarshal(m.Message, &req.Message); err != nil {
-		return false, s.failAgentMessage(ctx, id, "message is not a JSON object")
+	open, err := interventionOpen(ctx, tx, m.InterventionID)
+	if err != nil || open {
+		return "", err
 	}
-	if _, ok := req.Message["metadata"]; !ok {
-		req.Message["metadata"] = agentMessageMetadata(id)
-	}
-	switch since := now.Sub(timeOr(th.LastCustomerAt)); {
-	case th.LastCustomerAt == nil:
-		return false, s.failAgentMessage(ctx, id, "the customer has not written yet; Messenger allows no reply")
-	case since <= StandardWindow:
-		req.MessagingType = "RESPONSE"
-	case m.Sender.Automated():
-		return false, s.failAgentMessage(ctx, id, "outside Messenger's 24-hour window; automated messages cannot use the HUMAN_AGENT tag")
-	case since <= HumanAgentWindow:
-		req.MessagingType, req.Tag = "MESSAGE_TAG", "HUMAN_AGENT"
-	default:
-		return false, s.failAgentMessage(ctx, id, "outside Messenger's 7-day human agent window (the customer last wrote "+th.LastCustomerAt.Format(time.RFC3339)+")")
-	}
-	res, gerr := s.graph.Send(ctx, s.pageRef(m.PageID), req)
+	return cancelClosed, nil
+}
+
+// sendOutcome is what a Send API answer means for the message.
+type sendOutcome int
+
+const (
+	sendDone       sendOutcome = iota // Facebook took it
+	sendReacquire                     // refused as not the owner: our state was stale; check, act again, once
+	sendNotOwner                      // refused as not the owner even after re-acquiring control
+	sendUnanswered                    // no answer: it may have been delivered, so never again
+	sendRetry                         // a transient failure before the deadline: again shortly
+	sendRefused                       // refused for good
+)
+
+// judgeSend is what the Send API's answer gerr means at now for a message
+// due by deadline that has (or has not) re-acquired control once.
+func judgeSend(gerr error, reacquired bool, now, deadline time.Time) sendOutcome {
 	switch {
 	case gerr == nil:
-		return true, s.markSent(ctx, m, res.MessageID, req.MessagingType)
-	case messenger.IsClass(gerr, messenger.ClassNotOwner) && reacquired == 0:
-		// Our state was stale: ask Graph, correct it, act again — once.
-		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET reacquired = 1, lease_until = NULL, sending = 0 WHERE id = $1`, id)
-			return err
-		}); err != nil {
-			return false, err
-		}
-		// The claim is let go: from here on the message is only queued
-		// (another sender may claim it, a hand-back may settle it).
-		// A closed intervention never asks for control back.
-		if open, err := interventionOpen(ctx, s.db.Reader(), m.InterventionID); err != nil || !open {
-			if err != nil {
-				return false, err
-			}
-			return false, s.failQueued(ctx, id, cancelClosed)
-		}
-		owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
-		if err != nil {
-			if derr := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); derr != nil {
-				return false, derr
-			}
-			return false, s.failQueued(ctx, id, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
-		}
-		if owner != OwnerAgent {
-			if _, err := s.acquireFor(ctx, m, "another app controls the thread and control could not be acquired: "); err != nil {
-				return false, err
-			}
-		}
-		s.Kick()
-		return false, nil
+		return sendDone
+	case messenger.IsClass(gerr, messenger.ClassNotOwner) && !reacquired:
+		return sendReacquire
 	case messenger.IsClass(gerr, messenger.ClassNotOwner):
-		if err := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); err != nil {
-			return false, err
-		}
-		return false, s.failAgentMessage(ctx, id, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
+		return sendNotOwner
 	case messenger.IsUnanswered(gerr):
-		// It may have been delivered: never send it twice.
-		return false, s.failAgentMessage(ctx, id, "Facebook did not answer the send (it may have been delivered); not sent again, so the customer never gets it twice")
-	case isRetryable(gerr) && now.Before(m.DeadlineAt):
-		if n := s.sendRetries.note(id); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure: visible, not a flood
-			s.log.Warn().Err(gerr).Int64("agent_message_id", id).Str("page_id", m.PageID).Str("psid", m.PSID).Int("failures", n).
+		return sendUnanswered
+	case isRetryable(gerr) && now.Before(deadline):
+		return sendRetry
+	default:
+		return sendRefused
+	}
+}
+
+// sendRequest is the Send API request for a claimed message at now, or
+// why it cannot go.
+func sendRequest(j sendJob, now time.Time) (messenger.SendRequest, string) {
+	req := messenger.SendRequest{PSID: j.m.PSID}
+	if err := json.Unmarshal(j.m.Message, &req.Message); err != nil || req.Message == nil {
+		return req, "message is not a JSON object"
+	}
+	if _, ok := req.Message["metadata"]; !ok {
+		req.Message["metadata"] = agentMessageMetadata(j.m.ID)
+	}
+	reply, reason, ok := ReplyWindow(j.th.LastCustomerAt, now, j.m.Sender.Automated())
+	req.MessagingType, req.Tag = reply.MessagingType, reply.Tag
+	if !ok {
+		return req, reason
+	}
+	return req, ""
+}
+
+// attemptSend sends one claimed message and records what became of it.
+func (s *Service) attemptSend(ctx context.Context, j sendJob, now time.Time) (bool, error) {
+	m := j.m
+	req, why := sendRequest(j, now)
+	if why != "" {
+		return false, errors.Join(errors.New(why), s.failAgentMessage(ctx, m.ID, why))
+	}
+	res, gerr := s.graph.Send(ctx, s.pageRef(m.PageID), req)
+	switch judgeSend(gerr, j.reacquired, now, m.DeadlineAt) {
+	case sendDone:
+		if err := s.markSent(ctx, m, res.MessageID, req.MessagingType); err != nil {
+			return true, err
+		}
+		return false, nil
+	case sendReacquire:
+		return true, errors.Join(gerr, s.reacquireFor(ctx, m, now))
+	case sendNotOwner:
+		if err := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); err != nil {
+			return true, err
+		}
+		return false, s.failSend(ctx, m.ID, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
+	case sendUnanswered:
+		return false, s.failSend(ctx, m.ID, "Facebook did not answer the send (it may have been delivered); not sent again, so the customer never gets it twice")
+	case sendRetry:
+		if n := s.sendRetries.note(m.ID); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure: visible, not a flood
+			s.log.Warn().Err(gerr).Int64("agent_message_id", m.ID).Str("page_id", m.PageID).Str("psid", m.PSID).Int("failures", n).
 				Time("deadline_at", m.DeadlineAt).Msg("agent message not sent yet: the Send API failed; retrying until the deadline")
 		}
-		return false, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
-			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, id, store.Millis(now.Add(time.Second)))
+		return true, errors.Join(gerr, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, m.ID, store.Millis(now.Add(sendBackoff.Delay(1))))
 			return err
-		})
+		}))
 	default:
-		return false, s.failAgentMessage(ctx, id, apperr.As(graphFailure(messenger.OpSend, gerr)).Message)
+		return false, s.failSend(ctx, m.ID, apperr.As(graphFailure(messenger.OpSend, gerr)).Message)
 	}
+}
+
+// failSend fails a claimed message with reason and returns the failure
+// (or the failure to record it).
+func (s *Service) failSend(ctx context.Context, id int64, reason string) error {
+	return errors.Join(errors.New(reason), s.failAgentMessage(ctx, id, reason))
+}
+
+// reacquireFor corrects stale state after the Send API refused m because
+// another app controls the thread: it lets go of m's claim (from here on
+// m is only queued: another sender may claim it, a hand-back may settle
+// it), asks Graph who owns the thread and, unless the agents do, asks for
+// control again. A closed intervention never asks for control back.
+func (s *Service) reacquireFor(ctx context.Context, m AgentMessage, now time.Time) error {
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET reacquired = 1, lease_until = NULL, sending = 0 WHERE id = $1`, m.ID)
+		return err
+	}); err != nil {
+		return err
+	}
+	if open, err := interventionOpen(ctx, s.db.Reader(), m.InterventionID); err != nil || !open {
+		if err != nil {
+			return err
+		}
+		return s.failQueued(ctx, m.ID, cancelClosed)
+	}
+	owner, err := s.Reconcile(ctx, m.PageID, m.PSID)
+	if err != nil {
+		if derr := s.raiseDoubt(ctx, m.PageID, m.PSID, doubtSendRefused, now); derr != nil {
+			return derr
+		}
+		return s.failQueued(ctx, m.ID, "Facebook says another app controls the thread and thread_owner failed: "+apperr.As(err).Message)
+	}
+	if owner != OwnerAgent {
+		if _, err := s.acquireFor(ctx, m, "another app controls the thread and control could not be acquired: "); err != nil {
+			return err
+		}
+	}
+	s.Kick()
+	return nil
 }
 
 // retryCounter counts, per agent message, the Send API failures retried
@@ -704,55 +787,40 @@ func isRetryable(err error) bool {
 	return errors.As(err, &ge) && ge.Retryable()
 }
 
-func timeOr(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
 // Run does the background work until ctx ends: sending agent messages as
 // control arrives, expiring offers and delivering bot events (woken by Kick
-// or every WorkEvery), and every sweepEvery
-// moving expired threads to idle and closing idle interventions.
+// or every WorkEvery), and every sweepEvery moving expired threads to idle
+// and closing idle interventions.
 func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
-	work := time.NewTicker(s.hcfg.WorkEvery)
-	defer work.Stop()
-	sweep := time.NewTicker(sweepEvery)
+	sweep := s.clock.NewTicker(sweepEvery)
 	defer sweep.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-		case <-work.C:
-		case <-sweep.C:
-			if n, err := s.ExpireIdle(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("idle sweep failed")
-			} else if n > 0 {
-				s.log.Info().Int("threads", n).Msg("threads moved to idle")
+	s.runner.Run(ctx, s.hcfg.WorkEvery,
+		jobs.Step{Do: func(ctx context.Context) (int, error) {
+			select {
+			case <-sweep.C():
+				s.sweep(ctx)
+			default:
 			}
-			if n, err := s.CloseIdleInterventions(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("closing idle interventions failed")
-			} else if n > 0 {
-				s.log.Info().Int("interventions", n).Msg("idle interventions closed")
-			}
-		}
-		if _, err := s.SendDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("sending agent messages failed")
-		}
-		if _, err := s.LookupTakers(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("thread_owner lookups failed")
-		}
-		if _, err := s.ExpireOffers(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("expiring offers failed")
-		}
-		if _, err := s.FailOverdueHandoffs(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("failing overdue handovers failed")
-		}
-		if _, err := s.DeliverBotEvents(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("bot event deliveries failed")
-		}
+			return 0, nil
+		}},
+		jobs.Step{Do: s.SendDue, Failed: "sending agent messages failed"},
+		jobs.Step{Do: s.LookupTakers, Failed: "thread_owner lookups failed"},
+		jobs.Step{Do: s.ExpireOffers, Failed: "expiring offers failed"},
+		jobs.Step{Do: s.FailOverdueHandoffs, Failed: "failing overdue handovers failed"},
+		jobs.Step{Do: s.DeliverBotEvents, Failed: "bot event deliveries failed"})
+}
+
+// sweep moves expired threads to idle and closes idle interventions.
+func (s *Service) sweep(ctx context.Context) {
+	if n, err := s.ExpireIdle(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error().Err(err).Msg("idle sweep failed")
+	} else if n > 0 {
+		s.log.Info().Int("threads", n).Msg("threads moved to idle")
+	}
+	if n, err := s.CloseIdleInterventions(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error().Err(err).Msg("closing idle interventions failed")
+	} else if n > 0 {
+		s.log.Info().Int("interventions", n).Msg("idle interventions closed")
 	}
 }
 

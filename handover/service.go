@@ -7,7 +7,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/store"
@@ -23,8 +25,8 @@ type Options struct {
 	Pages []config.Page
 	// IdleAfter is how long an owned thread lasts without activity (24 h).
 	IdleAfter time.Duration
-	// Now is the clock.
-	Now func() time.Time
+	// Clock tells the time and paces the loops (nil: the system clock).
+	Clock clock.Clock
 	// Metrics records thread and webhook metrics.
 	Metrics *metrics.Metrics
 	// Logger logs one line per transition.
@@ -108,13 +110,16 @@ type Service struct {
 	pages     map[string]config.Page
 	pageList  []config.Page // in config order
 	idleAfter time.Duration
+	clock     clock.Clock
 	now       func() time.Time
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
 	graph     Graph
 	hcfg      config.Handover
 	rcfg      config.Reconcile
-	kick      chan struct{}
+	runner    *jobs.Runner
+	sends     *jobs.Queue[sendJob]
+	botEvents *jobs.Queue[botEventJob]
 	observers []Observer
 	afterBots []Observer // the consumers Relayed tells
 	commit    committer
@@ -132,14 +137,13 @@ func New(o Options) *Service {
 		appID:       o.AppID,
 		pages:       map[string]config.Page{},
 		idleAfter:   o.IdleAfter,
-		now:         o.Now,
+		clock:       clock.Or(o.Clock),
 		metrics:     o.Metrics,
 		log:         o.Logger,
 		graph:       o.Graph,
 		hcfg:        o.Handover,
 		rcfg:        o.Reconcile,
 		pageList:    o.Pages,
-		kick:        make(chan struct{}, 1),
 		botClient:   o.BotClient,
 		giveUpAfter: o.GiveUpAfter,
 	}
@@ -167,12 +171,12 @@ func New(o Options) *Service {
 	if s.idleAfter <= 0 {
 		s.idleAfter = config.DefaultIdleAfter
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.now = s.clock.Now
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.sends, s.botEvents = s.sendQueue(), s.botEventQueue()
 	for _, p := range o.Pages {
 		s.pages[p.ID] = p
 	}
@@ -324,12 +328,7 @@ func (s *Service) observeAll(ctx context.Context, tx *store.Tx, chs []Change) er
 }
 
 // Kick wakes the background worker (e.g. a thread just became ours).
-func (s *Service) Kick() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Kick() { s.runner.Kick() }
 
 // pageRef returns the Graph reference of a configured Page.
 func (s *Service) pageRef(pageID string) messenger.PageRef {

@@ -84,7 +84,7 @@ func newSettleFixture(t *testing.T, b storetest.Backend) *settleFixture {
 	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	g := &callLog{}
 	svc := New(Options{
-		DB: b.Open(t), AppID: "111", Graph: g, Now: clocktest.New(t0).Now, Logger: zerolog.Nop(),
+		DB: b.Open(t), AppID: "111", Graph: g, Clock: clocktest.New(t0).Paced(), Logger: zerolog.Nop(),
 		Pages: []config.Page{{ID: settlePage, AccessToken: "tok", DefaultApp: config.DefaultAppBot, BotAppID: settleBot, ClientID: 1}},
 	})
 	ev := func(kind messenger.Kind, at time.Duration) messenger.Event {

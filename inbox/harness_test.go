@@ -124,12 +124,12 @@ func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
 	graph := messenger.NewGraph(messenger.GraphOptions{BaseURL: simSrv.URL + "/", Version: "v21.0", AppID: ourApp, AppSecret: "our-app-secret",
 		Timeout: 5 * time.Second, Retry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, Metrics: e.met})
-	e.hs = handover.New(handover.Options{DB: e.db, AppID: ourApp, Pages: pages, IdleAfter: 24 * time.Hour, Now: e.clock.Now,
+	e.hs = handover.New(handover.Options{DB: e.db, AppID: ourApp, Pages: pages, IdleAfter: 24 * time.Hour, Clock: e.clock.Paced(),
 		Metrics: e.met, Logger: log, Graph: graph,
 		Handover: config.Handover{ControlTimeout: 2 * time.Minute, InterventionIdle: time.Hour, WorkEvery: 20 * time.Millisecond}})
 	var err error
 	e.in, err = inbox.New(context.Background(), inbox.Options{DB: e.db, Handover: e.hs, Pages: pages, Users: users, Webhooks: webhooks,
-		Inbox: inboxCfg, ClaimGrace: 5 * time.Second, Now: e.clock.Now, Metrics: e.met, Logger: log})
+		Inbox: inboxCfg, ClaimGrace: 5 * time.Second, Clock: e.clock.Paced(), Metrics: e.met, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

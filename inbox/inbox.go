@@ -24,8 +24,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/store"
 )
@@ -47,8 +49,8 @@ type Options struct {
 	// ClaimGrace is how long a message in a conversation the bot handles
 	// waits for a claim before it surfaces to agents (default 5 s).
 	ClaimGrace time.Duration
-	// Now is the clock.
-	Now func() time.Time
+	// Clock tells the time and paces the loops (nil: the system clock).
+	Clock clock.Clock
 	// Metrics records inbox metrics.
 	Metrics *metrics.Metrics
 	// Logger logs.
@@ -65,10 +67,13 @@ type Service struct {
 	webhooks []config.Webhook
 	cfg      config.Inbox
 	grace    time.Duration
+	clock    clock.Clock
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	client   *http.Client
+	runner   *jobs.Runner
+	outbox   *jobs.Queue[delivery]
 
 	stopping   chan struct{}       // closed when the process starts draining: live streams end
 	pageInbox  map[string]inboxRef // page id → its inbox
@@ -90,7 +95,7 @@ type inboxRef struct {
 // user's agent id if they do not exist yet.
 func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{
-		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, now: o.Now, metrics: o.Metrics, log: o.Logger,
+		db: o.DB, handover: o.Handover, webhooks: o.Webhooks, cfg: o.Inbox, clock: clock.Or(o.Clock), metrics: o.Metrics, log: o.Logger,
 		client: o.HTTPClient, grace: o.ClaimGrace, pages: map[string]config.Page{}, pageInbox: map[string]inboxRef{},
 		agentIDs: map[string]int64{}, agentNames: map[int64]string{}, agentOf: map[int64]int64{}, stopping: make(chan struct{}),
 		users: map[string]config.User{}, teams: map[int64]config.Team{}, publicURL: strings.TrimRight(o.Inbox.PublicURL, "/"),
@@ -98,9 +103,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	for _, t := range o.Inbox.Teams {
 		s.teams[t.ID] = t
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.now = s.clock.Now
 	if s.grace <= 0 {
 		s.grace = 5 * time.Second
 	}
@@ -121,6 +124,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.outbox = s.outboxQueue()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		now := store.Millis(s.now())
 		for _, p := range o.Pages {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/internal/redact"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -37,134 +37,86 @@ func SignWebhook(secret string, timestamp int64, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// retryDelay is the wait before attempt n+1: 5 s doubling, at most 5 min.
-func retryDelay(attempts int) time.Duration {
-	d := 5 * time.Second
-	for i := 1; i < attempts && d < 5*time.Minute; i++ {
-		d *= 2
+// outboxBackoff retries a delivery 5 s after its first failure, doubling
+// up to 5 min, until inbox.give_up_after has passed.
+var outboxBackoff = jobs.Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute, Jitter: 0.1}
+
+// outboxQueue is the queue of webhook deliveries.
+func (s *Service) outboxQueue() *jobs.Queue[delivery] {
+	return &jobs.Queue[delivery]{
+		Name: "outbox", Table: "outbox", Pending: "pending", Lease: outboxLease, CountAttempts: true, HandBack: true,
+		Due: s.dueDeliveries, Load: loadDelivery, Attempt: s.deliverOne,
 	}
-	return min(d, 5*time.Minute)
 }
 
 // DeliverDue attempts every due delivery — per webhook and conversation,
 // only the oldest pending one, so each receiver gets a conversation's
 // events in order — and returns how many were delivered. Several processes
-// may run it at once: a delivery is claimed with a lease first.
+// may run it at once: a delivery is claimed with a lease first; one cut
+// short by shutdown goes out again, with the same delivery id, from
+// whichever process is next.
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	if _, err := s.Sequence(ctx); err != nil {
 		return 0, err
 	}
-	now := store.Millis(s.now())
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT o.id FROM outbox o JOIN inbox_events e ON e.id = o.event_id
+	return jobs.Drain(ctx, s.runner, s.outbox)
+}
+
+func (s *Service) dueDeliveries(ctx context.Context, now time.Time) ([]int64, error) {
+	return store.IDs(ctx, s.db.Reader(), `SELECT o.id FROM outbox o JOIN inbox_events e ON e.id = o.event_id
 		WHERE o.status = 'pending' AND e.seq IS NOT NULL AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)
 		AND e.seq = (SELECT min(pe.seq) FROM outbox p JOIN inbox_events pe ON pe.id = p.event_id
 			WHERE p.status = 'pending' AND p.target = o.target AND p.conversation_id = o.conversation_id)
-		ORDER BY e.seq LIMIT 100`, now)
-	if err != nil {
-		return 0, err
-	}
-	delivered := 0
-	for _, id := range ids {
-		ok, err := s.deliverOne(ctx, id)
-		if err != nil {
-			return delivered, err
-		}
-		if ok {
-			delivered++
-		}
-	}
-	return delivered, nil
+		ORDER BY e.seq LIMIT 100`, store.Millis(now))
 }
 
+// delivery is an outbox row leased for an attempt, with its event.
 type delivery struct {
 	id, eventID, conversationID int64
 	target, url, deliveryID     string
 	attempts                    int
 	created                     int64
+	ev                          storedEvent
 	payload                     []byte
 }
 
-func (s *Service) deliverOne(ctx context.Context, id int64) (bool, error) {
-	now := s.now()
+func loadDelivery(ctx context.Context, tx *store.Tx, id int64) (delivery, error) {
 	var d delivery
-	var ev storedEvent
-	claimed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if claimed, err = tx.Lease(ctx, "outbox", "pending", id, now.Add(outboxLease), now, true); err != nil || !claimed {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, `+
-			storedEventColumns+` FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
-			Scan(scanStoredEvent([]any{&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created}, &ev)...)
-	})
-	if err != nil || !claimed {
-		return false, err
-	}
-	payload, err := s.render(ctx, s.db.Reader(), ev)
+	err := tx.QueryRowContext(ctx, `SELECT o.id, o.event_id, o.conversation_id, o.target, o.url, o.delivery_id, o.attempts, o.created_at, `+
+		storedEventColumns+` FROM outbox o JOIN inbox_events e ON e.id = o.event_id WHERE o.id = $1`, id).
+		Scan(scanStoredEvent([]any{&d.id, &d.eventID, &d.conversationID, &d.target, &d.url, &d.deliveryID, &d.attempts, &d.created}, &d.ev)...)
+	return d, err
+}
+
+// deliverOne renders and signs a leased delivery, posts it and records
+// the answer.
+func (s *Service) deliverOne(ctx context.Context, d delivery, now time.Time) (bool, error) {
+	payload, err := s.render(ctx, s.db.Reader(), d.ev)
 	if err != nil {
-		return false, err
+		return true, err // tried again when the lease runs out
 	}
 	d.payload = webhookBody([]byte(payload))
 	secret, err := s.secretFor(ctx, d.target)
-	if errors.Is(err, errWebhookRemoved) {
-		s.metrics.OutboxDeliveries.WithLabelValues("failed").Inc()
-		return false, s.db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE outbox SET status = 'failed', last_error = $2, finished_at = $3, lease_until = NULL WHERE id = $1`,
-				d.id, err.Error(), store.Millis(s.now()))
-			return err
-		})
-	}
-	if err != nil {
-		return false, err
-	}
-	httpStatus, sendErr := s.post(ctx, d, secret)
-	if ctx.Err() != nil {
-		// Shutting down mid-attempt: hand the delivery back untouched (the
-		// same delivery id goes out again from whichever process is next).
-		return false, s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			_, err := tx.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1`, d.id)
-			return err
-		})
-	}
-	status := httpStatus
-	result, finished := "delivered", true
-	var next time.Time
+	retry, status := false, 0
 	switch {
-	case sendErr == nil && status >= 200 && status < 300:
-	case sendErr != nil || status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout:
-		next = now.Add(retryDelay(d.attempts))
-		result, finished = "retry", false
-		if next.Sub(store.Time(d.created)) > s.cfg.GiveUpAfter {
-			result, finished = "failed", true
-		}
+	case errors.Is(err, errWebhookRemoved):
+	case err != nil:
+		return true, err
 	default:
-		result = "failed" // other 4xx: the receiver refuses it; retrying will not help
+		status, err = s.post(ctx, d, secret)
+		retry, err = jobs.HTTPResult(status, err)
 	}
-	errText := ""
-	if sendErr != nil {
-		errText = redact.Error(sendErr)
-	} else if result != "delivered" {
-		errText = fmt.Sprintf("HTTP %d", status)
+	dec := jobs.Policy{Backoff: outboxBackoff, GiveUpAfter: s.cfg.GiveUpAfter}.Decide(retry, err, d.attempts, store.Time(d.created), now)
+	dec.Status = status
+	if rerr := jobs.RecordDelivery(ctx, s.db, "outbox", d.id, dec, s.now()); rerr != nil {
+		return true, rerr
 	}
+	result := jobs.DeliveryResult(dec)
 	s.metrics.OutboxDeliveries.WithLabelValues(result).Inc()
-	if result != "delivered" {
-		s.log.Warn().Str("url", redact.URL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", errText).Msg("webhook delivery failed")
+	if dec.Result != jobs.ResultOK {
+		s.log.Warn().Str("url", redact.URL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", dec.Error).Msg("webhook delivery failed")
 	}
-	return result == "delivered", s.db.InTx(ctx, func(tx *store.Tx) error {
-		if finished {
-			status := "delivered"
-			if result == "failed" {
-				status = "failed"
-			}
-			_, err := tx.ExecContext(ctx, `UPDATE outbox SET status = $2, last_status = $3, last_error = $4, finished_at = $5, lease_until = NULL WHERE id = $1`,
-				d.id, status, httpStatus, errText, store.Millis(s.now()))
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $2, last_status = $3, last_error = $4, lease_until = NULL WHERE id = $1`,
-			d.id, store.Millis(next), httpStatus, errText)
-		return err
-	})
+	return retry, err
 }
 
 // post sends one signed attempt and returns the receiver's status.
@@ -210,22 +162,8 @@ var errWebhookRemoved = errors.New("the webhook is no longer configured")
 // Run delivers webhooks and surfaces unclaimed messages until ctx ends,
 // every interval.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.Sequence(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("numbering inbox events failed")
-			}
-			if _, err := s.SurfaceDue(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("surfacing unclaimed messages failed")
-			}
-			if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Msg("webhook deliveries failed")
-			}
-		}
-	}
+	s.runner.Run(ctx, every,
+		jobs.Step{Do: s.Sequence, Failed: "numbering inbox events failed"},
+		jobs.Step{Do: s.SurfaceDue, Failed: "surfacing unclaimed messages failed"},
+		jobs.Step{Do: s.DeliverDue, Failed: "webhook deliveries failed"})
 }

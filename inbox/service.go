@@ -547,7 +547,7 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		if err != nil {
 			return MessageView{}, err
 		}
-		if th.LastCustomerAt == nil || s.now().Sub(*th.LastCustomerAt) > handover.HumanAgentWindow {
+		if _, _, ok := handover.ReplyWindow(th.LastCustomerAt, s.now(), false); !ok {
 			return MessageView{}, &apperr.Error{Code: apperr.Unprocessable, Field: "content",
 				Message: "outside Messenger's 7-day human agent window: the customer must write first"}
 		}

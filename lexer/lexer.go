@@ -24,6 +24,7 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -45,6 +46,8 @@ type API struct {
 	RatePerSecond float64
 	// Burst is the number of calls a token may make at once.
 	Burst int
+	// Clock times the rate limit (nil: the system clock).
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -91,10 +94,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, kind string) error {
 	if err != nil || client != p.ClientID {
 		return apperr.New(apperr.Forbidden, "this token may not act for client %s", httpapi.Var(r, "client_id"))
 	}
-	if lim := a.limiter(p.Name); !lim.Allow() {
-		wait := lim.Reserve()
-		delay := wait.Delay()
-		wait.Cancel()
+	if lim, now := a.limiter(p.Name), clock.Or(a.Clock).Now(); !lim.AllowN(now, 1) {
+		wait := lim.ReserveN(now, 1)
+		delay := wait.DelayFrom(now)
+		wait.CancelAt(now)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(delay, time.Second).Seconds()))))
 		return apperr.New(apperr.RateLimited, "rate limit exceeded")
 	}

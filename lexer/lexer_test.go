@@ -55,9 +55,9 @@ func newEnv(t *testing.T, burst int) *env {
 		{Name: "support-bot", Role: config.RoleBot, Token: botToken, ClientID: 1},
 		{Name: "alice", Role: config.RoleAgent, Token: agentToken, ClientID: 1},
 	}
-	hs := handover.New(handover.Options{DB: e.db, AppID: "111", Pages: pages, Now: clock.Now, Metrics: e.met, Logger: zerolog.Nop()})
+	hs := handover.New(handover.Options{DB: e.db, AppID: "111", Pages: pages, Clock: clock.Paced(), Metrics: e.met, Logger: zerolog.Nop()})
 	in, err := inbox.New(context.Background(), inbox.Options{DB: e.db, Handover: hs, Pages: pages, Users: users,
-		ClaimGrace: 5 * time.Second, Now: clock.Now, Metrics: e.met, Logger: zerolog.Nop()})
+		ClaimGrace: 5 * time.Second, Clock: clock.Paced(), Metrics: e.met, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

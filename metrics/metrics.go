@@ -89,6 +89,13 @@ type Metrics struct {
 	RelaySessions *prometheus.CounterVec
 	// RelayActions counts relay bots' events run, by event and result (done, failed).
 	RelayActions *prometheus.CounterVec
+	// JobAttempts counts the job runner's attempts, by queue and result
+	// (ok, retry, failed, handed_back).
+	JobAttempts *prometheus.CounterVec
+	// JobsDue is how many rows each queue found due at its last pass.
+	JobsDue *prometheus.GaugeVec
+	// JobAttemptDuration observes the job runner's attempts, by queue.
+	JobAttemptDuration *prometheus.HistogramVec
 
 	// Reconciles counts doubtful threads checked with thread_owner, by
 	// result (corrected, confirmed, failed).
@@ -217,6 +224,19 @@ func New() *Metrics {
 		Namespace: namespace, Name: "relay_actions_total",
 		Help: "Relay bots' events run, by event and result (done, failed).",
 	}, []string{"event", "result"})
+	m.JobAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "jobs_attempts_total",
+		Help: "Durable job attempts, by queue (agent_messages, bot_events, outbox, relay_calls, relay_actions) and result (ok, retry, failed, handed_back).",
+	}, []string{"queue", "result"})
+	m.JobsDue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "jobs_due",
+		Help: "Rows each durable queue found due at its last pass (at most one batch), by queue.",
+	}, []string{"queue"})
+	m.JobAttemptDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "jobs_attempt_duration_seconds",
+		Help:    "Durable job attempt latency (claim to record), by queue.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"queue"})
 	m.Reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "reconcile_checks_total",
 		Help: "Doubtful threads checked with Graph's thread_owner, by result (corrected, confirmed, failed).",
@@ -238,7 +258,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.WebhookRequests, m.WebhookEvents, m.WebhookSignatureFailures,
 		m.WebhookIngestDuration, m.IngestBatchWebhooks, m.PageLastWebhook, m.ThreadTransitions, m.GraphRequests, m.GraphDuration,
 		m.Handovers, m.HandoverControlWait, m.AgentSends, m.InterventionsClosed, m.InboxFirstReply, m.OutboxDeliveries, m.BotEventDeliveries, m.HandoverOffers, m.Claims, m.ClaimSurfaced,
-		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions, m.Reconciles, m.ReconcileDeferred,
+		m.RelayCalls, m.RelayLatency, m.RelayFallbacks, m.RelaySessions, m.RelayActions, m.JobAttempts, m.JobsDue, m.JobAttemptDuration, m.Reconciles, m.ReconcileDeferred,
 		m.HTTPRequests, m.HTTPDuration} {
 		f(c)
 	}
@@ -254,6 +274,9 @@ var (
 	graphResults   = []string{"ok", "not_owner", "outside_window", "rate_limited", "transient", "bad_token", "permission", "bad_request"}
 	handoverDirs   = []string{"to_agent", "to_bot"}
 	handoverRes    = []string{"ok", "noop", "conflict", "not_found", "invalid", "unauthorized", "upstream_error", "error"}
+	// JobQueues names the durable queues, the queue label of the job metrics.
+	JobQueues  = []string{"agent_messages", "bot_events", "outbox", "relay_calls", "relay_actions"}
+	jobResults = []string{"ok", "retry", "failed", "handed_back"}
 )
 
 func (m *Metrics) initSeries() {
@@ -291,6 +314,13 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range []string{"corrected", "confirmed", "failed"} {
 		m.Reconciles.WithLabelValues(r)
+	}
+	for _, q := range JobQueues {
+		m.JobsDue.WithLabelValues(q)
+		m.JobAttemptDuration.WithLabelValues(q)
+		for _, r := range jobResults {
+			m.JobAttempts.WithLabelValues(q, r)
+		}
 	}
 	for _, r := range []string{"agent", "idle"} { // at zero from the start, not from the first close
 		m.InterventionsClosed.WithLabelValues(r)

@@ -3,12 +3,14 @@ package relaybot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
@@ -54,89 +56,48 @@ func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, ev
 }
 
 // RunDue runs every due action — per session only the oldest pending one,
-// in order — and returns how many ran.
+// in order — and returns how many it finished.
 func (s *Service) RunDue(ctx context.Context) (int, error) {
-	n := 0
-	for round := 0; round < 20; round++ { // follow chains of actions due now, boundedly
-		now := store.Millis(s.now())
-		ids, err := store.IDs(ctx, s.db.Reader(), `SELECT a.id FROM relay_actions a
-			WHERE a.status = 'pending' AND a.due_at <= $1 AND (a.lease_until IS NULL OR a.lease_until < $1)
-			AND a.id = (SELECT min(p.id) FROM relay_actions p WHERE p.session_id = a.session_id AND p.status = 'pending')
-			ORDER BY a.id LIMIT 50`, now)
-		if err != nil {
-			return n, err
-		}
-		if len(ids) == 0 {
-			return n, nil
-		}
-		for _, id := range ids {
-			ran, err := s.runOne(ctx, id)
-			if err != nil {
-				return n, err
-			}
-			if ran {
-				n++
-			}
-		}
-	}
-	return n, nil
+	return jobs.Drain(ctx, s.runner, s.actions)
 }
 
-func (s *Service) runOne(ctx context.Context, id int64) (bool, error) {
-	now := s.now()
-	var ss session
-	var raw string
-	claimed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if claimed, err = tx.Lease(ctx, "relay_actions", "pending", id, now.Add(time.Minute), now, false); err != nil || !claimed {
-			return err
-		}
-		var sid int64
-		if err := tx.QueryRowContext(ctx, `SELECT session_id, event FROM relay_actions WHERE id = $1`, id).Scan(&sid, &raw); err != nil {
-			return err
-		}
-		ss, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions WHERE id = $1`, sid))
-		return err
-	})
-	if err != nil || !claimed {
-		return false, err
-	}
+// runOne runs one leased action. Its effects and its completion commit
+// together: a crash before the commit runs it again from scratch, after it
+// never again (messages are queued in this transaction, not sent).
+func (s *Service) runOne(ctx context.Context, j relayJob, now time.Time) (bool, error) {
+	ss := j.ss
 	if ss.status != SessionActive {
-		return false, s.finishAction(ctx, id, "aborted", "session is "+ss.status)
+		return false, s.finishAction(ctx, j.id, "aborted", "session is "+ss.status)
 	}
 	var ev relay.Event
-	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-		return false, s.finishAction(ctx, id, "failed", err.Error())
+	if err := json.Unmarshal([]byte(j.body), &ev); err != nil {
+		return false, errors.Join(err, s.finishAction(ctx, j.id, "failed", err.Error()))
 	}
 	if ev.Name == relay.EventDelay && ev.Delay != nil && ev.Delay.Typing {
 		s.typing(ctx, ss) // best effort, and harmless to repeat
 	}
-	// The event's effects and the action's completion commit together: a
-	// crash before the commit runs the action again from scratch, after it
-	// never again (messages are queued in this transaction, not sent).
 	actionErr := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := s.perform(ctx, tx, ss, ev); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE relay_actions SET status = 'done', done_at = $2, lease_until = NULL WHERE id = $1 AND status = 'pending'`,
-			id, store.Millis(s.now()))
+			j.id, store.Millis(s.now()))
 		return err
 	})
-	status := "done"
+	if ctx.Err() != nil {
+		return true, actionErr // shutting down: nothing committed, the runner gives it back
+	}
 	if actionErr != nil {
-		status = "failed"
 		msg := apperr.As(actionErr).Message
 		s.log.Warn().Str("bot", ss.bot).Str("event", string(ev.Name)).Str("error", msg).Msg("relay action failed")
-		if err := s.finishAction(ctx, id, status, msg); err != nil {
-			return false, err
-		}
+		s.metrics.RelayActions.WithLabelValues(string(ev.Name), "failed").Inc()
+		return false, errors.Join(actionErr, s.finishAction(ctx, j.id, "failed", msg))
 	}
-	s.metrics.RelayActions.WithLabelValues(string(ev.Name), status).Inc()
-	if ev.Name.ShowsCustomer() && actionErr == nil {
+	s.metrics.RelayActions.WithLabelValues(string(ev.Name), "done").Inc()
+	if ev.Name.ShowsCustomer() {
 		s.handover.Kick() // queued messages: the sender takes them from here
 	}
-	return true, nil
+	return false, nil
 }
 
 // typing shows the customer a typing indicator.

@@ -4,127 +4,99 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/handover"
-	"github.com/handoverd/handoverd/internal/redact"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
 )
 
-// callLease bounds how long one process holds a call it is attempting.
-const callLease = time.Minute
-
 // DeliverDue makes every due webhook call — per session only the oldest
 // pending one, so a bot sees a conversation in order — and returns how many
-// the bot answered.
+// it finished (the bot answered, or there was nothing more to tell it).
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
-	now := store.Millis(s.now())
-	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT c.id FROM relay_calls c
-		WHERE c.status = 'pending' AND c.next_attempt_at <= $1 AND (c.lease_until IS NULL OR c.lease_until < $1)
-		AND c.id = (SELECT min(p.id) FROM relay_calls p WHERE p.session_id = c.session_id AND p.status = 'pending')
-		ORDER BY c.id LIMIT 50`, now)
-	if err != nil {
-		return 0, err
-	}
-	done := 0
-	for _, id := range ids {
-		ok, err := s.callOne(ctx, id)
-		if err != nil {
-			return done, err
-		}
-		if ok {
-			done++
-		}
-	}
-	return done, nil
+	return jobs.Drain(ctx, s.runner, s.calls)
 }
 
-func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
-	now := s.now()
-	var ss session
-	var packet string
-	var attempts int
-	claimed := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if claimed, err = tx.Lease(ctx, "relay_calls", "pending", id, now.Add(callLease), now, true); err != nil || !claimed {
-			return err
-		}
-		var sid int64
-		if err := tx.QueryRowContext(ctx, `SELECT session_id, packet, attempts FROM relay_calls WHERE id = $1`, id).Scan(&sid, &packet, &attempts); err != nil {
-			return err
-		}
-		ss, err = scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM relay_sessions WHERE id = $1`, sid))
-		return err
-	})
-	if err != nil || !claimed {
-		return false, err
-	}
+// callPolicy is the retry policy of the calls: the configured first delay,
+// doubling, until the bot has failed the configured number of attempts.
+func (s *Service) callPolicy() jobs.Policy {
+	return jobs.Policy{Backoff: jobs.Backoff{Initial: s.retry, Max: s.retry << 6, Jitter: 0.1}, Attempts: s.attempts}
+}
+
+// callOne makes one leased call to the bot and records the answer: the
+// bot's events on success; on failure a later attempt, or — once the bot
+// counts as down — the agents take over.
+func (s *Service) callOne(ctx context.Context, j relayJob, now time.Time) (bool, error) {
 	var p relay.Packet
-	if err := json.Unmarshal([]byte(packet), &p); err != nil {
-		return false, err
+	if err := json.Unmarshal([]byte(j.body), &p); err != nil {
+		return false, errors.Join(err, s.finishCall(ctx, j.id, "failed", err.Error()))
 	}
-	bot, ok := s.bots[ss.bot]
-	if !ok || (ss.status != SessionActive && p.Name != relay.PacketForwardFailed) {
+	bot, ok := s.bots[j.ss.bot]
+	if !ok || (j.ss.status != SessionActive && p.Name != relay.PacketForwardFailed) {
 		// The bot left the config, or the session ended: nothing to tell it.
-		return false, s.finishCall(ctx, id, "failed", "session is "+ss.status)
+		return false, s.finishCall(ctx, j.id, "failed", "session is "+j.ss.status)
 	}
-	body, err := s.buildCall(ctx, ss, p)
+	body, err := s.buildCall(ctx, j.ss, p)
 	if err != nil {
-		return false, s.finishCall(ctx, id, "failed", err.Error())
+		return false, errors.Join(err, s.finishCall(ctx, j.id, "failed", err.Error()))
 	}
-	start := time.Now()
+	start := s.clock.Now()
 	status, answer, callErr := s.post(ctx, bot, body)
-	s.metrics.RelayLatency.Observe(time.Since(start).Seconds())
-	if ctx.Err() != nil { // shutting down: hand the call back untouched
-		return false, s.db.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
-			_, err := tx.ExecContext(context.WithoutCancel(ctx), `UPDATE relay_calls SET lease_until = NULL, attempts = attempts - 1 WHERE id = $1`, id)
-			return err
-		})
-	}
-	if callErr == nil && status >= 200 && status < 300 {
+	s.metrics.RelayLatency.Observe(clock.Since(s.clock, start).Seconds())
+	retry, err := jobs.HTTPResult(status, callErr)
+	if err == nil {
 		s.metrics.RelayCalls.WithLabelValues(p.Name, "ok").Inc()
-		events, perr := relay.ParseEvents(answer)
-		if len(bytes.TrimSpace(answer)) == 0 || string(bytes.TrimSpace(answer)) == "{}" {
-			events, perr = nil, nil
-		}
-		if perr != nil {
-			s.log.Warn().Str("bot", bot.Name).Str("error", apperr.As(perr).Message).Msg("the bot answered events handoverd cannot use; ignored")
-		}
-		return true, s.db.InTx(ctx, func(tx *store.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE relay_calls SET status = 'delivered', finished_at = $2, lease_until = NULL WHERE id = $1`,
-				id, store.Millis(s.now())); err != nil {
-				return err
-			}
-			if perr != nil {
-				_, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET last_error = $2 WHERE id = $1`, ss.id, apperr.As(perr).Message)
-				return err
-			}
-			return s.acceptEvents(ctx, tx, ss, events)
-		})
-	}
-	reason := fmt.Sprintf("HTTP %d", status)
-	if callErr != nil {
-		reason = redact.Error(callErr)
+		return false, s.acceptAnswer(ctx, j, bot, answer)
 	}
 	s.metrics.RelayCalls.WithLabelValues(p.Name, "error").Inc()
-	if attempts < s.attempts {
-		delay := s.retry << (attempts - 1)
-		return false, s.db.InTx(ctx, func(tx *store.Tx) error {
+	d := s.callPolicy().Decide(retry, err, j.attempts, time.Time{}, now)
+	if d.Result == jobs.ResultRetry {
+		return true, errors.Join(err, s.db.InTx(ctx, func(tx *store.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE relay_calls SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1`,
-				id, store.Millis(s.now().Add(delay)), reason)
+				j.id, store.Millis(d.Next), d.Error)
 			return err
-		})
+		}))
 	}
-	// The bot stays down: the agents take over, and the conversation says so.
+	return false, errors.Join(err, s.botDown(ctx, j.ss, bot, d.Error))
+}
+
+// acceptAnswer records a call the bot answered, with the events it
+// answered (an answer handoverd cannot use is noted on the session).
+func (s *Service) acceptAnswer(ctx context.Context, j relayJob, bot relay.Bot, answer []byte) error {
+	events, perr := relay.ParseEvents(answer)
+	if len(bytes.TrimSpace(answer)) == 0 || string(bytes.TrimSpace(answer)) == "{}" {
+		events, perr = nil, nil
+	}
+	if perr != nil {
+		s.log.Warn().Str("bot", bot.Name).Str("error", apperr.As(perr).Message).Msg("the bot answered events handoverd cannot use; ignored")
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE relay_calls SET status = 'delivered', finished_at = $2, lease_until = NULL WHERE id = $1`,
+			j.id, store.Millis(s.now())); err != nil {
+			return err
+		}
+		if perr != nil {
+			_, err := tx.ExecContext(ctx, `UPDATE relay_sessions SET last_error = $2 WHERE id = $1`, j.ss.id, apperr.As(perr).Message)
+			return err
+		}
+		return s.acceptEvents(ctx, tx, j.ss, events)
+	})
+}
+
+// botDown hands a session whose bot stays down to the agents: its pending
+// calls fail, and the conversation says so.
+func (s *Service) botDown(ctx context.Context, ss session, bot relay.Bot, reason string) error {
 	s.metrics.RelayFallbacks.Inc()
 	s.log.Warn().Str("bot", bot.Name).Str("error", reason).Msg("relay bot down: forwarding to the agents")
-	return false, s.db.InTx(ctx, func(tx *store.Tx) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE relay_calls SET status = 'failed', last_error = $2, finished_at = $3, lease_until = NULL
 			WHERE session_id = $1 AND status = 'pending'`, ss.id, reason, store.Millis(s.now())); err != nil {
 			return err

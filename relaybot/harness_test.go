@@ -71,14 +71,14 @@ func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*relay.Bot), s
 	pages := []config.Page{{ID: page, AccessToken: "tok", DefaultApp: "agent", ClientID: 1}}
 	m := metrics.New()
 	log := zerolog.Nop()
-	f.hs = handover.New(handover.Options{DB: f.db, AppID: ourApp, Pages: pages, Now: f.clock.Now, Metrics: m, Logger: log})
+	f.hs = handover.New(handover.Options{DB: f.db, AppID: ourApp, Pages: pages, Clock: f.clock.Paced(), Metrics: m, Logger: log})
 	var err error
 	f.in, err = inbox.New(context.Background(), inbox.Options{DB: f.db, Handover: f.hs, Pages: pages,
-		Users: []config.User{{Name: "alice", Role: config.RoleAgent, Token: "alice-token-0123456789", ClientID: 1}}, Now: f.clock.Now, Metrics: m, Logger: log})
+		Users: []config.User{{Name: "alice", Role: config.RoleAgent, Token: "alice-token-0123456789", ClientID: 1}}, Clock: f.clock.Paced(), Metrics: m, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.bots = relaybot.New(relaybot.Options{DB: f.db, Bots: []relay.Bot{bot}, Handover: f.hs, Contacts: f.in, Now: f.clock.Now, Metrics: m, Logger: log,
+	f.bots = relaybot.New(relaybot.Options{DB: f.db, Bots: []relay.Bot{bot}, Handover: f.hs, Contacts: f.in, Clock: f.clock.Paced(), Metrics: m, Logger: log,
 		Retry: time.Second, Attempts: 3})
 	f.hs.SetConsumers(handover.Consumers{Bots: f.bots, Inbox: f.in})
 	r := httpapi.NewRouter(log, m)

@@ -29,7 +29,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
 	"github.com/handoverd/handoverd/relay"
@@ -57,8 +59,8 @@ type Options struct {
 	Graph *messenger.Graph
 	// PageTokens maps Page ids to handoverd's Page access tokens.
 	PageTokens map[string]messenger.PageRef
-	// Now is the clock.
-	Now func() time.Time
+	// Clock tells the time and paces the loop (nil: the system clock).
+	Clock clock.Clock
 	// Metrics records relay metrics.
 	Metrics *metrics.Metrics
 	// Logger logs.
@@ -89,6 +91,7 @@ type Service struct {
 	contacts Contacts
 	graph    *messenger.Graph
 	pages    map[string]messenger.PageRef
+	clock    clock.Clock
 	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
@@ -96,23 +99,23 @@ type Service struct {
 	retry    time.Duration
 	attempts int
 	limiter  *cidLimiter
-	kick     chan struct{}
+	runner   *jobs.Runner
+	calls    *jobs.Queue[relayJob]
+	actions  *jobs.Queue[relayJob]
 }
 
 // New returns the service.
 func New(o Options) *Service {
 	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, contacts: o.Contacts,
-		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
-		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
+		graph: o.Graph, pages: o.PageTokens, clock: clock.Or(o.Clock), metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
+		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute)}
 	for _, b := range o.Bots {
 		s.bots[b.Name] = b
 		for _, p := range b.Pages {
 			s.byPage[p] = b
 		}
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.now = s.clock.Now
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -125,16 +128,13 @@ func New(o Options) *Service {
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
+	s.runner = jobs.New(jobs.Options{DB: s.db, Clock: s.clock, Metrics: s.metrics, Logger: s.log})
+	s.calls, s.actions = s.queues()
 	return s
 }
 
 // Kick wakes the worker.
-func (s *Service) Kick() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Kick() { s.runner.Kick() }
 
 // session is a relay_sessions row.
 type session struct {
@@ -363,23 +363,8 @@ func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64
 // Run delivers calls, runs actions and times out idle sessions until ctx
 // ends, every interval (and when kicked).
 func (s *Service) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.kick:
-		}
-		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay calls failed")
-		}
-		if _, err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay actions failed")
-		}
-		if _, err := s.TimeOutIdle(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("relay timeouts failed")
-		}
-	}
+	s.runner.Run(ctx, every,
+		jobs.Step{Do: s.DeliverDue, Failed: "relay calls failed"},
+		jobs.Step{Do: s.RunDue, Failed: "relay actions failed"},
+		jobs.Step{Do: s.TimeOutIdle, Failed: "relay timeouts failed"})
 }

@@ -52,10 +52,10 @@ func newFixture(t *testing.T, b storetest.Backend, bot relay.Bot) *fixture {
 	db := b.Open(t)
 	clock := clocktest.New(t0)
 	hs := handover.New(handover.Options{
-		DB: db, AppID: ourApp, Now: clock.Now, Logger: zerolog.Nop(),
+		DB: db, AppID: ourApp, Clock: clock.Paced(), Logger: zerolog.Nop(),
 		Pages: []config.Page{{ID: page, AccessToken: "tok", ClientID: 1}, {ID: otherPg, AccessToken: "tok2", ClientID: 1}},
 	})
-	bots := relaybot.New(relaybot.Options{DB: db, Bots: []relay.Bot{bot}, Handover: hs, Now: clock.Now, Logger: zerolog.Nop()})
+	bots := relaybot.New(relaybot.Options{DB: db, Bots: []relay.Bot{bot}, Handover: hs, Clock: clock.Paced(), Logger: zerolog.Nop()})
 	down := &downstream{}
 	hs.SetConsumers(handover.Consumers{Bots: bots, Inbox: down})
 	return &fixture{db: db, bots: bots, down: down, clock: clock}

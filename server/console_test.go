@@ -572,7 +572,7 @@ func init() {
 // serveAt starts a handoverd process on the harness's database at addr.
 func serveAt(t *testing.T, h *harness, addr string) {
 	t.Helper()
-	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: zerolog.New(h.logs).Level(zerolog.DebugLevel), Now: h.clock.Now,
+	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: zerolog.New(h.logs).Level(zerolog.DebugLevel), Clock: h.clock.Paced(),
 		GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, GraphTransport: delayTransport{h}})
 	if err != nil {
 		t.Fatal(err)

@@ -254,7 +254,7 @@ func TestHandBackSettlesQueuedMessages(t *testing.T) {
 func (h *harness) replica() string {
 	h.t.Helper()
 	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: zerolog.New(h.logs).Level(zerolog.DebugLevel),
-		Now: h.clock.Now, GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, GraphTransport: delayTransport{h}})
+		Clock: h.clock.Paced(), GraphRetry: messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}, GraphTransport: delayTransport{h}})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func newHarness(t testing.TB, b storetest.Backend, defaultApp string) *harness {
 func (h *harness) startServer() {
 	h.t.Helper()
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
-	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: log, Now: h.clock.Now,
+	srv, err := server.New(context.Background(), server.Options{Config: h.cfg, Logger: log, Clock: h.clock.Paced(),
 		GraphRetry:     messenger.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond},
 		GraphTransport: delayTransport{h}})
 	if err != nil {

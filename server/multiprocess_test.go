@@ -13,15 +13,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/handover"
+	"github.com/handoverd/handoverd/internal/clocktest"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/server"
 	"github.com/handoverd/handoverd/store/storetest"
 )
 
 // process starts one handoverd on the backend's database and returns its base URL.
-func process(t *testing.T, b storetest.Backend, now func() time.Time) (*server.Server, string) {
+func process(t *testing.T, b storetest.Backend, clk clock.Clock) (*server.Server, string) {
 	t.Helper()
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", Database: b.URL,
@@ -31,7 +33,7 @@ func process(t *testing.T, b storetest.Backend, now func() time.Time) (*server.S
 		Users:   []config.User{{Name: "alice", Role: "agent", Token: agentToken, ClientID: 1}},
 		Threads: config.Threads{IdleAfter: 24 * time.Hour, SweepEvery: time.Hour},
 	}
-	srv, err := server.New(context.Background(), server.Options{Config: cfg, Logger: zerolog.Nop(), Now: now})
+	srv, err := server.New(context.Background(), server.Options{Config: cfg, Logger: zerolog.Nop(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func post(t *testing.T, url string, body []byte) {
 // each webhook to both (as Meta's redeliveries may land on either replica),
 // and checks the result equals one process fed in order.
 func TestTwoProcessesShareOneDatabase(t *testing.T) {
-	now := func() time.Time { return start.Add(time.Hour) }
+	now := clocktest.New(start.Add(time.Hour)).Paced()
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		psids := []string{"8001", "8002", "8003", "8004", "8005", "8006"}
 		ref := storetest.SQLite(t)

@@ -20,6 +20,7 @@ import (
 	"github.com/handoverd/handoverd/api"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/console"
 	"github.com/handoverd/handoverd/engage"
@@ -40,8 +41,8 @@ type Options struct {
 	Config *config.Config
 	// Logger is the root logger.
 	Logger zerolog.Logger
-	// Now is the clock (nil: time.Now).
-	Now func() time.Time
+	// Clock tells the time and paces the loops (nil: the system clock).
+	Clock clock.Clock
 	// GraphTransport is the HTTP transport for Graph calls (nil: default).
 	GraphTransport http.RoundTripper
 	// GraphRetry bounds Graph retries (zero: defaults).
@@ -78,10 +79,8 @@ type Server struct {
 // New opens the database, applies migrations and builds every service.
 func New(ctx context.Context, o Options) (*Server, error) {
 	cfg := o.Config
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
+	clk := clock.Or(o.Clock)
+	now := clk.Now
 	dbc, err := config.ParseDatabase(cfg.Database)
 	if err != nil {
 		return nil, err
@@ -90,7 +89,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied, err := db.Migrate(ctx)
+	applied, err := db.MigrateWith(ctx, clk)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -125,7 +124,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	})
 	s.handover = handover.New(handover.Options{
 		DB: db, AppID: cfg.App.ID, Pages: cfg.Pages, IdleAfter: cfg.Threads.IdleAfter,
-		Now: now, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover, Reconcile: cfg.Reconcile,
+		Clock: clk, Metrics: m, Logger: o.Logger, Graph: s.graph, Handover: cfg.Handover, Reconcile: cfg.Reconcile,
 		BotClient: o.WebhookClient, GiveUpAfter: cfg.Inbox.GiveUpAfter,
 	})
 	if err := s.handover.CheckPageModes(ctx); err != nil {
@@ -134,7 +133,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.inbox, err = inbox.New(ctx, inbox.Options{
 		DB: db, Handover: s.handover, Pages: cfg.Pages, Users: cfg.Users, Webhooks: cfg.Webhooks, Inbox: cfg.Inbox, ClaimGrace: cfg.Claims.Grace,
-		Now: now, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
+		Clock: clk, Metrics: m, Logger: o.Logger, HTTPClient: o.WebhookClient,
 	})
 	if err != nil {
 		db.Close()
@@ -146,7 +145,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.relay = relaybot.New(relaybot.Options{
 		DB: db, Bots: cfg.RelayBots, Handover: s.handover, Contacts: s.inbox, Graph: s.graph, PageTokens: pageRefs,
-		Now: now, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
+		Clock: clk, Metrics: m, Logger: o.Logger, Retry: o.RelayRetry,
 	})
 	s.handover.SetConsumers(handover.Consumers{Bots: s.relay, Inbox: s.inbox})
 	s.stats = analytics.New(analytics.Options{DB: db, Pages: cfg.Pages, ControlTimeout: cfg.Handover.ControlTimeout, Now: now})
@@ -168,7 +167,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
 	(&relaybot.API{Service: s.relay}).Routes(r)
-	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
+	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst, Clock: clk}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

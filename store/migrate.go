@@ -9,7 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/handoverd/handoverd/clock"
 )
 
 //go:embed migrations/*.sql
@@ -72,8 +73,14 @@ func Migrations(dialect string) ([]Migration, error) {
 // transaction together with its bookkeeping row. It is safe to run from
 // several processes at once: on PostgreSQL a transaction-scoped advisory
 // lock serialises them; on SQLite BEGIN IMMEDIATE does. It returns the names
-// of the migrations it applied.
+// of the migrations it applied. The applied_at stamps come from the
+// system clock (MigrateWith takes another).
 func (db *DB) Migrate(ctx context.Context) ([]string, error) {
+	return db.MigrateWith(ctx, clock.Real{})
+}
+
+// MigrateWith is Migrate with the clock that stamps applied_at.
+func (db *DB) MigrateWith(ctx context.Context, clk clock.Clock) ([]string, error) {
 	ms, err := Migrations(db.Dialect.Name)
 	if err != nil {
 		return nil, err
@@ -108,7 +115,7 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.Version, m.Name, Millis(time.Now()))
+				m.Version, m.Name, Millis(clk.Now()))
 			done = err == nil
 			return err
 		})
