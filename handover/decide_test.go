@@ -179,3 +179,33 @@ func TestAwaitOp(t *testing.T) {
 		}
 	})
 }
+
+// TestAbandonedOperationNoLongerBlocks: an operation in flight blocks
+// another direction's with a Conflict, until it is older than a crashed
+// process's could be; then it is failed as abandoned and the thread is
+// free.
+func TestAbandonedOperationNoLongerBlocks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		f := newSettleFixture(t, b)
+		f.exec(t, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at)
+			VALUES ($1, $2, 'to_bot', 'pass_thread_control', $3, 'bob', 'in_flight', $4)`, settlePage, settlePSID, settleBot,
+			store.Millis(f.svc.now().Add(-staleOpAfter+time.Second)))
+		_, err := f.svc.AcquireControl(ctx, settlePage, settlePSID, "ann")
+		if diff := cmp.Diff("a handover to_bot is already in flight for this identity", apperr.As(err).Message); diff != "" || apperr.CodeOf(err) != apperr.Conflict {
+			t.Errorf("while the pass may still be under way: %v", err)
+		}
+		f.svc.now = func() time.Time { return time.Date(2026, 11, 1, 9, 0, 2, 0, time.UTC) }
+		out, err := f.svc.AcquireControl(ctx, settlePage, settlePSID, "ann")
+		if err != nil || out != (Outcome{Op: opNone, Noop: true, Owner: OwnerAgent}) {
+			t.Errorf("once it is abandoned: %+v %v, want nothing to do", out, err)
+		}
+		var status, why string
+		if err := f.svc.db.Reader().QueryRowContext(ctx, `SELECT status, error FROM control_ops`).Scan(&status, &why); err != nil {
+			t.Fatal(err)
+		}
+		if status != "failed" || why != "abandoned" {
+			t.Errorf("the old operation: %s %q, want failed as abandoned", status, why)
+		}
+	})
+}
