@@ -162,8 +162,9 @@ func TestReconcileDoubtful(t *testing.T) {
 		e.clock.Advance(time.Second)
 		e.sim.InjectFault(simulator.Fault{Op: "thread_owner", AppID: ourApp, Code: 100, Message: "(#100) no"})
 		got = append(got, pass()) // fails
+		e.clock.Advance(time.Second)
 		got = append(got, pass()) // retried only after a minute
-		e.clock.Advance(time.Minute + time.Second)
+		e.clock.Advance(time.Minute)
 		got = append(got, pass()) // confirmed
 
 		want := []handover.ReconcileResult{{}, {Checked: 1, Corrected: 1, Deferred: 1}, {Deferred: 1}, {Checked: 1}, {},
