@@ -50,6 +50,7 @@ type simEnv struct {
 	// bot calls Graph as the bot's app.
 	bot   *messenger.Graph
 	facts *factLog
+	opts  handover.Options
 }
 
 // simOption adjusts the service's options before it is built.
@@ -80,7 +81,7 @@ func newSimEnv(t *testing.T, b storetest.Backend, opts ...simOption) *simEnv {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	e.db = o.DB
+	e.db, e.opts = o.DB, o
 	e.svc = handover.New(o)
 	e.svc.SetConsumers(handover.Consumers{Inbox: e.facts})
 
@@ -95,6 +96,14 @@ func newSimEnv(t *testing.T, b storetest.Backend, opts ...simOption) *simEnv {
 	t.Cleanup(srv.Close)
 	e.sim.AddApp(simulator.App{ID: ourApp, Secret: ourSecret, WebhookURL: srv.URL + "/webhooks/messenger"})
 	return e
+}
+
+// another returns a second handoverd process on the same database and
+// Facebook.
+func (e *simEnv) another() *handover.Service {
+	o := e.opts
+	o.DB, o.Metrics = e.b.Open(e.t), metrics.New()
+	return handover.New(o)
 }
 
 // eachSim runs fn against a fresh simEnv on SQLite and on PostgreSQL.
