@@ -64,125 +64,214 @@ type controlPlan struct {
 // crashed process and no longer blocks the thread.
 const staleOpAfter = 2 * time.Minute
 
-// control runs one thread-control operation for (page, psid): under the
-// thread's row lock it decides what is needed and records an in-flight
+// controlRequest is one thread-control operation on (page, psid): which
+// way it moves the thread, who asks, and how it decides.
+type controlRequest struct {
+	pageID, psid string
+	dir          Direction
+	actor        string
+	// load reads, under the thread's lock, what plan needs beyond the
+	// thread and the operation in flight (nil: nothing).
+	load func(ctx context.Context, tx *store.Tx, f *controlFacts) error
+	// plan decides the Graph call from the facts, without I/O.
+	plan func(f controlFacts) (controlPlan, error)
+}
+
+// controlFacts is what a control decision reads under the thread's lock.
+type controlFacts struct {
+	// Thread is the thread's state.
+	Thread Thread
+	// Now is when the decision is made.
+	Now time.Time
+	// InFlight is another caller's operation still in flight on the
+	// thread (0: none); InFlightDir is its direction.
+	InFlight    int64
+	InFlightDir Direction
+	// Intervention is the identity's open or closing intervention (loaded
+	// for a pass to the bot; nil when none).
+	Intervention *Intervention
+	// MessageWaiting is true when the queued agent message control is
+	// asked for is still waiting and its intervention open (loaded for
+	// acquireControlFor).
+	MessageWaiting bool
+}
+
+// controlStep is what a decision has control do next.
+type controlStep struct {
+	// Wait is an identical operation in flight to wait for (0: none).
+	Wait int64
+	// Plan is the Graph call to make (op none: none).
+	Plan controlPlan
+	// SettleQueued is true when the agents give the thread up: their
+	// queued messages are settled in the same transaction as the decision.
+	SettleQueued bool
+}
+
+// handsBack reports whether an operation in direction dir gives the
+// thread up for the agents.
+func handsBack(dir Direction) bool { return dir == GiveBack || dir == ToBot }
+
+// decideControl is the policy of a control operation, without I/O: an
+// identical operation in flight is waited for and another is a Conflict;
+// otherwise plan decides, and a hand-back settles the agents' queued
+// messages.
+func decideControl(dir Direction, f controlFacts, plan func(controlFacts) (controlPlan, error)) (controlStep, error) {
+	switch {
+	case f.InFlight != 0 && f.InFlightDir != dir:
+		return controlStep{}, apperr.New(apperr.Conflict, "a handover %s is already in flight for this identity", f.InFlightDir)
+	case f.InFlight != 0:
+		return controlStep{Wait: f.InFlight}, nil
+	}
+	p, err := plan(f)
+	if err != nil {
+		return controlStep{}, err
+	}
+	return controlStep{Plan: p, SettleQueued: handsBack(dir)}, nil
+}
+
+// askOwnerAfter reports whether a failed Graph call of an operation in
+// direction dir leaves the thread's owner in doubt, to be asked of Graph:
+// a hand-back refused as not the owner, or not answered (the call may
+// have happened), may be done already.
+func askOwnerAfter(dir Direction, gerr error) bool {
+	return handsBack(dir) && (messenger.IsClass(gerr, messenger.ClassNotOwner) || messenger.IsClass(gerr, messenger.ClassTransient))
+}
+
+// control runs one thread-control operation: under the thread's row lock
+// it loads the facts, decides what is needed and records an in-flight
 // operation (so concurrent callers, in any process, wait for it instead of
 // calling Graph twice), calls Graph outside the transaction, then records
 // the result and its effect on the thread.
-func (s *Service) control(ctx context.Context, pageID, psid string, dir Direction, actor string,
-	decide func(tx *store.Tx, th Thread) (controlPlan, error)) (Outcome, error) {
+func (s *Service) control(ctx context.Context, req controlRequest) (Outcome, error) {
 	if s.graph == nil {
 		return Outcome{}, apperr.New(apperr.Unavailable, "no Graph client configured")
 	}
-	page, ok := s.pages[pageID]
+	page, ok := s.pages[req.pageID]
 	if !ok {
-		return Outcome{}, apperr.New(apperr.NotFound, "page %s is not configured", pageID)
+		return Outcome{}, apperr.New(apperr.NotFound, "page %s is not configured", req.pageID)
 	}
+	why := whyFrom(ctx, directionReason(req.dir))
+	step, th, opID, err := s.beginControl(ctx, req, why)
+	if store.IsUniqueViolation(err) { // another process inserted first: wait for it
+		return s.control(ctx, req)
+	}
+	switch {
+	case err != nil:
+		return Outcome{}, err
+	case step.Wait != 0:
+		return s.awaitOp(ctx, step.Wait)
+	case step.Plan.op == opNone:
+		return Outcome{Op: opNone, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
+	}
+	finish := func(gerr error) (Outcome, error) {
+		return s.finishOp(context.WithoutCancel(ctx), page, req.psid, opID, step.Plan, req.actor, why, gerr)
+	}
+	if handsBack(req.dir) {
+		if err := s.awaitSends(ctx, req.pageID, req.psid); err != nil {
+			_, ferr := finish(err)
+			return Outcome{}, errors.Join(err, ferr)
+		}
+	}
+	gerr := s.callGraph(ctx, page, req.psid, step.Plan, metaMetadata(req.dir, why))
+	out, ferr := finish(gerr)
+	switch {
+	case ferr != nil:
+		return Outcome{}, ferr
+	case gerr == nil:
+		return out, nil
+	case askOwnerAfter(req.dir, gerr):
+		if out, ok := s.handedBack(ctx, req.pageID, req.psid, req.dir, step.Plan); ok {
+			return out, nil
+		}
+	}
+	return Outcome{}, graphFailure(step.Plan.op, gerr)
+}
+
+// beginControl is control's first transaction: under the thread's row
+// lock it loads the facts, decides, settles a hand-back's queued agent
+// messages and records the operation in flight (its id; 0 when no Graph
+// call is needed).
+func (s *Service) beginControl(ctx context.Context, req controlRequest, why Why) (controlStep, Thread, int64, error) {
 	var (
-		plan    controlPlan
-		opID    int64
-		waitFor int64
-		th      Thread
-		// cancelled: queued messages a hand-back settled with its decision.
-		cancelled []int64
+		step      controlStep
+		f         controlFacts
+		opID      int64
+		cancelled []int64 // queued messages a hand-back settled with its decision
 	)
-	handBack := dir == GiveBack || dir == ToBot
-	why := whyFrom(ctx, directionReason(dir))
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		plan, opID, waitFor, cancelled = controlPlan{}, 0, 0, nil
+		step, opID, cancelled = controlStep{}, 0, nil
 		var err error
-		th, err = lockExistingThread(ctx, tx, pageID, psid)
-		if err != nil {
+		if f, err = s.loadControl(ctx, tx, req); err != nil {
 			return err
 		}
-		now := s.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE control_ops SET status = 'failed', error = 'abandoned', finished_at = $3
-			WHERE page_id = $1 AND psid = $2 AND status = 'in_flight' AND created_at < $4`,
-			pageID, psid, store.Millis(now), store.Millis(now.Add(-staleOpAfter))); err != nil {
+		if step, err = decideControl(req.dir, f, req.plan); err != nil || step.Wait != 0 {
 			return err
 		}
-		var inDir string
-		err = tx.QueryRowContext(ctx, `SELECT id, direction FROM control_ops WHERE page_id = $1 AND psid = $2 AND status = 'in_flight'`,
-			pageID, psid).Scan(&waitFor, &inDir)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			waitFor = 0
-		case err != nil:
-			return err
-		case Direction(inDir) != dir:
-			return apperr.New(apperr.Conflict, "a handover %s is already in flight for this identity", inDir)
-		default:
-			return nil // wait for the identical operation in flight
-		}
-		plan, err = decide(tx, th)
-		if err != nil {
-			return err
-		}
-		if handBack {
-			// The agents give the thread up: their queued messages are
-			// settled in the same transaction as the decision.
-			if cancelled, err = s.cancelQueued(ctx, tx, pageID, psid, cancelHandedBack); err != nil {
+		if step.SettleQueued {
+			if cancelled, err = s.cancelQueued(ctx, tx, req.pageID, req.psid, cancelHandedBack); err != nil {
 				return err
 			}
 		}
-		if plan.op == opNone {
+		if step.Plan.op == opNone {
 			return nil
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO control_ops (page_id, psid, direction, op, target_app_id, actor, status, created_at, reason, metadata)
 			VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', $7, $8, $9) RETURNING id`,
-			pageID, psid, string(dir), plan.op, plan.target, actor, store.Millis(now), string(why.Reason), why.Metadata.JSON()).Scan(&opID)
+			req.pageID, req.psid, string(req.dir), step.Plan.op, step.Plan.target, req.actor, store.Millis(f.Now),
+			string(why.Reason), why.Metadata.JSON()).Scan(&opID)
 	})
 	if err != nil {
-		if store.IsUniqueViolation(err) { // another process inserted first: wait for it
-			return s.control(ctx, pageID, psid, dir, actor, decide)
-		}
-		return Outcome{}, err
+		return controlStep{}, Thread{}, 0, err
 	}
 	for _, id := range cancelled {
 		s.failed(id, cancelHandedBack)
 	}
-	if waitFor != 0 {
-		return s.awaitOp(ctx, waitFor)
-	}
-	if plan.op == opNone {
-		return Outcome{Op: opNone, Noop: true, Owner: th.Owner, Pending: th.PendingAppID == s.appID}, nil
-	}
+	return step, f.Thread, opID, nil
+}
 
-	if handBack {
-		if err := s.awaitSends(ctx, pageID, psid); err != nil {
-			_, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, why, err)
-			return Outcome{}, errors.Join(err, ferr)
-		}
+// loadControl reads, in tx, what a control decision needs: the thread
+// (locked), the operation in flight on it (one a crashed process abandoned
+// no longer counts), and, when none is, what req.load adds.
+func (s *Service) loadControl(ctx context.Context, tx *store.Tx, req controlRequest) (controlFacts, error) {
+	th, err := lockExistingThread(ctx, tx, req.pageID, req.psid)
+	if err != nil {
+		return controlFacts{}, err
 	}
-	ref := messenger.PageRef{ID: pageID, Token: page.AccessToken}
-	metadata := metaMetadata(dir, why)
-	var gerr error
+	f := controlFacts{Thread: th, Now: s.now()}
+	if _, err := tx.ExecContext(ctx, `UPDATE control_ops SET status = 'failed', error = 'abandoned', finished_at = $3
+		WHERE page_id = $1 AND psid = $2 AND status = 'in_flight' AND created_at < $4`,
+		req.pageID, req.psid, store.Millis(f.Now), store.Millis(f.Now.Add(-staleOpAfter))); err != nil {
+		return f, err
+	}
+	var dir string
+	err = tx.QueryRowContext(ctx, `SELECT id, direction FROM control_ops WHERE page_id = $1 AND psid = $2 AND status = 'in_flight'`,
+		req.pageID, req.psid).Scan(&f.InFlight, &dir)
+	switch {
+	case err == nil: // the decision waits for it, or refuses
+		f.InFlightDir = Direction(dir)
+		return f, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return f, err
+	case req.load == nil:
+		return f, nil
+	}
+	return f, req.load(ctx, tx, &f)
+}
+
+// callGraph makes the Graph call plan asks for.
+func (s *Service) callGraph(ctx context.Context, page config.Page, psid string, plan controlPlan, metadata string) error {
+	ref := messenger.PageRef{ID: page.ID, Token: page.AccessToken}
 	switch plan.op {
 	case opRequest:
-		gerr = s.graph.RequestThreadControl(ctx, ref, psid, metadata)
+		return s.graph.RequestThreadControl(ctx, ref, psid, metadata)
 	case opTake:
-		gerr = s.graph.TakeThreadControl(ctx, ref, psid, metadata)
+		return s.graph.TakeThreadControl(ctx, ref, psid, metadata)
 	case opPass:
-		gerr = s.graph.PassThreadControl(ctx, ref, psid, plan.target, metadata)
+		return s.graph.PassThreadControl(ctx, ref, psid, plan.target, metadata)
 	case opRelease:
-		gerr = s.graph.ReleaseThreadControl(ctx, ref, psid, metadata)
+		return s.graph.ReleaseThreadControl(ctx, ref, psid, metadata)
 	}
-	out, ferr := s.finishOp(context.WithoutCancel(ctx), page, psid, opID, plan, actor, why, gerr)
-	if ferr != nil {
-		return Outcome{}, ferr
-	}
-	if gerr != nil {
-		if handBack && (messenger.IsClass(gerr, messenger.ClassNotOwner) || messenger.IsClass(gerr, messenger.ClassTransient)) {
-			// Refused as not the owner, or no answer (the call may have
-			// happened): our state may be stale. Ask Graph; a hand-back
-			// that Facebook already shows done is done.
-			if out, ok := s.handedBack(ctx, pageID, psid, dir, plan); ok {
-				return out, nil
-			}
-		}
-		return Outcome{}, graphFailure(plan.op, gerr)
-	}
-	return out, nil
+	return nil
 }
 
 // handedBack asks Graph who owns the thread, corrects handoverd's state,
@@ -343,9 +432,8 @@ func lockExistingThread(ctx context.Context, tx *store.Tx, pageID, psid string) 
 // the thread or a request of ours is pending; take when handoverd is the
 // Page's default app; otherwise request it (the owner must pass).
 func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string) (Outcome, error) {
-	return s.control(ctx, pageID, psid, ToAgent, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
-		return s.acquirePlan(pageID, th), nil
-	})
+	return s.control(ctx, controlRequest{pageID: pageID, psid: psid, dir: ToAgent, actor: actor,
+		plan: func(f controlFacts) (controlPlan, error) { return s.acquirePlan(pageID, f), nil }})
 }
 
 // acquireControlFor is AcquireControl for a queued agent message m: it
@@ -354,34 +442,45 @@ func (s *Service) AcquireControl(ctx context.Context, pageID, psid, actor string
 // so a message of a closed intervention never asks for control back. The
 // check is made under the thread's lock, as a hand-back decides.
 func (s *Service) acquireControlFor(ctx context.Context, m AgentMessage) (Outcome, error) {
-	return s.control(ctx, m.PageID, m.PSID, ToAgent, m.Sender.Label(), func(tx *store.Tx, th Thread) (controlPlan, error) {
-		var status string
-		if err := tx.QueryRowContext(ctx, `SELECT status FROM agent_messages WHERE id = $1`, m.ID).Scan(&status); err != nil {
-			return controlPlan{}, err
-		}
-		if status != SendWaiting {
-			return controlPlan{op: opNone}, nil
-		}
-		if open, err := interventionOpen(ctx, tx, m.InterventionID); err != nil || !open {
-			return controlPlan{op: opNone}, err
-		}
-		return s.acquirePlan(m.PageID, th), nil
-	})
+	return s.control(ctx, controlRequest{pageID: m.PageID, psid: m.PSID, dir: ToAgent, actor: m.Sender.Label(),
+		load: func(ctx context.Context, tx *store.Tx, f *controlFacts) error {
+			var status string
+			if err := tx.QueryRowContext(ctx, `SELECT status FROM agent_messages WHERE id = $1`, m.ID).Scan(&status); err != nil {
+				return err
+			}
+			if status != SendWaiting {
+				return nil
+			}
+			var err error
+			f.MessageWaiting, err = interventionOpen(ctx, tx, m.InterventionID)
+			return err
+		},
+		plan: func(f controlFacts) (controlPlan, error) { return s.acquireForPlan(m.PageID, f), nil }})
 }
 
 // acquirePlan is what getting control for the agents needs: nothing when
 // they own the thread or a request of ours is pending; take when handoverd
 // is the Page's default app; otherwise request it.
-func (s *Service) acquirePlan(pageID string, th Thread) controlPlan {
+func (s *Service) acquirePlan(pageID string, f controlFacts) controlPlan {
+	th := f.Thread
 	switch {
 	case th.Owner == OwnerAgent:
 		return controlPlan{op: opNone}
-	case th.PendingAppID == s.appID && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
+	case th.PendingAppID == s.appID && th.PendingAt != nil && f.Now.Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
 		return controlPlan{op: opNone}
 	case s.pages[pageID].DefaultApp == config.DefaultAppAgent:
 		return controlPlan{op: opTake}
 	}
 	return controlPlan{op: opRequest}
+}
+
+// acquireForPlan is acquirePlan for a queued agent message: nothing once
+// the message no longer waits in an open intervention.
+func (s *Service) acquireForPlan(pageID string, f controlFacts) controlPlan {
+	if !f.MessageWaiting {
+		return controlPlan{op: opNone}
+	}
+	return s.acquirePlan(pageID, f)
 }
 
 // PassToBot passes the thread to the bot app (botAppID, or the Page's
@@ -394,37 +493,50 @@ func (s *Service) PassToBot(ctx context.Context, pageID, psid, botAppID, actor s
 	if botAppID == "" {
 		return Outcome{}, apperr.Field("app_id", "app_id is required: page %s has no bot_app_id", pageID)
 	}
-	return s.control(ctx, pageID, psid, ToBot, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
-		open, err := s.openIntervention(ctx, tx, pageID, psid)
-		if err != nil {
-			return controlPlan{}, err
-		}
-		if open != nil {
-			return controlPlan{}, apperr.New(apperr.Conflict, "intervention %d is open on this identity; close it first", open.ID)
-		}
-		if th.OwnerAppID == botAppID {
-			return controlPlan{op: opNone}, nil
-		}
-		if th.PendingAppID == s.appID && th.Owner != OwnerAgent && th.PendingAt != nil && s.now().Sub(*th.PendingAt) < s.hcfg.ControlTimeout {
-			return controlPlan{}, apperr.New(apperr.Conflict, "a handover to the agents is pending for this identity")
-		}
-		return controlPlan{op: opPass, target: botAppID}, nil
-	})
+	return s.control(ctx, controlRequest{pageID: pageID, psid: psid, dir: ToBot, actor: actor,
+		load: func(ctx context.Context, tx *store.Tx, f *controlFacts) error {
+			var err error
+			f.Intervention, err = s.openIntervention(ctx, tx, pageID, psid)
+			return err
+		},
+		plan: func(f controlFacts) (controlPlan, error) { return s.toBotPlan(botAppID, f) }})
+}
+
+// toBotPlan is what passing the thread to the bot app botAppID needs:
+// nothing when it owns the thread, else a pass; refused while an
+// intervention is open or a request of ours for control is pending.
+func (s *Service) toBotPlan(botAppID string, f controlFacts) (controlPlan, error) {
+	th := f.Thread
+	switch {
+	case f.Intervention != nil:
+		return controlPlan{}, apperr.New(apperr.Conflict, "intervention %d is open on this identity; close it first", f.Intervention.ID)
+	case th.OwnerAppID == botAppID:
+		return controlPlan{op: opNone}, nil
+	case th.PendingAppID == s.appID && th.Owner != OwnerAgent && th.PendingAt != nil && f.Now.Sub(*th.PendingAt) < s.hcfg.ControlTimeout:
+		return controlPlan{}, apperr.New(apperr.Conflict, "a handover to the agents is pending for this identity")
+	}
+	return controlPlan{op: opPass, target: botAppID}, nil
 }
 
 // GiveBack ends the agents' hold on a thread: pass to the bot when the bot
 // is the Page's default app, otherwise release to idle.
 func (s *Service) GiveBack(ctx context.Context, pageID, psid, actor string) (Outcome, error) {
 	page := s.pages[pageID]
-	return s.control(ctx, pageID, psid, GiveBack, actor, func(tx *store.Tx, th Thread) (controlPlan, error) {
-		if th.Owner != OwnerAgent {
-			return controlPlan{op: opNone}, nil
-		}
-		if page.DefaultApp == config.DefaultAppBot && page.BotAppID != "" {
-			return controlPlan{op: opPass, target: page.BotAppID}, nil
-		}
-		return controlPlan{op: opRelease}, nil
-	})
+	return s.control(ctx, controlRequest{pageID: pageID, psid: psid, dir: GiveBack, actor: actor,
+		plan: func(f controlFacts) (controlPlan, error) { return giveBackPlan(page, f), nil }})
+}
+
+// giveBackPlan is what ending the agents' hold on a thread of page needs:
+// nothing when they do not hold it; a pass to the bot when it is the
+// Page's default app; otherwise a release.
+func giveBackPlan(page config.Page, f controlFacts) controlPlan {
+	switch {
+	case f.Thread.Owner != OwnerAgent:
+		return controlPlan{op: opNone}
+	case page.DefaultApp == config.DefaultAppBot && page.BotAppID != "":
+		return controlPlan{op: opPass, target: page.BotAppID}
+	}
+	return controlPlan{op: opRelease}
 }
 
 // Reconcile asks Graph who owns the thread and corrects handoverd's state.
