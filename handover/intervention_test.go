@@ -148,7 +148,7 @@ func TestGauges(t *testing.T) {
 		e.clock.Advance(time.Hour)
 
 		m := metrics.New()
-		fresh := handover.New(handover.Options{DB: e.b.Open(t), AppID: ourApp, Now: e.clock.Now, Metrics: m, Logger: zerolog.Nop(),
+		fresh := handover.New(handover.Options{DB: e.b.Open(t), AppID: ourApp, Clock: e.clock.Paced(), Metrics: m, Logger: zerolog.Nop(),
 			Pages: []config.Page{{ID: page, DefaultApp: "bot", BotAppID: botApp, ClientID: 1}, {ID: agentPage, DefaultApp: "agent", ClientID: 2}}})
 		fresh.ExportGauges(ctx)
 		got := gathered(t, m, map[string]bool{"handoverd_handover_requests_pending": true, "handoverd_interventions_open": true,

@@ -71,7 +71,7 @@ func newSimEnv(t *testing.T, b storetest.Backend, opts ...simOption) *simEnv {
 		Timeout: 5 * time.Second, Retry: retry, Metrics: e.m})
 	e.bot = messenger.NewGraph(messenger.GraphOptions{BaseURL: simSrv.URL + "/", Version: "v21.0", AppID: botApp, AppSecret: botSecret,
 		Timeout: 5 * time.Second, Retry: retry})
-	o := handover.Options{DB: b.Open(t), AppID: ourApp, Now: e.clock.Now, Metrics: e.m, Logger: zerolog.Nop(), Graph: graph,
+	o := handover.Options{DB: b.Open(t), AppID: ourApp, Clock: e.clock.Paced(), Metrics: e.m, Logger: zerolog.Nop(), Graph: graph,
 		Pages: []config.Page{
 			{ID: page, AccessToken: ourTok, DefaultApp: config.DefaultAppBot, BotAppID: botApp, ClientID: 1},
 			{ID: agentPage, AccessToken: ourTok3, DefaultApp: config.DefaultAppAgent, BotAppID: botApp, ClientID: 2},
