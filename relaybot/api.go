@@ -13,8 +13,8 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/httpapi"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // API serves the bots' event endpoint: POST /api/chatbot/v1/events (also
@@ -32,9 +32,9 @@ func (a *API) Routes(r *httpapi.Router) {
 
 // botForToken finds the bot whose api_token is token, comparing with every
 // bot in constant time.
-func (s *Service) botForToken(token string) (relay.Bot, bool) {
+func (s *Service) botForToken(token string) (userlike.Bot, bool) {
 	got := sha256.Sum256([]byte(token))
-	var found relay.Bot
+	var found userlike.Bot
 	ok := false
 	for _, b := range s.bots {
 		if b.APIToken == "" {
@@ -59,13 +59,13 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, apperr.New(apperr.TooLarge, "request body is over 256 KiB"))
 		return
 	}
-	events, err := relay.ParseEvents(raw)
+	events, err := userlike.ParseEvents(raw)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	byCID := map[string][]relay.Event{}
+	byCID := map[string][]userlike.Event{}
 	var order []string
 	for _, ev := range events {
 		if _, seen := byCID[ev.CID]; !seen {

@@ -12,8 +12,8 @@ import (
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/internal/redact"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // callLease bounds how long one process holds a call it is attempting.
@@ -65,12 +65,12 @@ func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
 	if err != nil || !claimed {
 		return false, err
 	}
-	var p relay.Packet
+	var p userlike.Packet
 	if err := json.Unmarshal([]byte(packet), &p); err != nil {
 		return false, err
 	}
 	bot, ok := s.bots[ss.bot]
-	if !ok || (ss.status != SessionActive && p.Name != relay.PacketForwardFailed) {
+	if !ok || (ss.status != SessionActive && p.Name != userlike.PacketForwardFailed) {
 		// The bot left the config, or the session ended: nothing to tell it.
 		return false, s.finishCall(ctx, id, "failed", "session is "+ss.status)
 	}
@@ -89,7 +89,7 @@ func (s *Service) callOne(ctx context.Context, id int64) (bool, error) {
 	}
 	if callErr == nil && status >= 200 && status < 300 {
 		s.metrics.RelayCalls.WithLabelValues(p.Name, "ok").Inc()
-		events, perr := relay.ParseEvents(answer)
+		events, perr := userlike.ParseEvents(answer)
 		if len(bytes.TrimSpace(answer)) == 0 || string(bytes.TrimSpace(answer)) == "{}" {
 			events, perr = nil, nil
 		}
@@ -143,10 +143,10 @@ func (s *Service) finishCall(ctx context.Context, id int64, status, reason strin
 }
 
 // buildCall encodes the webhook body: the session's info and the packet.
-func (s *Service) buildCall(ctx context.Context, ss session, p relay.Packet) ([]byte, error) {
-	var conv relay.Conversation
+func (s *Service) buildCall(ctx context.Context, ss session, p userlike.Packet) ([]byte, error) {
+	var conv userlike.Conversation
 	_ = json.Unmarshal([]byte(ss.conversation), &conv)
-	conv.ContactChannel.Type = relay.ChannelFacebook
+	conv.ContactChannel.Type = userlike.ChannelFacebook
 	var f handover.Contact
 	if s.contacts != nil {
 		var err error
@@ -158,18 +158,18 @@ func (s *Service) buildCall(ctx context.Context, ss session, p relay.Packet) ([]
 	if name == "Messenger user "+ss.psid {
 		name = "" // the placeholder handoverd gives unnamed Messenger contacts
 	}
-	info := relay.Info{
-		ApproachMode: relay.ApproachNormal,
+	info := userlike.Info{
+		ApproachMode: userlike.ApproachNormal,
 		CID:          ss.cid,
-		Contact:      relay.Contact{ID: ss.psid, Name: name, Email: f.Email, MobileNumber: f.PhoneNumber},
+		Contact:      userlike.Contact{ID: ss.psid, Name: name, Email: f.Email, MobileNumber: f.PhoneNumber},
 		Context:      json.RawMessage(ss.context),
 		Conversation: conv,
 	}
-	return relay.Build(info, p)
+	return userlike.Build(info, p)
 }
 
 // post calls the bot's webhook with its configured headers.
-func (s *Service) post(ctx context.Context, bot relay.Bot, body []byte) (int, []byte, error) {
+func (s *Service) post(ctx context.Context, bot userlike.Bot, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/messenger"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store/storetest"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // TestRelayConversation: the seed's sample flow through the relay bots —
@@ -46,8 +46,8 @@ func TestRelayConversation(t *testing.T) {
 		f.work()
 
 		want := []botCall{
-			{Packet: relay.PacketStart, Body: "hi"},
-			{Packet: relay.PacketMessage, Body: "Ada", State: "name"},
+			{Packet: userlike.PacketStart, Body: "hi"},
+			{Packet: userlike.PacketMessage, Body: "Ada", State: "name"},
 		}
 		if d := cmp.Diff(want, f.bot.received()); d != "" {
 			t.Errorf("the bot received (-want +got):\n%s", d)
@@ -182,8 +182,8 @@ func TestRelayEventsAPI(t *testing.T) {
 // closed by its timeout action (forward: the agents get it).
 func TestRelayTimeout(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		f := newFlow(t, b, func(b *relay.Bot) {
-			b.ConversationTimeout, b.TimeoutAction = 10*time.Minute, relay.TimeoutForward
+		f := newFlow(t, b, func(b *userlike.Bot) {
+			b.ConversationTimeout, b.TimeoutAction = 10*time.Minute, userlike.TimeoutForward
 		})
 		f.says(psid, "hi")
 		f.work()
@@ -210,13 +210,13 @@ func TestRelayTimeout(t *testing.T) {
 // TestRelayBotEvents: what each of the bot's events does to its session
 // and to what the agents see, one fresh session per case.
 func TestRelayBotEvents(t *testing.T) {
-	outOfHours := func(b *relay.Bot) {
-		b.Mode = relay.ModeServiceTime
-		b.Schedule = relay.Schedule{TimeZone: "UTC", Monday: []string{"00:00-00:01"}} // the humans' hours; t0 is a Monday at 09:00
+	outOfHours := func(b *userlike.Bot) {
+		b.Mode = userlike.ModeServiceTime
+		b.Schedule = userlike.Schedule{TimeZone: "UTC", Monday: []string{"00:00-00:01"}} // the humans' hours; t0 is a Monday at 09:00
 	}
 	cases := []struct {
 		name    string
-		tune    func(*relay.Bot)
+		tune    func(*userlike.Bot)
 		events  func(cid string) []any
 		session string // status:end_reason
 		status  string // the conversation's
@@ -233,7 +233,7 @@ func TestRelayBotEvents(t *testing.T) {
 		}, "forwarded:forward", "open", "activity: Forwarded to the agents by the bot sample (skills billing, de)", nil},
 		{"forward with feedback when no agent can take it", outOfHours, func(cid string) []any {
 			return []any{event(cid, nil, "forward_any", map[string]any{"on_failure": "feedback"})}
-		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message), reason meta_event", []string{relay.PacketForwardFailed}},
+		}, "active:", "pending", "activity: Thread control: idle → agents (customer_message), reason meta_event", []string{userlike.PacketForwardFailed}},
 		{"add-on dispatch", nil, func(cid string) []any {
 			return []any{event(cid, nil, "addon_dispatch", map[string]any{"type": "crm"})}
 		}, "active:", "pending", "note by sample: The bot sample asked for addon dispatch", nil},
@@ -320,7 +320,7 @@ func TestRelayChoice(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.work()
-		want := []botCall{{Packet: relay.PacketStart, Body: "hi"}, {Packet: relay.PacketClick, Body: "Coffee=c"}}
+		want := []botCall{{Packet: userlike.PacketStart, Body: "hi"}, {Packet: userlike.PacketClick, Body: "Coffee=c"}}
 		if d := cmp.Diff(want, f.bot.received()); d != "" {
 			t.Errorf("the bot received (-want +got):\n%s", d)
 		}

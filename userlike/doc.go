@@ -1,4 +1,4 @@
-// Package relay speaks the Userlike-compatible chatbot webhook protocol, so
+// Package userlike speaks the Userlike-compatible chatbot webhook protocol, so
 // that chatbots which are not Facebook apps (Rasa, a Flask app, an LLM
 // service) can run behind handoverd's own Facebook app.
 //
@@ -64,4 +64,4 @@
 // forward_failed {} (seed: no payload), and start carries the payload of the
 // customer's first message or upload (seed: on channels "the start event
 // ... will contain a message"), or {} when there is none.
-package relay
+package userlike
