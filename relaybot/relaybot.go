@@ -1,7 +1,8 @@
 // Package relaybot runs relay bots: chatbots that are not Facebook apps
 // (Rasa, a small Flask app, an LLM service) behind handoverd's own app, over
-// the Userlike-compatible chatbot webhook protocol (package relay speaks the
-// wire format).
+// the Userlike-compatible chatbot webhook protocol (package userlike speaks
+// the wire format and serves the bots' events endpoint over this package's
+// Service).
 //
 // handoverd holds Messenger thread control itself; "the bot owns the
 // conversation" means a relay session is active, and the conversation is
@@ -12,9 +13,9 @@
 // queued in the same transaction that stores the message and delivered at
 // least once, in order per session, with retries; a bot that stays down is
 // replaced by the agents (the conversation says so). The bot's events —
-// from its webhook answers or posted to POST /api/chatbot/v1/events — are
-// stored as actions and run in order (a delay holds back the ones after
-// it): messages go out through the Send API, forwards hand the
+// from its webhook answers or posted to POST /api/chatbot/v1/events
+// (Service.PostEvents) — are stored as actions and run in order (a delay
+// holds back the ones after it): messages go out through the Send API, forwards hand the
 // conversation to the agents, notes and contact updates reach the inbox.
 package relaybot
 
@@ -103,7 +104,7 @@ type Service struct {
 func New(o Options) *Service {
 	s := &Service{db: o.DB, bots: map[string]userlike.Bot{}, byPage: map[string]userlike.Bot{}, handover: o.Handover, contacts: o.Contacts,
 		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
-		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
+		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(EventsPerMinute, time.Minute), kick: make(chan struct{}, 1)}
 	for _, b := range o.Bots {
 		s.bots[b.Name] = b
 		for _, p := range b.Pages {

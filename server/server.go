@@ -29,6 +29,7 @@ import (
 	"github.com/handoverd/handoverd/openapi"
 	"github.com/handoverd/handoverd/relaybot"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // Options configures a Server.
@@ -165,7 +166,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
-	(&relaybot.API{Service: s.relay}).Routes(r)
+	(&userlike.API{Bots: s.relay}).Routes(r)
 	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
