@@ -128,3 +128,64 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestAdaptersOverServices: an adapter (the HTTP face of one external
+// protocol) imports the service it is thin over and never the store (no
+// SQL in a handler); no service depends on an adapter, and only the
+// server wires them. The userlike package is both the protocol's wire
+// format, which the relay runtime (relaybot) and the config's bot settings
+// use, and its events endpoint, which runs over an interface relaybot
+// satisfies: it depends on neither relaybot, the inbox, thread control nor
+// the store.
+func TestAdaptersOverServices(t *testing.T) {
+	imports := moduleImports(t)
+	noDeps := map[string][]string{ // not even through another package
+		"handover": {"chatwoot"},
+		"inbox":    {"chatwoot"},
+		"relaybot": {"chatwoot"},
+		"userlike": {"relaybot", "inbox", "handover", "store"},
+	}
+	noImports := map[string][]string{ // not directly
+		"handover": {"userlike"},
+		"inbox":    {"userlike"},
+		"chatwoot": {"store", "relaybot", "userlike"},
+	}
+	got, want := map[string][]string{}, map[string][]string{}
+	check := func(rule, pkg string, bad, have []string) {
+		if _, ok := imports[pkg]; !ok {
+			t.Fatalf("package %s not found", pkg)
+		}
+		key := pkg + " " + rule
+		got[key], want[key] = []string{}, []string{}
+		for _, d := range have {
+			if contains(bad, d) {
+				got[key] = append(got[key], d)
+			}
+		}
+	}
+	for pkg, bad := range noDeps {
+		check("depends on", pkg, bad, deps(imports, pkg))
+	}
+	for pkg, bad := range noImports {
+		check("imports", pkg, bad, imports[pkg])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("packages depending on what they must not (-want +got):\n%s", diff)
+	}
+	if !contains(imports["chatwoot"], "inbox") {
+		t.Errorf("chatwoot does not import the inbox it adapts: %v", imports["chatwoot"])
+	}
+	allowed := map[string][]string{"chatwoot": {"server"}, "userlike": {"server", "relaybot", "config"}}
+	for adapter, ok := range allowed {
+		var importers []string
+		for pkg, ims := range imports {
+			if contains(ims, adapter) && !contains(ok, pkg) {
+				importers = append(importers, pkg)
+			}
+		}
+		sort.Strings(importers)
+		if diff := cmp.Diff([]string(nil), importers); diff != "" {
+			t.Errorf("packages importing %s besides %v (-want +got):\n%s", adapter, ok, diff)
+		}
+	}
+}

@@ -169,6 +169,12 @@ func newSecret() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Health is the inbox's clock reading and whether its database answers
+// (nil when it does).
+func (s *Service) Health(ctx context.Context) (now time.Time, db error) {
+	return s.now(), s.db.Reader().PingContext(ctx)
+}
+
 // Drain ends live-update streams so a graceful shutdown is not held up by
 // them; clients reconnect elsewhere with Last-Event-ID. Call it once.
 func (s *Service) Drain() { close(s.stopping) }

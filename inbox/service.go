@@ -26,6 +26,19 @@ func account(p auth.Principal, accountID int64) error {
 	return nil
 }
 
+// CheckAccount returns a Forbidden error unless p may act on accountID.
+func CheckAccount(p auth.Principal, accountID int64) error { return account(p, accountID) }
+
+// Inbox returns the account's inbox id (NotFound when the account has no
+// such inbox).
+func (s *Service) Inbox(ctx context.Context, accountID, id int64) (InboxView, error) {
+	v, err := s.inboxView(ctx, s.db.Reader(), id)
+	if err == nil && v.AccountID != accountID {
+		err = apperr.New(apperr.NotFound, "inbox %d does not exist", id)
+	}
+	return v, err
+}
+
 // Inboxes lists an account's inboxes.
 func (s *Service) Inboxes(ctx context.Context, accountID int64) ([]InboxView, error) {
 	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM inboxes WHERE account_id = $1 ORDER BY id`, accountID)
@@ -68,7 +81,7 @@ func (s *Service) CreateAPIInbox(ctx context.Context, accountID int64, name, web
 
 // ContactInput is the body of POST .../contacts.
 type ContactInput struct {
-	InboxID          flexID          `json:"inbox_id"`
+	InboxID          FlexID          `json:"inbox_id"`
 	Name             string          `json:"name"`
 	Email            string          `json:"email"`
 	PhoneNumber      string          `json:"phone_number"`
@@ -126,13 +139,13 @@ func (s *Service) Contact(ctx context.Context, accountID, id int64) (ContactView
 // ConversationInput is the body of POST .../conversations.
 type ConversationInput struct {
 	SourceID             string          `json:"source_id"`
-	InboxID              flexID          `json:"inbox_id"`
-	ContactID            flexID          `json:"contact_id"`
+	InboxID              FlexID          `json:"inbox_id"`
+	ContactID            FlexID          `json:"contact_id"`
 	AdditionalAttributes json.RawMessage `json:"additional_attributes"`
 	CustomAttributes     json.RawMessage `json:"custom_attributes"`
 	Status               string          `json:"status"`
-	AssigneeID           flexID          `json:"assignee_id"`
-	TeamID               flexID          `json:"team_id"`
+	AssigneeID           FlexID          `json:"assignee_id"`
+	TeamID               FlexID          `json:"team_id"`
 }
 
 // CreateConversation starts a conversation on a contact's session.
@@ -819,11 +832,12 @@ func jsonObject(field string, raw json.RawMessage) (string, error) {
 	return string(raw), nil
 }
 
-// flexID accepts an id as a JSON number or a numeric string.
-type flexID int64
+// FlexID is an id as Chatwoot clients send it: a JSON number or a numeric
+// string.
+type FlexID int64
 
 // UnmarshalJSON implements json.Unmarshaler.
-func (f *flexID) UnmarshalJSON(b []byte) error {
+func (f *FlexID) UnmarshalJSON(b []byte) error {
 	s := strings.Trim(string(b), `"`)
 	if s == "" || s == "null" {
 		*f = 0
@@ -834,6 +848,6 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 		// A type error lets encoding/json name the field in the message.
 		return &json.UnmarshalTypeError{Value: "string " + string(b), Type: reflect.TypeOf(int64(0))}
 	}
-	*f = flexID(n)
+	*f = FlexID(n)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/handoverd/handoverd/analytics"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/chatwoot"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/console"
 	"github.com/handoverd/handoverd/handover"
@@ -165,7 +166,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
-	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
+	(&chatwoot.API{Inbox: s.inbox, Users: users}).Routes(r)
 	(&userlike.API{Bots: s.relay}).Routes(r)
 	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -1,4 +1,4 @@
-package inbox
+package chatwoot
 
 import (
 	"encoding/json"
@@ -9,14 +9,15 @@ import (
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/inbox"
 )
 
 // API serves the Chatwoot-style application API under
 // /api/v1/accounts/{account_id}, authenticated with the api_access_token
 // header (agent or admin token).
 type API struct {
-	// Service does the work.
-	Service *Service
+	// Inbox does the work.
+	Inbox *inbox.Service
 	// Users authenticates callers.
 	Users *auth.Users
 }
@@ -28,7 +29,7 @@ const prefix = "/api/v1/accounts/{account_id}"
 func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, "/api", a.apiInfo)
 	r.HandleFunc(http.MethodGet, "/api/v1/profile", a.handleUser(a.profile))
-	r.HandleFunc(http.MethodGet, AttachmentPath+"/{token}/{filename}", a.attachment)
+	r.HandleFunc(http.MethodGet, inbox.AttachmentPath+"/{token}/{filename}", a.attachment)
 	r.HandleFunc(http.MethodGet, prefix+"/inboxes", a.handle(a.listInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/inboxes", a.handle(a.createInbox))
 	r.HandleFunc(http.MethodGet, prefix+"/inboxes/{id}", a.handle(a.getInbox))
@@ -40,10 +41,10 @@ func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/search", a.handle(a.searchContacts))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts/filter", a.handle(a.filterContacts))
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}", a.handle(a.getContact))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(payloadByID(a.Service.ContactConversations)))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(payloadByID(a.Service.ContactInboxes)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(payloadByID(a.Inbox.ContactConversations)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(payloadByID(a.Inbox.ContactInboxes)))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.createContactInbox))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(payloadByID(a.Service.ContactableInboxes)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(payloadByID(a.Inbox.ContactableInboxes)))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations", a.handle(a.createConversation))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations", a.handle(a.listConversations))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations/meta", a.handle(a.conversationMeta))
@@ -120,7 +121,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (call, error)
 	if err != nil {
 		return call{}, apperr.New(apperr.NotFound, "account %q does not exist", httpapi.Var(r, "account_id"))
 	}
-	if err := account(p, id); err != nil {
+	if err := inbox.CheckAccount(p, id); err != nil {
 		return call{}, err
 	}
 	return call{w: w, r: r, p: p, accountID: id}, nil
@@ -137,7 +138,7 @@ func (c call) id() (int64, error) {
 func (c call) decode(v any) error { return httpapi.DecodeJSON(c.w, c.r, 256<<10, v) }
 
 func (a *API) listInboxes(c call) (int, any, error) {
-	ivs, err := a.Service.Inboxes(c.r.Context(), c.accountID)
+	ivs, err := a.Inbox.Inboxes(c.r.Context(), c.accountID)
 	return http.StatusOK, map[string]any{"payload": ivs}, err
 }
 
@@ -155,20 +156,20 @@ func (a *API) createInbox(c call) (int, any, error) {
 	if in.Channel.Type != "api" {
 		return 0, nil, apperr.Field("channel.type", "only api inboxes can be created; Messenger inboxes come from the config's pages")
 	}
-	v, err := a.Service.CreateAPIInbox(c.r.Context(), c.accountID, in.Name, in.Channel.WebhookURL)
+	v, err := a.Inbox.CreateAPIInbox(c.r.Context(), c.accountID, in.Name, in.Channel.WebhookURL)
 	return http.StatusOK, v, err
 }
 
 func (a *API) createContact(c call) (int, any, error) {
-	var in ContactInput
+	var in inbox.ContactInput
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.CreateContact(c.r.Context(), c.accountID, in)
+	v, err := a.Inbox.CreateContact(c.r.Context(), c.accountID, in)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := ContactCreated{ContactView: v}
+	out := inbox.ContactCreated{ContactView: v}
 	out.Payload.Contact = v
 	if len(v.ContactInboxes) > 0 {
 		out.Payload.ContactInbox = v.ContactInboxes[0]
@@ -181,16 +182,16 @@ func (a *API) getContact(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Contact(c.r.Context(), c.accountID, id)
-	return http.StatusOK, ContactShown{ContactView: v, Payload: v}, err
+	v, err := a.Inbox.Contact(c.r.Context(), c.accountID, id)
+	return http.StatusOK, inbox.ContactShown{ContactView: v, Payload: v}, err
 }
 
 func (a *API) createConversation(c call) (int, any, error) {
-	var in ConversationInput
+	var in inbox.ConversationInput
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.CreateConversation(c.r.Context(), c.accountID, in)
+	v, err := a.Inbox.CreateConversation(c.r.Context(), c.accountID, in)
 	return http.StatusOK, v, err
 }
 
@@ -199,15 +200,15 @@ func (a *API) listConversations(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, f)
+	v, err := a.Inbox.Conversations(c.r.Context(), c.p, c.accountID, f)
 	return http.StatusOK, v, err
 }
 
 // conversationQuery reads the query parameters of the conversation list
 // and its counts.
-func conversationQuery(c call) (ConversationFilter, error) {
+func conversationQuery(c call) (inbox.ConversationFilter, error) {
 	q := c.r.URL.Query()
-	f := ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type"), Q: q.Get("q")}
+	f := inbox.ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type"), Q: q.Get("q")}
 	f.Labels = append(q["labels[]"], q["labels"]...)
 	for _, p := range []struct {
 		name string
@@ -244,7 +245,7 @@ func (a *API) getConversation(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Conversation(c.r.Context(), c.accountID, id)
+	v, err := a.Inbox.Conversation(c.r.Context(), c.accountID, id)
 	return http.StatusOK, v, err
 }
 
@@ -259,7 +260,7 @@ func (a *API) listMessages(c call) (int, any, error) {
 			return 0, nil, apperr.Field("before", "must be a message id")
 		}
 	}
-	v, err := a.Service.Messages(c.r.Context(), c.accountID, id, before)
+	v, err := a.Inbox.Messages(c.r.Context(), c.accountID, id, before)
 	return http.StatusOK, v, err
 }
 
@@ -268,7 +269,7 @@ func (a *API) createMessage(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var in MessageInput
+	var in inbox.MessageInput
 	if isMultipart(c.r) {
 		in, err = decodeMultipartMessage(c.w, c.r)
 	} else {
@@ -277,8 +278,8 @@ func (a *API) createMessage(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	in.BaseURL = a.Service.baseURL(c.r)
-	v, err := a.Service.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
+	in.BaseURL = baseURL(a.Inbox.PublicURL(), c.r)
+	v, err := a.Inbox.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
 	return http.StatusOK, v, err
 }
 
@@ -295,7 +296,7 @@ func (a *API) assign(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	read := func(key string) (int64, error) {
-		var v flexID
+		var v inbox.FlexID
 		if err := v.UnmarshalJSON(in[key]); err != nil {
 			return 0, apperr.Field(key, "must be an id")
 		}
@@ -307,14 +308,14 @@ func (a *API) assign(c call) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		v, err := a.Service.AssignTeam(c.r.Context(), c.p, c.accountID, id, team)
+		v, err := a.Inbox.AssignTeam(c.r.Context(), c.p, c.accountID, id, team)
 		return http.StatusOK, v, err
 	}
 	agent, err := read("assignee_id")
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Assign(c.r.Context(), c.accountID, id, agent)
+	v, err := a.Inbox.Assign(c.r.Context(), c.accountID, id, agent)
 	return http.StatusOK, v, err
 }
 
@@ -331,7 +332,7 @@ func (a *API) toggleStatus(c call) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	st, err := a.Service.ToggleStatus(c.r.Context(), c.p, c.accountID, id, in.Status)
+	st, err := a.Inbox.ToggleStatus(c.r.Context(), c.p, c.accountID, id, in.Status)
 	return http.StatusOK, map[string]any{"meta": map[string]any{}, "payload": map[string]any{
 		"success": err == nil, "current_status": st, "conversation_id": id}}, err
 }
