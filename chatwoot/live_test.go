@@ -8,17 +8,32 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
 
 // logged is the account's events after seq after as the inbox keeps them:
-// "id event" each.
+// "id event" each. On PostgreSQL events are numbered after they commit,
+// by one sequencer at a time (an open stream may be it): logged waits
+// until every event has its number.
 func (e *env) logged(account, after int64) []string {
 	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.in.Sequence(ctx); err != nil {
-		e.t.Fatal(err)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := e.in.Sequence(ctx); err != nil {
+			e.t.Fatal(err)
+		}
+		var unnumbered int
+		if err := e.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM inbox_events WHERE seq IS NULL`).Scan(&unnumbered); err != nil {
+			e.t.Fatal(err)
+		}
+		if unnumbered == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d events never got a number", unnumbered)
+		}
 	}
 	evs, err := e.in.EventsAfter(ctx, account, after, 1000)
 	if err != nil {
