@@ -120,16 +120,7 @@ func TestFactsFlowOneWay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// TestAdaptersOverServices: an adapter (the HTTP face of one external
+// TestChatAdaptersOverServices: an adapter (the HTTP face of one external
 // protocol) imports the service it is thin over and never the store (no
 // SQL in a handler); no service depends on an adapter, and only the
 // server wires them. The userlike package is both the protocol's wire
@@ -137,7 +128,7 @@ func contains(list []string, s string) bool {
 // use, and its events endpoint, which runs over an interface relaybot
 // satisfies: it depends on neither relaybot, the inbox, thread control nor
 // the store.
-func TestAdaptersOverServices(t *testing.T) {
+func TestChatAdaptersOverServices(t *testing.T) {
 	imports := moduleImports(t)
 	noDeps := map[string][]string{ // not even through another package
 		"handover": {"chatwoot"},
@@ -188,4 +179,13 @@ func TestAdaptersOverServices(t *testing.T) {
 			t.Errorf("packages importing %s besides %v (-want +got):\n%s", adapter, ok, diff)
 		}
 	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -16,8 +16,8 @@ import (
 // /api/v1/accounts/{account_id}, authenticated with the api_access_token
 // header (agent or admin token).
 type API struct {
-	// Inbox does the work.
-	Inbox *inbox.Service
+	// Service is the inbox the API shows and changes.
+	Service *inbox.Service
 	// Users authenticates callers.
 	Users *auth.Users
 }
@@ -41,10 +41,10 @@ func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/search", a.handle(a.searchContacts))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts/filter", a.handle(a.filterContacts))
 	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}", a.handle(a.getContact))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(payloadByID(a.Inbox.ContactConversations)))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(payloadByID(a.Inbox.ContactInboxes)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/conversations", a.handle(payloadByID(a.Service.ContactConversations)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contact_inboxes", a.handle(payloadByID(a.Service.ContactInboxes)))
 	r.HandleFunc(http.MethodPost, prefix+"/contacts/{id}/contact_inboxes", a.handle(a.createContactInbox))
-	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(payloadByID(a.Inbox.ContactableInboxes)))
+	r.HandleFunc(http.MethodGet, prefix+"/contacts/{id}/contactable_inboxes", a.handle(payloadByID(a.Service.ContactableInboxes)))
 	r.HandleFunc(http.MethodPost, prefix+"/conversations", a.handle(a.createConversation))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations", a.handle(a.listConversations))
 	r.HandleFunc(http.MethodGet, prefix+"/conversations/meta", a.handle(a.conversationMeta))
@@ -138,7 +138,7 @@ func (c call) id() (int64, error) {
 func (c call) decode(v any) error { return httpapi.DecodeJSON(c.w, c.r, 256<<10, v) }
 
 func (a *API) listInboxes(c call) (int, any, error) {
-	ivs, err := a.Inbox.Inboxes(c.r.Context(), c.accountID)
+	ivs, err := a.Service.Inboxes(c.r.Context(), c.accountID)
 	return http.StatusOK, map[string]any{"payload": ivs}, err
 }
 
@@ -156,7 +156,7 @@ func (a *API) createInbox(c call) (int, any, error) {
 	if in.Channel.Type != "api" {
 		return 0, nil, apperr.Field("channel.type", "only api inboxes can be created; Messenger inboxes come from the config's pages")
 	}
-	v, err := a.Inbox.CreateAPIInbox(c.r.Context(), c.accountID, in.Name, in.Channel.WebhookURL)
+	v, err := a.Service.CreateAPIInbox(c.r.Context(), c.accountID, in.Name, in.Channel.WebhookURL)
 	return http.StatusOK, v, err
 }
 
@@ -165,7 +165,7 @@ func (a *API) createContact(c call) (int, any, error) {
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.CreateContact(c.r.Context(), c.accountID, in)
+	v, err := a.Service.CreateContact(c.r.Context(), c.accountID, in)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -182,7 +182,7 @@ func (a *API) getContact(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Contact(c.r.Context(), c.accountID, id)
+	v, err := a.Service.Contact(c.r.Context(), c.accountID, id)
 	return http.StatusOK, inbox.ContactShown{ContactView: v, Payload: v}, err
 }
 
@@ -191,7 +191,7 @@ func (a *API) createConversation(c call) (int, any, error) {
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.CreateConversation(c.r.Context(), c.accountID, in)
+	v, err := a.Service.CreateConversation(c.r.Context(), c.accountID, in)
 	return http.StatusOK, v, err
 }
 
@@ -200,7 +200,7 @@ func (a *API) listConversations(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Conversations(c.r.Context(), c.p, c.accountID, f)
+	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, f)
 	return http.StatusOK, v, err
 }
 
@@ -245,7 +245,7 @@ func (a *API) getConversation(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Conversation(c.r.Context(), c.accountID, id)
+	v, err := a.Service.Conversation(c.r.Context(), c.accountID, id)
 	return http.StatusOK, v, err
 }
 
@@ -260,7 +260,7 @@ func (a *API) listMessages(c call) (int, any, error) {
 			return 0, nil, apperr.Field("before", "must be a message id")
 		}
 	}
-	v, err := a.Inbox.Messages(c.r.Context(), c.accountID, id, before)
+	v, err := a.Service.Messages(c.r.Context(), c.accountID, id, before)
 	return http.StatusOK, v, err
 }
 
@@ -278,8 +278,8 @@ func (a *API) createMessage(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	in.BaseURL = baseURL(a.Inbox.PublicURL(), c.r)
-	v, err := a.Inbox.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
+	in.BaseURL = baseURL(a.Service.PublicURL(), c.r)
+	v, err := a.Service.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
 	return http.StatusOK, v, err
 }
 
@@ -308,14 +308,14 @@ func (a *API) assign(c call) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		v, err := a.Inbox.AssignTeam(c.r.Context(), c.p, c.accountID, id, team)
+		v, err := a.Service.AssignTeam(c.r.Context(), c.p, c.accountID, id, team)
 		return http.StatusOK, v, err
 	}
 	agent, err := read("assignee_id")
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Assign(c.r.Context(), c.accountID, id, agent)
+	v, err := a.Service.Assign(c.r.Context(), c.accountID, id, agent)
 	return http.StatusOK, v, err
 }
 
@@ -332,7 +332,7 @@ func (a *API) toggleStatus(c call) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	st, err := a.Inbox.ToggleStatus(c.r.Context(), c.p, c.accountID, id, in.Status)
+	st, err := a.Service.ToggleStatus(c.r.Context(), c.p, c.accountID, id, in.Status)
 	return http.StatusOK, map[string]any{"meta": map[string]any{}, "payload": map[string]any{
 		"success": err == nil, "current_status": st, "conversation_id": id}}, err
 }

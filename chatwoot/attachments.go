@@ -132,7 +132,7 @@ func baseURL(public string, r *http.Request) string {
 // attachment serves a stored attachment by its token (the file name in
 // the path is for people and browsers; the token alone selects the file).
 func (a *API) attachment(w http.ResponseWriter, r *http.Request) {
-	f, err := a.Inbox.Attachment(r.Context(), httpapi.Var(r, "token"))
+	f, err := a.Service.Attachment(r.Context(), httpapi.Var(r, "token"))
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return

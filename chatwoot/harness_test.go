@@ -74,7 +74,7 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 		t.Fatal(err)
 	}
 	r := httpapi.NewRouter(log, m)
-	(&chatwoot.API{Inbox: e.in, Users: au}).Routes(r)
+	(&chatwoot.API{Service: e.in, Users: au}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL

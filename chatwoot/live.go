@@ -39,7 +39,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if last < 0 {
-		if last, err = a.Inbox.LastEventID(ctx, c.accountID); err != nil {
+		if last, err = a.Service.LastEventID(ctx, c.accountID); err != nil {
 			httpapi.WriteError(w, r, err)
 			return
 		}
@@ -56,10 +56,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	defer poll.Stop()
 	defer ping.Stop()
 	for {
-		if _, err := a.Inbox.Sequence(ctx); err != nil {
+		if _, err := a.Service.Sequence(ctx); err != nil {
 			return
 		}
-		evs, err := a.Inbox.EventsAfter(ctx, c.accountID, last, 200)
+		evs, err := a.Service.EventsAfter(ctx, c.accountID, last, 200)
 		if err != nil {
 			return
 		}
@@ -78,7 +78,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.Inbox.Stopping():
+		case <-a.Service.Stopping():
 			return
 		case <-ping.C:
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {

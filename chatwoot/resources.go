@@ -13,7 +13,7 @@ import (
 // apiInfo answers GET /api as Chatwoot does (n8n's credential test calls
 // it); it needs no token.
 func (a *API) apiInfo(w http.ResponseWriter, r *http.Request) {
-	now, err := a.Inbox.Health(r.Context())
+	now, err := a.Service.Health(r.Context())
 	data := "ok"
 	if err != nil {
 		data = "failing"
@@ -23,7 +23,7 @@ func (a *API) apiInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) profile(c call) (int, any, error) {
-	v, err := a.Inbox.Profile(c.p)
+	v, err := a.Service.Profile(c.p)
 	return http.StatusOK, v, err
 }
 
@@ -32,16 +32,16 @@ func (a *API) getInbox(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Inbox(c.r.Context(), c.accountID, id)
+	v, err := a.Service.Inbox(c.r.Context(), c.accountID, id)
 	return http.StatusOK, v, err
 }
 
 func (a *API) listAgents(c call) (int, any, error) {
-	return http.StatusOK, a.Inbox.Agents(c.accountID), nil
+	return http.StatusOK, a.Service.Agents(c.accountID), nil
 }
 
 func (a *API) listTeams(c call) (int, any, error) {
-	return http.StatusOK, a.Inbox.Teams(c.p, c.accountID), nil
+	return http.StatusOK, a.Service.Teams(c.p, c.accountID), nil
 }
 
 func (a *API) getTeam(c call) (int, any, error) {
@@ -49,7 +49,7 @@ func (a *API) getTeam(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Team(c.p, c.accountID, id)
+	v, err := a.Service.Team(c.p, c.accountID, id)
 	return http.StatusOK, v, err
 }
 
@@ -58,7 +58,7 @@ func (a *API) listContacts(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Sort: c.r.URL.Query().Get("sort"), Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Sort: c.r.URL.Query().Get("sort"), Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -68,7 +68,7 @@ func (a *API) searchContacts(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	q := c.r.URL.Query()
-	v, err := a.Inbox.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Q: q.Get("q"), Sort: q.Get("sort"), Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Q: q.Get("q"), Sort: q.Get("sort"), Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -89,7 +89,7 @@ func (a *API) filterContacts(c call) (int, any, error) {
 	if len(in.Payload) == 0 {
 		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
 	}
-	v, err := a.Inbox.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Rules: in.Payload, Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Rules: in.Payload, Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -118,7 +118,7 @@ func (a *API) createContactInbox(c call) (int, any, error) {
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.CreateContactInbox(c.r.Context(), c.accountID, id, int64(in.InboxID), in.SourceID)
+	v, err := a.Service.CreateContactInbox(c.r.Context(), c.accountID, id, int64(in.InboxID), in.SourceID)
 	return http.StatusOK, v, err
 }
 
@@ -127,7 +127,7 @@ func (a *API) conversationMeta(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.ConversationCounts(c.r.Context(), c.p, c.accountID, f)
+	v, err := a.Service.ConversationCounts(c.r.Context(), c.p, c.accountID, f)
 	return http.StatusOK, map[string]any{"meta": v}, err
 }
 
@@ -145,7 +145,7 @@ func (a *API) filterConversations(c call) (int, any, error) {
 	if len(in.Payload) == 0 {
 		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
 	}
-	v, err := a.Inbox.Conversations(c.r.Context(), c.p, c.accountID, inbox.ConversationFilter{Status: "all", Rules: in.Payload, Page: page})
+	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, inbox.ConversationFilter{Status: "all", Rules: in.Payload, Page: page})
 	return http.StatusOK, map[string]any{"meta": v.Data.Meta, "payload": v.Data.Payload}, err
 }
 
@@ -154,7 +154,7 @@ func (a *API) listLabels(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.Labels(c.r.Context(), c.accountID, id)
+	v, err := a.Service.Labels(c.r.Context(), c.accountID, id)
 	return http.StatusOK, map[string]any{"payload": v}, err
 }
 
@@ -172,7 +172,7 @@ func (a *API) setLabels(c call) (int, any, error) {
 	if in.Labels == nil {
 		return 0, nil, apperr.Field("labels", "is required (a list; empty clears)")
 	}
-	v, err := a.Inbox.SetLabels(c.r.Context(), c.accountID, id, *in.Labels)
+	v, err := a.Service.SetLabels(c.r.Context(), c.accountID, id, *in.Labels)
 	return http.StatusOK, map[string]any{"payload": v}, err
 }
 
@@ -181,6 +181,6 @@ func (a *API) updateLastSeen(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Inbox.MarkSeen(c.r.Context(), c.accountID, id)
+	v, err := a.Service.MarkSeen(c.r.Context(), c.accountID, id)
 	return http.StatusOK, v, err
 }

@@ -139,7 +139,7 @@ func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 		t.Fatal(err)
 	}
 	r := httpapi.NewRouter(log, e.met)
-	(&chatwoot.API{Inbox: e.in, Users: au}).Routes(r)
+	(&chatwoot.API{Service: e.in, Users: au}).Routes(r)
 	(&inbox.LexerAPI{Service: e.in, Users: au, RatePerSecond: 1000, Burst: 1000}).Routes(r)
 	(&messenger.Webhook{AppSecret: "our-app-secret", VerifyToken: "verify-me", Ingester: e.hs, Metrics: e.met, Now: e.clock.Now,
 		KnownPage: func(id string) bool { return id == pageID || id == otherPage }}).Routes(r)

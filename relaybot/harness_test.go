@@ -82,7 +82,7 @@ func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*userlike.Bot)
 		Retry: time.Second, Attempts: 3})
 	f.hs.SetConsumers(handover.Consumers{Bots: f.bots, Inbox: f.in})
 	r := httpapi.NewRouter(log, m)
-	(&userlike.API{Bots: f.bots}).Routes(r)
+	(&userlike.API{Service: f.bots}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

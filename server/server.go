@@ -166,8 +166,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	(&handover.API{Service: s.handover, Users: users}).Routes(r)
 	(&analytics.API{Service: s.stats, Users: users}).Routes(r)
 	(&handover.EngageAPI{Service: s.handover, Users: users, SendWait: 3 * time.Second}).Routes(r)
-	(&chatwoot.API{Inbox: s.inbox, Users: users}).Routes(r)
-	(&userlike.API{Bots: s.relay}).Routes(r)
+	(&chatwoot.API{Service: s.inbox, Users: users}).Routes(r)
+	(&userlike.API{Service: s.relay}).Routes(r)
 	(&inbox.LexerAPI{Service: s.inbox, Users: users, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

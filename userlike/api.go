@@ -27,8 +27,8 @@ const MaxEventsBody = 256 << 10
 // unversioned), authenticated by the bot's SECURITY-TOKEN header. The body
 // is one event or a list of them (ParseEvents).
 type API struct {
-	// Bots runs the events.
-	Bots Runtime
+	// Service runs the events: the relay runtime (relaybot.Service).
+	Service Runtime
 }
 
 // Routes registers the endpoints.
@@ -50,7 +50,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) post(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	bot, err := a.Bots.BotForToken(r.Header.Get("SECURITY-TOKEN"))
+	bot, err := a.Service.BotForToken(r.Header.Get("SECURITY-TOKEN"))
 	if err != nil {
 		return err
 	}
@@ -62,5 +62,5 @@ func (a *API) post(ctx context.Context, w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	return a.Bots.PostEvents(ctx, bot, events)
+	return a.Service.PostEvents(ctx, bot, events)
 }

@@ -62,7 +62,7 @@ func newBots(t *testing.T, b storetest.Backend) *bots {
 		}})
 	f.hs.SetConsumers(handover.Consumers{Bots: f.run})
 	r := httpapi.NewRouter(log, m)
-	(&userlike.API{Bots: f.run}).Routes(r)
+	(&userlike.API{Service: f.run}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
