@@ -17,10 +17,6 @@ import (
 // The Service runs the Userlike adapter's events endpoint.
 var _ userlike.Runtime = (*Service)(nil)
 
-// EventsPerMinute is how many event posts a session (cid) may make a
-// minute; more are refused as rate limited.
-const EventsPerMinute = 20
-
 // BotForToken returns the name of the bot whose API token is token,
 // comparing with every bot in constant time; an empty or unknown token is
 // an Unauthorized error naming the SECURITY-TOKEN header.
@@ -46,8 +42,8 @@ func (s *Service) BotForToken(token string) (string, error) {
 // in order (a delay holds back the ones after it), in one transaction: all
 // of them or, on any error, none. Each event's cid must name an active
 // session of bot (Invalid naming cid when it is not the bot's, Conflict
-// when it is no longer active), and no session may post more than
-// EventsPerMinute times a minute (RateLimited).
+// when it is no longer active), and no session may post more than 20
+// times a minute (RateLimited).
 func (s *Service) PostEvents(ctx context.Context, bot string, events []userlike.Event) error {
 	byCID := map[string][]userlike.Event{}
 	var order []string
@@ -59,7 +55,7 @@ func (s *Service) PostEvents(ctx context.Context, bot string, events []userlike.
 	}
 	for _, cid := range order {
 		if !s.limiter.allow(cid, s.now()) {
-			return apperr.New(apperr.RateLimited, "more than %d requests a minute for cid %s", EventsPerMinute, cid)
+			return apperr.New(apperr.RateLimited, "more than %d requests a minute for cid %s", s.limiter.n, cid)
 		}
 	}
 	return s.db.InTx(ctx, func(tx *store.Tx) error {

@@ -15,8 +15,9 @@
 // replaced by the agents (the conversation says so). The bot's events —
 // from its webhook answers or posted to POST /api/chatbot/v1/events
 // (Service.PostEvents) — are stored as actions and run in order (a delay
-// holds back the ones after it): messages go out through the Send API, forwards hand the
-// conversation to the agents, notes and contact updates reach the inbox.
+// holds back the ones after it): messages go out through the Send API,
+// forwards hand the conversation to the agents, notes and contact updates
+// reach the inbox.
 package relaybot
 
 import (
@@ -104,7 +105,7 @@ type Service struct {
 func New(o Options) *Service {
 	s := &Service{db: o.DB, bots: map[string]userlike.Bot{}, byPage: map[string]userlike.Bot{}, handover: o.Handover, contacts: o.Contacts,
 		graph: o.Graph, pages: o.PageTokens, now: o.Now, metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
-		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(EventsPerMinute, time.Minute), kick: make(chan struct{}, 1)}
+		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute), kick: make(chan struct{}, 1)}
 	for _, b := range o.Bots {
 		s.bots[b.Name] = b
 		for _, p := range b.Pages {
