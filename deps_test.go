@@ -124,6 +124,67 @@ func TestFactsFlowOneWay(t *testing.T) {
 	}
 }
 
+// TestChatAdaptersOverServices: an adapter (the HTTP face of one external
+// protocol) imports the service it is thin over and never the store (no
+// SQL in a handler); no service depends on an adapter, and only the
+// server wires them. The userlike package is both the protocol's wire
+// format, which the relay runtime (relaybot) and the config's bot settings
+// use, and its events endpoint, which runs over an interface relaybot
+// satisfies: it depends on neither relaybot, the inbox, thread control nor
+// the store.
+func TestChatAdaptersOverServices(t *testing.T) {
+	imports := moduleImports(t)
+	noDeps := map[string][]string{ // not even through another package
+		"handover": {"chatwoot"},
+		"inbox":    {"chatwoot"},
+		"relaybot": {"chatwoot"},
+		"userlike": {"relaybot", "inbox", "handover", "store"},
+	}
+	noImports := map[string][]string{ // not directly
+		"handover": {"userlike"},
+		"inbox":    {"userlike"},
+		"chatwoot": {"store", "relaybot", "userlike"},
+	}
+	got, want := map[string][]string{}, map[string][]string{}
+	check := func(rule, pkg string, bad, have []string) {
+		if _, ok := imports[pkg]; !ok {
+			t.Fatalf("package %s not found", pkg)
+		}
+		key := pkg + " " + rule
+		got[key], want[key] = []string{}, []string{}
+		for _, d := range have {
+			if contains(bad, d) {
+				got[key] = append(got[key], d)
+			}
+		}
+	}
+	for pkg, bad := range noDeps {
+		check("depends on", pkg, bad, deps(imports, pkg))
+	}
+	for pkg, bad := range noImports {
+		check("imports", pkg, bad, imports[pkg])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("packages depending on what they must not (-want +got):\n%s", diff)
+	}
+	if !contains(imports["chatwoot"], "inbox") {
+		t.Errorf("chatwoot does not import the inbox it adapts: %v", imports["chatwoot"])
+	}
+	allowed := map[string][]string{"chatwoot": {"server"}, "userlike": {"server", "relaybot", "config"}}
+	for adapter, ok := range allowed {
+		var importers []string
+		for pkg, ims := range imports {
+			if contains(ims, adapter) && !contains(ok, pkg) {
+				importers = append(importers, pkg)
+			}
+		}
+		sort.Strings(importers)
+		if diff := cmp.Diff([]string(nil), importers); diff != "" {
+			t.Errorf("packages importing %s besides %v (-want +got):\n%s", adapter, ok, diff)
+		}
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -135,7 +196,7 @@ func contains(list []string, s string) bool {
 
 // adapters are the packages that speak one external protocol over HTTP,
 // each thin over the services' methods.
-var adapters = []string{"api", "engage", "lexer"}
+var adapters = []string{"api", "chatwoot", "engage", "lexer"}
 
 // TestAdaptersOverServices: adapters import services, never the other
 // way round; an adapter imports no other adapter (each protocol stands

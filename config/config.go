@@ -20,7 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/handoverd/handoverd/relay"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // PageInboxAppID is the app id Meta gives the Page Inbox (Meta Business Suite).
@@ -89,7 +89,7 @@ type Config struct {
 	Claims Claims `yaml:"claims"`
 	// RelayBots are chatbots without a Facebook app of their own, run behind
 	// handoverd's app over the Userlike-compatible chatbot protocol.
-	RelayBots []relay.Bot `yaml:"relay_bots"`
+	RelayBots []userlike.Bot `yaml:"relay_bots"`
 	// Log sets the log level.
 	Log Log `yaml:"log"`
 }
@@ -598,7 +598,7 @@ func (c *Config) Validate() error {
 	if c.Claims.Burst < 0 {
 		bad("claims.burst", "must be positive")
 	}
-	if err := relay.ValidateBots(c.RelayBots); err != nil {
+	if err := userlike.ValidateBots(c.RelayBots); err != nil {
 		errs = append(errs, err)
 	}
 	for i, b := range c.RelayBots {

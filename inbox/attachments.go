@@ -6,18 +6,13 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
-	"io"
-	"mime"
-	"net/http"
+	"fmt"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/handoverd/handoverd/apperr"
-	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/store"
 )
 
@@ -32,7 +27,6 @@ const AttachmentPath = "/attachments"
 const (
 	MaxAttachmentBytes = 8 << 20
 	MaxAttachments     = 10
-	maxMultipartBytes  = MaxAttachments*MaxAttachmentBytes + 1<<20
 )
 
 // Upload is one file of a multipart message.
@@ -68,9 +62,10 @@ func fileType(contentType string) string {
 	return "file"
 }
 
-// cleanFilename keeps a file name's last element, without control
-// characters or separators, at most 200 bytes.
-func cleanFilename(name string) string {
+// CleanFilename keeps a file name's last element, without control
+// characters or separators, at most 200 bytes: the name an uploaded file
+// is kept under.
+func CleanFilename(name string) string {
 	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
 	name = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == '/' || r == '"' {
@@ -95,118 +90,6 @@ func lastRune(s string) (rune, int) {
 		}
 	}
 	return 0, 1
-}
-
-// isMultipart reports whether r carries a multipart/form-data body.
-func isMultipart(r *http.Request) bool {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return mt == "multipart/form-data"
-}
-
-// decodeMultipartMessage reads a message sent as multipart/form-data, as
-// Chatwoot's SDK and dashboard send every message: the message's fields as
-// form values (content_attributes as JSON text) and the files as
-// attachments[] (or attachments).
-func decodeMultipartMessage(w http.ResponseWriter, r *http.Request) (MessageInput, error) {
-	var in MessageInput
-	r.Body = http.MaxBytesReader(w, r.Body, maxMultipartBytes)
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return in, apperr.Field("body", "is not a valid multipart/form-data body: %v", err)
-	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return in, apperr.New(apperr.TooLarge, "request body is over %d bytes", maxMultipartBytes)
-		}
-		if err != nil {
-			return in, apperr.Field("body", "is not a valid multipart/form-data body: %v", err)
-		}
-		name := part.FormName()
-		if part.FileName() != "" || name == "attachments[]" || name == "attachments" {
-			if name != "attachments[]" && name != "attachments" {
-				return in, apperr.Field(name, "files go in attachments[]")
-			}
-			if len(in.Files) == MaxAttachments {
-				return in, apperr.Field("attachments", "at most %d files", MaxAttachments)
-			}
-			data, err := io.ReadAll(io.LimitReader(part, MaxAttachmentBytes+1))
-			if errors.As(err, &tooBig) {
-				return in, apperr.New(apperr.TooLarge, "request body is over %d bytes", maxMultipartBytes)
-			}
-			if err != nil {
-				return in, apperr.Field("attachments", "could not be read: %v", err)
-			}
-			if len(data) > MaxAttachmentBytes {
-				return in, apperr.Field("attachments["+strconv.Itoa(len(in.Files))+"]", "is over %d bytes", MaxAttachmentBytes)
-			}
-			if len(data) == 0 {
-				return in, apperr.Field("attachments["+strconv.Itoa(len(in.Files))+"]", "is empty")
-			}
-			filename := cleanFilename(part.FileName())
-			ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
-			if ct == "" || ct == "application/octet-stream" {
-				if byExt := mime.TypeByExtension(path.Ext(filename)); byExt != "" {
-					ct, _, _ = mime.ParseMediaType(byExt)
-				} else {
-					ct, _, _ = mime.ParseMediaType(http.DetectContentType(data))
-				}
-			}
-			in.Files = append(in.Files, Upload{Filename: filename, ContentType: ct, Data: data})
-			continue
-		}
-		value, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
-		if err != nil {
-			return in, apperr.Field(name, "could not be read: %v", err)
-		}
-		if len(value) > 64<<10 {
-			return in, apperr.Field(name, "is over 64 KB")
-		}
-		v := string(value)
-		switch name {
-		case "content":
-			in.Content = v
-		case "message_type":
-			in.MessageType = jsonString(v)
-		case "private":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return in, apperr.Field("private", "must be true or false")
-			}
-			in.Private = b
-		case "content_type":
-			in.ContentType = v
-		case "content_attributes":
-			in.ContentAttributes = []byte(v)
-		}
-	}
-	return in, nil
-}
-
-// jsonString is v as a JSON value: a number stays a number (message_type
-// 0/1), anything else becomes a JSON string.
-func jsonString(v string) []byte {
-	if _, err := strconv.Atoi(v); err == nil {
-		return []byte(v)
-	}
-	return []byte(strconv.Quote(v))
-}
-
-// baseURL is where this request reached handoverd, for attachment URLs:
-// the configured public URL, else the request's scheme and host.
-func (s *Service) baseURL(r *http.Request) string {
-	if s.publicURL != "" {
-		return s.publicURL
-	}
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 // storeAttachments keeps a message's files and returns their views.
@@ -234,37 +117,38 @@ func (s *Service) storeAttachments(ctx context.Context, tx *store.Tx, accountID,
 	return out, nil
 }
 
-// attachment serves a stored attachment by its token (the file name in
-// the path is for people and browsers; the token alone selects the file).
-func (a *API) attachment(w http.ResponseWriter, r *http.Request) {
-	token := httpapi.Var(r, "token")
-	var ct, filename, data string
+// PublicURL is the configured public URL handoverd is reached at, without
+// a trailing slash ("" when not configured: adapters use the request's).
+func (s *Service) PublicURL() string { return s.publicURL }
+
+// File is a stored attachment's content.
+type File struct {
+	// ContentType is its media type.
+	ContentType string
+	// Filename is its (cleaned) name.
+	Filename string
+	// Data is its content.
+	Data []byte
+}
+
+// Attachment returns the attachment whose token is token (NotFound when
+// there is none). The token alone selects the file; it is the secret.
+func (s *Service) Attachment(ctx context.Context, token string) (File, error) {
+	var f File
+	var data string
 	err := sql.ErrNoRows
 	if len(token) == 36 {
-		err = a.Service.db.Reader().QueryRowContext(r.Context(), `SELECT content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
-			Scan(&ct, &filename, &data)
+		err = s.db.Reader().QueryRowContext(ctx, `SELECT content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
+			Scan(&f.ContentType, &f.Filename, &data)
 	}
 	if errNoRows(err) {
-		httpapi.WriteError(w, r, apperr.New(apperr.NotFound, "no such attachment"))
-		return
+		return f, apperr.New(apperr.NotFound, "no such attachment")
 	}
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return f, err
 	}
-	b, err := base64.StdEncoding.DecodeString(data)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if f.Data, err = base64.StdEncoding.DecodeString(data); err != nil {
+		return f, fmt.Errorf("attachment %s: %w", token, err)
 	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "private, max-age=86400")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": filename}))
-	if !strings.HasPrefix(ct, "image/") && !strings.HasPrefix(ct, "audio/") && !strings.HasPrefix(ct, "video/") {
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
-	}
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	_, _ = w.Write(b)
+	return f, nil
 }

@@ -207,9 +207,10 @@ func TestAPIMessages(t *testing.T) {
 	})
 }
 
-// TestAPIRefusals: bad input is refused with the status of the one table
-// and a body naming the field, and changes nothing; another account's
-// objects answer as if they did not exist.
+// TestAPIRefusals: input the inbox refuses (the adapter's own refusals
+// are the chatwoot package's tests) gets the status of the one table and
+// a body naming the field, and changes nothing; another account's objects
+// answer as if they did not exist.
 func TestAPIRefusals(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		apiInbox, _, source := e.apiContact("Ada", "")
@@ -223,22 +224,13 @@ func TestAPIRefusals(t *testing.T) {
 			body                      any
 			want                      errorBody
 		}{
-			{"no token", "GET", path("1/conversations"), "", nil, errorBody{401, "unauthorized", ""}},
-			{"bot token", "GET", path("1/conversations"), botToken, nil, errorBody{403, "forbidden", ""}},
-			{"other account", "GET", path("2/conversations"), aliceToken, nil, errorBody{403, "forbidden", ""}},
-			{"account not a number", "GET", path("x/conversations"), aliceToken, nil, errorBody{404, "not_found", ""}},
 			{"status", "GET", path("1/conversations?status=gone"), aliceToken, nil, errorBody{400, "invalid", "status"}},
 			{"assignee_type", "GET", path("1/conversations?assignee_type=them"), aliceToken, nil, errorBody{400, "invalid", "assignee_type"}},
-			{"inbox_id", "GET", path("1/conversations?inbox_id=one"), aliceToken, nil, errorBody{400, "invalid", "inbox_id"}},
-			{"page", "GET", path("1/contacts?page=0"), aliceToken, nil, errorBody{400, "invalid", "page"}},
 			{"unknown conversation", "GET", path("1/conversations/999999"), aliceToken, nil, errorBody{404, "not_found", ""}},
 			{"other account's conversation", "GET", path("2/conversations/%d", conv.ID), bobToken, nil, errorBody{404, "not_found", ""}},
-			{"empty filter", "POST", path("1/conversations/filter"), aliceToken, map[string]any{"payload": []any{}}, errorBody{400, "invalid", "payload"}},
-			{"malformed JSON", "POST", path("1/contacts"), aliceToken, `{"name":`, errorBody{400, "invalid", "body"}},
 			{"contact without inbox", "POST", path("1/contacts"), aliceToken, map[string]any{"name": "x"}, errorBody{400, "invalid", "inbox_id"}},
 			{"contact email", "POST", path("1/contacts"), aliceToken, map[string]any{"inbox_id": apiInbox, "email": "nope"}, errorBody{400, "invalid", "email"}},
 			{"contact in Messenger inbox", "POST", path("1/contacts"), aliceToken, map[string]any{"inbox_id": e.inboxOf(pageID)}, errorBody{422, "unprocessable", "inbox_id"}},
-			{"inbox channel", "POST", path("1/inboxes"), aliceToken, map[string]any{"name": "x", "channel": map[string]any{"type": "email"}}, errorBody{400, "invalid", "channel.type"}},
 			{"conversation source", "POST", path("1/conversations"), aliceToken, map[string]any{"source_id": "nobody"}, errorBody{400, "invalid", "source_id"}},
 			{"conversation status", "POST", path("1/conversations"), aliceToken, map[string]any{"source_id": source, "status": "later"}, errorBody{400, "invalid", "status"}},
 			{"Messenger conversation", "POST", path("1/conversations"), aliceToken, map[string]any{"source_id": "psid-r"}, errorBody{422, "unprocessable", "source_id"}},
@@ -246,12 +238,9 @@ func TestAPIRefusals(t *testing.T) {
 			{"content_type", "POST", path("1/conversations/%d/messages", conv.ID), aliceToken, map[string]any{"content": "x", "content_type": "video"}, errorBody{400, "invalid", "content_type"}},
 			{"incoming on Messenger", "POST", path("1/conversations/%d/messages", fb), aliceToken, map[string]any{"content": "x", "message_type": "incoming"}, errorBody{422, "unprocessable", "message_type"}},
 			{"assign another account's agent", "POST", path("1/conversations/%d/assignments", conv.ID), aliceToken, map[string]any{"assignee_id": e.agentID(2, "bob")}, errorBody{400, "invalid", "assignee_id"}},
-			{"assignee not an id", "POST", path("1/conversations/%d/assignments", conv.ID), aliceToken, map[string]any{"assignee_id": "alice"}, errorBody{400, "invalid", "assignee_id"}},
 			{"another account's team", "POST", path("1/conversations/%d/assignments", conv.ID), aliceToken, map[string]any{"team_id": 3}, errorBody{400, "invalid", "team_id"}},
-			{"labels missing", "POST", path("1/conversations/%d/labels", conv.ID), aliceToken, map[string]any{}, errorBody{400, "invalid", "labels"}},
 			{"label invalid", "POST", path("1/conversations/%d/labels", conv.ID), aliceToken, map[string]any{"labels": []string{"ok", "not ok"}}, errorBody{400, "invalid", "labels[1]"}},
 			{"toggle status", "POST", path("1/conversations/%d/toggle_status", conv.ID), aliceToken, map[string]any{"status": "closed"}, errorBody{400, "invalid", "status"}},
-			{"messages before", "GET", path("1/conversations/%d/messages?before=last", conv.ID), aliceToken, nil, errorBody{400, "invalid", "before"}},
 		} {
 			st, raw := e.call(tc.method, tc.path, tc.token, tc.body, nil)
 			if d := cmp.Diff(tc.want, failure(t, st, raw)); d != "" {

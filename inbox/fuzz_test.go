@@ -59,7 +59,7 @@ func FuzzAPIDecoders(f *testing.F) {
 			}
 		case 4:
 			var in struct {
-				AssigneeID flexID `json:"assignee_id"`
+				AssigneeID FlexID `json:"assignee_id"`
 			}
 			roundTrip(t, body, &in)
 		case 5:

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/chatwoot"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/httpapi"
@@ -139,7 +140,7 @@ func newProcess(t *testing.T, b storetest.Backend, hook *receiver) *env {
 		t.Fatal(err)
 	}
 	r := httpapi.NewRouter(log, e.met)
-	(&inbox.API{Service: e.in, Users: au}).Routes(r)
+	(&chatwoot.API{Service: e.in, Users: au}).Routes(r)
 	(&lexer.API{Service: e.in, Users: au, Metrics: e.met, RatePerSecond: 1000, Burst: 1000}).Routes(r)
 	(&messenger.Webhook{AppSecret: "our-app-secret", VerifyToken: "verify-me", Ingester: e.hs, Metrics: e.met, Now: e.clock.Now,
 		KnownPage: func(id string) bool { return id == pageID || id == otherPage }}).Routes(r)

@@ -6,8 +6,9 @@
 // transaction, so a customer message lands in its conversation exactly once,
 // echoes land as outgoing messages with the right sender, and a
 // conversation's status follows the thread's owner (bot → pending, agents →
-// open). Agents reply through the API; handoverd acquires thread control
-// before anything is sent. Every change is an event: kept in order for live
+// open). Agents reply through the API (package chatwoot serves it over
+// this package's methods); handoverd acquires thread control before
+// anything is sent. Every change is an event: kept in order for live
 // updates (Server-Sent Events) and delivered, signed, to webhooks from a
 // durable outbox.
 package inbox
@@ -172,6 +173,12 @@ func newSecret() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Health is the inbox's clock reading and whether its database answers
+// (nil when it does).
+func (s *Service) Health(ctx context.Context) (now time.Time, db error) {
+	return s.now(), s.db.Reader().PingContext(ctx)
 }
 
 // Drain ends live-update streams so a graceful shutdown is not held up by

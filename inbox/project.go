@@ -467,86 +467,107 @@ func (s *Service) onAgentMessage(ctx context.Context, tx *store.Tx, th handover.
 // creating its contact, contact inbox and conversation if create is set.
 // A zero conversation means none exists and create was not set.
 func (s *Service) conversationFor(ctx context.Context, tx *store.Tx, ref inboxRef, th handover.Thread, create bool) (conversation, bool, error) {
-	b := batchOf(tx)
-	var conv conversation
-	var err error
-	if c, known := b.conversation(th.PageID, th.PSID); known {
-		if c != nil || !create {
-			if c != nil {
-				conv = *c
-			}
-			return conv, false, nil
-		}
-	} else {
-		conv, err = scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-			WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, th.PSID))
-		if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
-			if errors.Is(err, sql.ErrNoRows) {
-				err = nil
-			}
-			return conv, false, err
-		}
-	}
-	now := store.Millis(s.now())
-	var contactID, ciID int64
-	if ci, ok := b.contactInbox(th.PageID, th.PSID); ok {
-		contactID, ciID, err = ci.contactID, ci.id, nil
-	} else {
-		err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, th.PSID).Scan(&contactID, &ciID)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		name := contactName(th.PSID)
-		attrs, merr := contactAttributes(th.PSID)
-		if merr != nil {
-			return conv, false, merr
-		}
-		if err = tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, name, th.PSID,
-			string(attrs), now).Scan(&contactID); err != nil {
-			return conv, false, err
-		}
-		if b != nil {
-			b.names[contactID] = name
-		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-			contactID, ref.id, th.PSID, now).Scan(&ciID)
-	}
-	if err != nil {
+	conv, found, err := currentConversation(ctx, tx, ref, th.PageID, th.PSID)
+	if err != nil || found || !create {
 		return conv, false, err
 	}
-	status := statusFor(th.Owner)
-	if botAnswers(tx, th) {
-		status = StatusPending
+	contactID, ciID, err := s.contactInboxFor(ctx, tx, ref, th.PageID, th.PSID)
+	if err != nil {
+		return conversation{}, false, err
 	}
-	if status == "" {
-		status = StatusOpen
-		if s.pages[th.PageID].BotAppID != "" {
-			status = StatusPending
-		}
-	}
+	now := store.Millis(s.now())
+	status := newConversationStatus(th.Owner, botAnswers(tx, th), s.pages[th.PageID].BotAppID != "")
 	var waiting sql.NullInt64
 	if status == StatusOpen {
 		waiting = sql.NullInt64{Int64: now, Valid: true}
 	}
+	conv, err = insertConversation(ctx, tx, conversation{accountID: ref.accountID, inboxID: ref.id, contactID: contactID,
+		contactInboxID: ciID, status: status, pageID: th.PageID, psid: th.PSID, threadOwner: string(th.Owner),
+		additional: "{}", custom: "{}", waitingSince: waiting, lastActivity: now, created: now, updated: now})
+	return conv, err == nil, err
+}
+
+// currentConversation returns the thread's current (not resolved)
+// conversation in ref's inbox, locked for the transaction (found false
+// when there is none): the batch's, when the batch has looked.
+func currentConversation(ctx context.Context, tx *store.Tx, ref inboxRef, pageID, psid string) (conversation, bool, error) {
+	if c, known := batchOf(tx).conversation(pageID, psid); known {
+		if c == nil {
+			return conversation{}, false, nil
+		}
+		return *c, true, nil
+	}
+	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
+		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, psid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return conversation{}, false, nil
+	}
+	return conv, err == nil, err
+}
+
+// newConversationStatus is a new Messenger conversation's status: pending
+// while a bot answers or the bot owns the thread, open when the agents own
+// it; with no owner who implies one, pending on a Page with a bot app (it
+// answers first), else open.
+func newConversationStatus(owner handover.Owner, botAnswers, pageHasBot bool) string {
+	status := statusFor(owner)
+	if botAnswers {
+		status = StatusPending
+	}
+	if status == "" {
+		status = StatusOpen
+		if pageHasBot {
+			status = StatusPending
+		}
+	}
+	return status
+}
+
+// contactInboxFor returns the contact and contact inbox of the customer
+// psid in ref's inbox, creating both when the customer is new.
+func (s *Service) contactInboxFor(ctx context.Context, tx *store.Tx, ref inboxRef, pageID, psid string) (contactID, ciID int64, err error) {
+	b := batchOf(tx)
+	if ci, ok := b.contactInbox(pageID, psid); ok {
+		return ci.contactID, ci.id, nil
+	}
+	err = tx.QueryRowContext(ctx, `SELECT contact_id, id FROM contact_inboxes WHERE inbox_id = $1 AND source_id = $2`, ref.id, psid).Scan(&contactID, &ciID)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return contactID, ciID, err
+	}
+	name := contactName(psid)
+	attrs, err := contactAttributes(psid)
+	if err != nil {
+		return 0, 0, err
+	}
+	now := store.Millis(s.now())
+	if err := tx.QueryRowContext(ctx, `INSERT INTO contacts (account_id, name, identifier, additional_attributes, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, ref.accountID, name, psid, string(attrs), now).Scan(&contactID); err != nil {
+		return 0, 0, err
+	}
 	if b != nil {
-		conv, err = b.deferConversation(ctx, tx, conversation{accountID: ref.accountID, inboxID: ref.id, contactID: contactID,
-			contactInboxID: ciID, status: status, pageID: th.PageID, psid: th.PSID, threadOwner: string(th.Owner),
-			additional: "{}", custom: "{}", waitingSince: waiting, lastActivity: now, created: now, updated: now})
+		b.names[contactID] = name
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO contact_inboxes (contact_id, inbox_id, source_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+		contactID, ref.id, psid, now).Scan(&ciID)
+	return contactID, ciID, err
+}
+
+// insertConversation stores the new conversation c: deferred to the end
+// of the batch when there is one, else now.
+func insertConversation(ctx context.Context, tx *store.Tx, c conversation) (conversation, error) {
+	if b := batchOf(tx); b != nil {
+		conv, err := b.deferConversation(ctx, tx, c)
 		if err != nil {
-			return conv, false, err
+			return conv, err
 		}
 		b.keep(conv)
-		return conv, true, nil
+		return conv, nil
 	}
-	conv, err = scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
+	conv, err := scanConversation(tx.QueryRowContext(ctx, `INSERT INTO conversations
 		(account_id, inbox_id, contact_id, contact_inbox_id, status, page_id, psid, thread_owner, agent_waiting_since, last_activity_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING `+conversationColumns,
-		ref.accountID, ref.id, contactID, ciID, status, th.PageID, th.PSID, string(th.Owner), waiting, now))
-	if err != nil {
-		return conv, false, err
-	}
-	b.keep(conv)
-	return conv, true, nil
+		c.accountID, c.inboxID, c.contactID, c.contactInboxID, c.status, c.pageID, c.psid, c.threadOwner, c.waitingSince, c.lastActivity))
+	return conv, err
 }
 
 // contactName is a new Messenger contact's name.

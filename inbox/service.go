@@ -26,6 +26,19 @@ func account(p auth.Principal, accountID int64) error {
 	return nil
 }
 
+// CheckAccount returns a Forbidden error unless p may act on accountID.
+func CheckAccount(p auth.Principal, accountID int64) error { return account(p, accountID) }
+
+// Inbox returns the account's inbox id (NotFound when the account has no
+// such inbox).
+func (s *Service) Inbox(ctx context.Context, accountID, id int64) (InboxView, error) {
+	v, err := s.inboxView(ctx, s.db.Reader(), id)
+	if err == nil && v.AccountID != accountID {
+		err = apperr.New(apperr.NotFound, "inbox %d does not exist", id)
+	}
+	return v, err
+}
+
 // Inboxes lists an account's inboxes.
 func (s *Service) Inboxes(ctx context.Context, accountID int64) ([]InboxView, error) {
 	ids, err := store.IDs(ctx, s.db.Reader(), `SELECT id FROM inboxes WHERE account_id = $1 ORDER BY id`, accountID)
@@ -68,7 +81,7 @@ func (s *Service) CreateAPIInbox(ctx context.Context, accountID int64, name, web
 
 // ContactInput is the body of POST .../contacts.
 type ContactInput struct {
-	InboxID          flexID          `json:"inbox_id"`
+	InboxID          FlexID          `json:"inbox_id"`
 	Name             string          `json:"name"`
 	Email            string          `json:"email"`
 	PhoneNumber      string          `json:"phone_number"`
@@ -126,13 +139,13 @@ func (s *Service) Contact(ctx context.Context, accountID, id int64) (ContactView
 // ConversationInput is the body of POST .../conversations.
 type ConversationInput struct {
 	SourceID             string          `json:"source_id"`
-	InboxID              flexID          `json:"inbox_id"`
-	ContactID            flexID          `json:"contact_id"`
+	InboxID              FlexID          `json:"inbox_id"`
+	ContactID            FlexID          `json:"contact_id"`
 	AdditionalAttributes json.RawMessage `json:"additional_attributes"`
 	CustomAttributes     json.RawMessage `json:"custom_attributes"`
 	Status               string          `json:"status"`
-	AssigneeID           flexID          `json:"assignee_id"`
-	TeamID               flexID          `json:"team_id"`
+	AssigneeID           FlexID          `json:"assignee_id"`
+	TeamID               FlexID          `json:"team_id"`
 }
 
 // CreateConversation starts a conversation on a contact's session.
@@ -495,75 +508,167 @@ func parseMessageType(raw json.RawMessage) (string, error) {
 // continues the agent's intervention, waits for thread control, and goes
 // out through the Send API.
 func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID, conversationID int64, in MessageInput) (MessageView, error) {
-	mtype, err := parseMessageType(in.MessageType)
+	parsed, err := parseMessage(in)
 	if err != nil {
 		return MessageView{}, err
-	}
-	if in.ContentType == "" {
-		in.ContentType = "text"
-	}
-	if !contentTypes[in.ContentType] {
-		return MessageView{}, apperr.Field("content_type", "unknown content_type %q", in.ContentType)
-	}
-	attrsJSON, err := jsonObject("content_attributes", in.ContentAttributes)
-	if err != nil {
-		return MessageView{}, err
-	}
-	var attrs map[string]any
-	_ = json.Unmarshal([]byte(attrsJSON), &attrs)
-	if strings.TrimSpace(in.Content) == "" && in.ContentType == "text" && len(in.Files) == 0 {
-		return MessageView{}, apperr.Field("content", "is required")
-	}
-	if len([]rune(in.Content)) > 5000 {
-		return MessageView{}, apperr.Field("content", "is over 5000 characters")
 	}
 	conv, err := s.accountConversation(ctx, accountID, conversationID)
 	if err != nil {
 		return MessageView{}, err
 	}
-	messenger := conv.psid != ""
-	m := newMessage{convID: conv.id, messageType: mtype, private: in.Private, content: in.Content, contentType: in.ContentType, attrs: attrs}
-	switch {
-	case mtype == Incoming && messenger:
-		return MessageView{}, &apperr.Error{Code: apperr.Unprocessable, Field: "message_type", Message: "incoming Messenger messages come from Messenger"}
-	case mtype == Incoming:
-		m.senderType, m.senderID = SenderContact, sql.NullInt64{Int64: conv.contactID, Valid: true}
-		_ = s.db.Reader().QueryRowContext(ctx, `SELECT name FROM contacts WHERE id = $1`, conv.contactID).Scan(&m.senderName)
-	default:
-		m.senderType, m.senderName = SenderAgent, p.Name
-		s.setAgentSender(&m)
+	facts, err := s.messageFacts(ctx, conv, parsed, in.Private)
+	if err != nil {
+		return MessageView{}, err
 	}
-	reply := messenger && mtype == Outgoing && !in.Private
-	var sends []map[string]any
-	if reply {
-		if strings.TrimSpace(in.Content) != "" || len(in.Files) == 0 {
-			send, err := messengerMessage(in.Content, in.ContentType, attrs)
-			if err != nil {
-				return MessageView{}, err
-			}
-			sends = append(sends, send)
+	plan, err := planMessage(parsed, in, conv, p.Name, facts, s.now())
+	if err != nil {
+		return MessageView{}, err
+	}
+	if plan.m.senderType == SenderAgent {
+		s.setAgentSender(&plan.m)
+	}
+	id, stored, err := s.writeMessage(ctx, p, conv, plan, in)
+	if err != nil {
+		return MessageView{}, err
+	}
+	if plan.reply {
+		sends := plan.sends
+		for _, a := range stored { // Messenger takes one attachment a message, by URL
+			sends = append(sends, map[string]any{"attachment": map[string]any{"type": a.FileType,
+				"payload": map[string]any{"url": a.DataURL, "is_reusable": true}}})
 		}
-		th, _, err := s.handover.Get(ctx, conv.pageID, conv.psid)
-		if err != nil {
+		// The reply is committed: hand it on even if the client hangs up.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := s.sendReply(rctx, p, conv, id, sends); err != nil {
 			return MessageView{}, err
 		}
-		if _, _, ok := handover.ReplyWindow(th.LastCustomerAt, s.now(), false); !ok {
-			return MessageView{}, &apperr.Error{Code: apperr.Unprocessable, Field: "content",
+	}
+	return getMessage(ctx, s.db.Reader(), id)
+}
+
+// parsedMessage is a message's input, checked on its own: its type, its
+// content type and its content attributes.
+type parsedMessage struct {
+	messageType string
+	contentType string
+	attrs       map[string]any
+}
+
+// parseMessage checks what can be checked of in without the store.
+func parseMessage(in MessageInput) (parsedMessage, error) {
+	mtype, err := parseMessageType(in.MessageType)
+	if err != nil {
+		return parsedMessage{}, err
+	}
+	ct := in.ContentType
+	if ct == "" {
+		ct = "text"
+	}
+	if !contentTypes[ct] {
+		return parsedMessage{}, apperr.Field("content_type", "unknown content_type %q", ct)
+	}
+	attrsJSON, err := jsonObject("content_attributes", in.ContentAttributes)
+	if err != nil {
+		return parsedMessage{}, err
+	}
+	var attrs map[string]any
+	_ = json.Unmarshal([]byte(attrsJSON), &attrs)
+	if strings.TrimSpace(in.Content) == "" && ct == "text" && len(in.Files) == 0 {
+		return parsedMessage{}, apperr.Field("content", "is required")
+	}
+	if len([]rune(in.Content)) > 5000 {
+		return parsedMessage{}, apperr.Field("content", "is over 5000 characters")
+	}
+	return parsedMessage{messageType: mtype, contentType: ct, attrs: attrs}, nil
+}
+
+// messageFacts is what deciding a new message needs from the store: the
+// contact's name (for an incoming message of an API conversation) and
+// when the customer last wrote (for a reply on Messenger).
+type messageFacts struct {
+	contactName    string
+	lastCustomerAt *time.Time
+}
+
+// messageFacts loads the facts a message of type pm in conv needs.
+func (s *Service) messageFacts(ctx context.Context, conv conversation, pm parsedMessage, private bool) (messageFacts, error) {
+	var f messageFacts
+	switch {
+	case pm.messageType == Incoming && conv.psid == "":
+		_ = s.db.Reader().QueryRowContext(ctx, `SELECT name FROM contacts WHERE id = $1`, conv.contactID).Scan(&f.contactName)
+	case pm.messageType == Outgoing && conv.psid != "" && !private:
+		th, _, err := s.handover.Get(ctx, conv.pageID, conv.psid)
+		if err != nil {
+			return f, err
+		}
+		f.lastCustomerAt = th.LastCustomerAt
+	}
+	return f, nil
+}
+
+// messagePlan is what to store for a new message and whether, and what,
+// to send on Messenger.
+type messagePlan struct {
+	m newMessage
+	// reply says the message is an agent's reply on Messenger: its sends
+	// go to the customer (attachments follow once stored).
+	reply bool
+	sends []map[string]any
+	// opens says the reply opens the conversation (it was neither open nor
+	// resolved): the agents take the thread first.
+	opens bool
+}
+
+// planMessage decides what a new message in conv is, from its checked
+// input, what the store knows and the time (pure: no I/O). The agent's
+// sender id is left to the caller.
+func planMessage(pm parsedMessage, in MessageInput, conv conversation, agent string, f messageFacts, now time.Time) (messagePlan, error) {
+	onMessenger := conv.psid != ""
+	m := newMessage{convID: conv.id, messageType: pm.messageType, private: in.Private, content: in.Content, contentType: pm.contentType, attrs: pm.attrs}
+	switch {
+	case pm.messageType == Incoming && onMessenger:
+		return messagePlan{}, &apperr.Error{Code: apperr.Unprocessable, Field: "message_type", Message: "incoming Messenger messages come from Messenger"}
+	case pm.messageType == Incoming:
+		m.senderType, m.senderID, m.senderName = SenderContact, sql.NullInt64{Int64: conv.contactID, Valid: true}, f.contactName
+	default:
+		m.senderType, m.senderName = SenderAgent, agent
+	}
+	plan := messagePlan{reply: onMessenger && pm.messageType == Outgoing && !in.Private}
+	if plan.reply {
+		if strings.TrimSpace(in.Content) != "" || len(in.Files) == 0 {
+			send, err := messengerMessage(in.Content, pm.contentType, pm.attrs)
+			if err != nil {
+				return messagePlan{}, err
+			}
+			plan.sends = append(plan.sends, send)
+		}
+		if _, _, ok := handover.ReplyWindow(f.lastCustomerAt, now, false); !ok {
+			return messagePlan{}, &apperr.Error{Code: apperr.Unprocessable, Field: "content",
 				Message: "outside Messenger's 7-day human agent window: the customer must write first"}
 		}
 		m.status = MsgQueued
+		plan.opens = conv.status != StatusOpen && conv.status != StatusResolved
 	}
+	plan.m = m
+	return plan, nil
+}
+
+// writeMessage stores plan's message and in's files in one transaction
+// (a reply that opens the conversation claims it for the agents first)
+// and returns the message's id and the stored attachments.
+func (s *Service) writeMessage(ctx context.Context, p auth.Principal, conv conversation, plan messagePlan, in MessageInput) (int64, []AttachmentView, error) {
 	var id int64
 	var stored []AttachmentView
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if plan.opens {
 			// The reply opens the conversation: the agents take it (see
 			// ToggleStatus), before the bots could answer too.
 			if err := s.handover.ClaimByAgents(ctx, tx, conv.pageID, conv.psid, p.Name, true); err != nil {
 				return err
 			}
 		}
-		v, err := s.insertMessage(ctx, tx, conv, m)
+		v, err := s.insertMessage(ctx, tx, conv, plan.m)
 		if err != nil {
 			return err
 		}
@@ -579,7 +684,7 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 			}
 			stored = atts
 		}
-		if reply && conv.status != StatusOpen && conv.status != StatusResolved {
+		if plan.opens {
 			prev := conv.status
 			conv.status = StatusOpen
 			if _, err := tx.ExecContext(ctx, `UPDATE conversations SET status = 'open' WHERE id = $1`, conv.id); err != nil {
@@ -591,22 +696,7 @@ func (s *Service) CreateMessage(ctx context.Context, p auth.Principal, accountID
 		}
 		return s.messageEvent(ctx, tx, EventMessageCreated, conv, id)
 	})
-	if err != nil {
-		return MessageView{}, err
-	}
-	if reply {
-		for _, a := range stored { // Messenger takes one attachment a message, by URL
-			sends = append(sends, map[string]any{"attachment": map[string]any{"type": a.FileType,
-				"payload": map[string]any{"url": a.DataURL, "is_reusable": true}}})
-		}
-		// The reply is committed: hand it on even if the client hangs up.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := s.sendReply(rctx, p, conv, id, sends); err != nil {
-			return MessageView{}, err
-		}
-	}
-	return getMessage(ctx, s.db.Reader(), id)
+	return id, stored, err
 }
 
 // sendReply opens or continues the agent's intervention and hands the
@@ -819,11 +909,12 @@ func jsonObject(field string, raw json.RawMessage) (string, error) {
 	return string(raw), nil
 }
 
-// flexID accepts an id as a JSON number or a numeric string.
-type flexID int64
+// FlexID is an id as Chatwoot clients send it: a JSON number or a numeric
+// string.
+type FlexID int64
 
 // UnmarshalJSON implements json.Unmarshaler.
-func (f *flexID) UnmarshalJSON(b []byte) error {
+func (f *FlexID) UnmarshalJSON(b []byte) error {
 	s := strings.Trim(string(b), `"`)
 	if s == "" || s == "null" {
 		*f = 0
@@ -834,6 +925,6 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 		// A type error lets encoding/json name the field in the message.
 		return &json.UnmarshalTypeError{Value: "string " + string(b), Type: reflect.TypeOf(int64(0))}
 	}
-	*f = flexID(n)
+	*f = FlexID(n)
 	return nil
 }

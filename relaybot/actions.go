@@ -12,16 +12,16 @@ import (
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // acceptEvents stores a bot's events as actions, each due at its offset
 // (a delay holds back the events after it), and applies their context at
 // once so the next call carries it.
-func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, events []relay.Event) error {
+func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, events []userlike.Event) error {
 	now := s.now()
-	offsets := relay.Offsets(events)
+	offsets := userlike.Offsets(events)
 	// The session's context as it is now, under its row lock — not as it
 	// was read before a webhook call: a context the bot set meanwhile
 	// (POST /api/chatbot/v1/events) must not be written back over.
@@ -32,7 +32,7 @@ func (s *Service) acceptEvents(ctx context.Context, tx *store.Tx, ss session, ev
 	contextJSON := json.RawMessage(current)
 	for i, ev := range events {
 		if ev.Context != nil {
-			merged, err := relay.MergeContext(contextJSON, ev.Context)
+			merged, err := userlike.MergeContext(contextJSON, ev.Context)
 			if err != nil {
 				return err
 			}
@@ -69,11 +69,11 @@ func (s *Service) runOne(ctx context.Context, j relayJob, now time.Time) (bool, 
 	if ss.status != SessionActive {
 		return false, s.finishAction(ctx, j.id, "aborted", "session is "+ss.status)
 	}
-	var ev relay.Event
+	var ev userlike.Event
 	if err := json.Unmarshal([]byte(j.body), &ev); err != nil {
 		return false, errors.Join(err, s.finishAction(ctx, j.id, "failed", err.Error()))
 	}
-	if ev.Name == relay.EventDelay && ev.Delay != nil && ev.Delay.Typing {
+	if ev.Name == userlike.EventDelay && ev.Delay != nil && ev.Delay.Typing {
 		s.typing(ctx, ss) // best effort, and harmless to repeat
 	}
 	actionErr := s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -116,10 +116,10 @@ func (s *Service) finishAction(ctx context.Context, id int64, status, reason str
 }
 
 // perform carries out one event of the bot's, in tx.
-func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev relay.Event) error {
+func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev userlike.Event) error {
 	bot := s.bots[ss.bot]
 	if ev.Name.ShowsCustomer() {
-		msgs, pending, err := relay.ToMessenger(ev)
+		msgs, pending, err := userlike.ToMessenger(ev)
 		if err != nil {
 			return err
 		}
@@ -143,14 +143,14 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		return err
 	}
 	switch ev.Name {
-	case relay.EventDelay:
+	case userlike.EventDelay:
 		return nil // the typing indicator went out before; the delay itself is the due time of what follows
-	case relay.EventContactUpdate:
+	case userlike.EventContactUpdate:
 		u := ev.ContactUpdate
 		return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayContact, Bot: ss.bot,
 			Contact: handover.Contact{Name: u.Name, Email: u.Email, PhoneNumber: u.MobileNumber, Identifier: u.ExternalCustomerID}})
-	case relay.EventConversationUpdate:
-		var conv relay.Conversation
+	case userlike.EventConversationUpdate:
+		var conv userlike.Conversation
 		_ = json.Unmarshal([]byte(ss.conversation), &conv)
 		conv, err := conv.Apply(*ev.ConversationUpdate)
 		if err != nil {
@@ -162,18 +162,18 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE relay_sessions SET conversation = $2 WHERE id = $1`, ss.id, string(b))
 		return err
-	case relay.EventNoteCreate:
+	case userlike.EventNoteCreate:
 		return s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayNote, Bot: ss.bot, Note: ev.Note.Body})
-	case relay.EventAbort:
+	case userlike.EventAbort:
 		// The bot steps back: its remaining events are dropped and the
 		// conversation goes to normal routing, the agents' queue.
 		return s.endSession(ctx, tx, ss, SessionForwarded, "abort", handover.RelayForwarded, "The bot "+ss.bot+" stepped back: in the agents' queue")
-	case relay.EventEnd:
+	case userlike.EventEnd:
 		return s.endSession(ctx, tx, ss, SessionEnded, "end", handover.RelayEnded, "The bot "+ss.bot+" ended the conversation")
-	case relay.EventForwardGroup, relay.EventForwardSkills, relay.EventForwardAny:
+	case userlike.EventForwardGroup, userlike.EventForwardSkills, userlike.EventForwardAny:
 		if !s.agentsAvailable(bot, s.now()) && ev.Forward.Feedback() {
 			s.metrics.RelaySessions.WithLabelValues("forward_failed").Inc()
-			return s.enqueueCall(ctx, tx, ss.id, relay.ForwardFailedPacket())
+			return s.enqueueCall(ctx, tx, ss.id, userlike.ForwardFailedPacket())
 		}
 		why := "Forwarded to the agents by the bot " + ss.bot
 		switch {
@@ -183,7 +183,7 @@ func (s *Service) perform(ctx context.Context, tx *store.Tx, ss session, ev rela
 			why += " (skills " + strings.Join(ev.Forward.Skills, ", ") + ")"
 		}
 		return s.endSession(ctx, tx, ss, SessionForwarded, "forward", handover.RelayForwarded, why)
-	case relay.EventAddonDispatch, relay.EventEmailDispatch:
+	case userlike.EventAddonDispatch, userlike.EventEmailDispatch:
 		note := fmt.Sprintf("The bot %s asked for %s", ss.bot, strings.ReplaceAll(string(ev.Name), "_", " "))
 		if d := ev.EmailDispatch; d != nil {
 			note += fmt.Sprintf(" to the %s", d.RecipientType)
@@ -251,7 +251,7 @@ func (s *Service) TimeOutIdle(ctx context.Context) (int, error) {
 		rows.Close()
 		for _, ss := range idle {
 			status, kind, why := SessionForwarded, handover.RelayForwarded, fmt.Sprintf("No messages for %s: the bot %s handed the conversation to the agents", bot.ConversationTimeout, bot.Name)
-			if bot.TimeoutAction == relay.TimeoutEnd {
+			if bot.TimeoutAction == userlike.TimeoutEnd {
 				status, kind, why = SessionEnded, handover.RelayEnded, fmt.Sprintf("No messages for %s: the bot %s ended the conversation", bot.ConversationTimeout, bot.Name)
 			}
 			err := s.db.InTx(ctx, func(tx *store.Tx) error {

@@ -14,8 +14,8 @@ import (
 	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/jobs"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // DeliverDue makes every due webhook call — per session only the oldest
@@ -35,12 +35,12 @@ func (s *Service) callPolicy() jobs.Policy {
 // bot's events on success; on failure a later attempt, or — once the bot
 // counts as down — the agents take over.
 func (s *Service) callOne(ctx context.Context, j relayJob, now time.Time) (bool, error) {
-	var p relay.Packet
+	var p userlike.Packet
 	if err := json.Unmarshal([]byte(j.body), &p); err != nil {
 		return false, errors.Join(err, s.finishCall(ctx, j.id, "failed", err.Error()))
 	}
 	bot, ok := s.bots[j.ss.bot]
-	if !ok || (j.ss.status != SessionActive && p.Name != relay.PacketForwardFailed) {
+	if !ok || (j.ss.status != SessionActive && p.Name != userlike.PacketForwardFailed) {
 		// The bot left the config, or the session ended: nothing to tell it.
 		return false, s.finishCall(ctx, j.id, "failed", "session is "+j.ss.status)
 	}
@@ -70,8 +70,8 @@ func (s *Service) callOne(ctx context.Context, j relayJob, now time.Time) (bool,
 
 // acceptAnswer records a call the bot answered, with the events it
 // answered (an answer handoverd cannot use is noted on the session).
-func (s *Service) acceptAnswer(ctx context.Context, j relayJob, bot relay.Bot, answer []byte) error {
-	events, perr := relay.ParseEvents(answer)
+func (s *Service) acceptAnswer(ctx context.Context, j relayJob, bot userlike.Bot, answer []byte) error {
+	events, perr := userlike.ParseEvents(answer)
 	if len(bytes.TrimSpace(answer)) == 0 || string(bytes.TrimSpace(answer)) == "{}" {
 		events, perr = nil, nil
 	}
@@ -93,7 +93,7 @@ func (s *Service) acceptAnswer(ctx context.Context, j relayJob, bot relay.Bot, a
 
 // botDown hands a session whose bot stays down to the agents: its pending
 // calls fail, and the conversation says so.
-func (s *Service) botDown(ctx context.Context, ss session, bot relay.Bot, reason string) error {
+func (s *Service) botDown(ctx context.Context, ss session, bot userlike.Bot, reason string) error {
 	s.metrics.RelayFallbacks.Inc()
 	s.log.Warn().Str("bot", bot.Name).Str("error", reason).Msg("relay bot down: forwarding to the agents")
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -115,10 +115,10 @@ func (s *Service) finishCall(ctx context.Context, id int64, status, reason strin
 }
 
 // buildCall encodes the webhook body: the session's info and the packet.
-func (s *Service) buildCall(ctx context.Context, ss session, p relay.Packet) ([]byte, error) {
-	var conv relay.Conversation
+func (s *Service) buildCall(ctx context.Context, ss session, p userlike.Packet) ([]byte, error) {
+	var conv userlike.Conversation
 	_ = json.Unmarshal([]byte(ss.conversation), &conv)
-	conv.ContactChannel.Type = relay.ChannelFacebook
+	conv.ContactChannel.Type = userlike.ChannelFacebook
 	var f handover.Contact
 	if s.contacts != nil {
 		var err error
@@ -130,18 +130,18 @@ func (s *Service) buildCall(ctx context.Context, ss session, p relay.Packet) ([]
 	if name == "Messenger user "+ss.psid {
 		name = "" // the placeholder handoverd gives unnamed Messenger contacts
 	}
-	info := relay.Info{
-		ApproachMode: relay.ApproachNormal,
+	info := userlike.Info{
+		ApproachMode: userlike.ApproachNormal,
 		CID:          ss.cid,
-		Contact:      relay.Contact{ID: ss.psid, Name: name, Email: f.Email, MobileNumber: f.PhoneNumber},
+		Contact:      userlike.Contact{ID: ss.psid, Name: name, Email: f.Email, MobileNumber: f.PhoneNumber},
 		Context:      json.RawMessage(ss.context),
 		Conversation: conv,
 	}
-	return relay.Build(info, p)
+	return userlike.Build(info, p)
 }
 
 // post calls the bot's webhook with its configured headers.
-func (s *Service) post(ctx context.Context, bot relay.Bot, body []byte) (int, []byte, error) {
+func (s *Service) post(ctx context.Context, bot userlike.Bot, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err

@@ -21,10 +21,10 @@ import (
 	"github.com/handoverd/handoverd/internal/clocktest"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/relaybot"
 	"github.com/handoverd/handoverd/store"
 	"github.com/handoverd/handoverd/store/storetest"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 const (
@@ -50,7 +50,7 @@ type flow struct {
 	mids   int
 }
 
-func newFlow(t *testing.T, b storetest.Backend, tune func(*relay.Bot)) *flow {
+func newFlow(t *testing.T, b storetest.Backend, tune func(*userlike.Bot)) *flow {
 	t.Helper()
 	bot := &scriptedBot{}
 	hook := httptest.NewServer(bot)
@@ -60,11 +60,11 @@ func newFlow(t *testing.T, b storetest.Backend, tune func(*relay.Bot)) *flow {
 
 // newRelayProcess is newFlow calling the bot at url: another process on
 // the same database is newRelayProcess(t, b, tune, f.bot, f.botURL).
-func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*relay.Bot), sb *scriptedBot, url string) *flow {
+func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*userlike.Bot), sb *scriptedBot, url string) *flow {
 	t.Helper()
 	f := &flow{t: t, db: b.Open(t), clock: clocktest.New(t0), bot: sb, botURL: url}
-	bot := relay.Bot{Name: "sample", Pages: []string{page}, WebhookURL: url,
-		WebhookHeaders: map[string]relay.Secret{"API-SECURITY-TOKEN": hookToken}, APIToken: botAPIToken, Mode: relay.ModeFirewall}
+	bot := userlike.Bot{Name: "sample", Pages: []string{page}, WebhookURL: url,
+		WebhookHeaders: map[string]userlike.Secret{"API-SECURITY-TOKEN": hookToken}, APIToken: botAPIToken, Mode: userlike.ModeFirewall}
 	if tune != nil {
 		tune(&bot)
 	}
@@ -78,11 +78,11 @@ func newRelayProcess(t *testing.T, b storetest.Backend, tune func(*relay.Bot), s
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.bots = relaybot.New(relaybot.Options{DB: f.db, Bots: []relay.Bot{bot}, Handover: f.hs, Contacts: f.in, Clock: f.clock.Paced(), Metrics: m, Logger: log,
+	f.bots = relaybot.New(relaybot.Options{DB: f.db, Bots: []userlike.Bot{bot}, Handover: f.hs, Contacts: f.in, Clock: f.clock.Paced(), Metrics: m, Logger: log,
 		Retry: time.Second, Attempts: 3})
 	f.hs.SetConsumers(handover.Consumers{Bots: f.bots, Inbox: f.in})
 	r := httpapi.NewRouter(log, m)
-	(&relaybot.API{Service: f.bots}).Routes(r)
+	(&userlike.API{Service: f.bots}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

@@ -12,10 +12,11 @@
 // queued in the same transaction that stores the message and delivered at
 // least once, in order per session, with retries; a bot that stays down is
 // replaced by the agents (the conversation says so). The bot's events —
-// from its webhook answers or posted to POST /api/chatbot/v1/events — are
-// stored as actions and run in order (a delay holds back the ones after
-// it): messages go out through the Send API, forwards hand the
-// conversation to the agents, notes and contact updates reach the inbox.
+// from its webhook answers or posted to POST /api/chatbot/v1/events
+// (Service.PostEvents) — are stored as actions and run in order (a delay
+// holds back the ones after it): messages go out through the Send API,
+// forwards hand the conversation to the agents, notes and contact updates
+// reach the inbox.
 package relaybot
 
 import (
@@ -34,8 +35,8 @@ import (
 	"github.com/handoverd/handoverd/jobs"
 	"github.com/handoverd/handoverd/messenger"
 	"github.com/handoverd/handoverd/metrics"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // Session statuses.
@@ -50,7 +51,7 @@ type Options struct {
 	// DB is the database.
 	DB *store.DB
 	// Bots are the configured relay bots.
-	Bots []relay.Bot
+	Bots []userlike.Bot
 	// Handover sends the bots' messages.
 	Handover *handover.Service
 	// Contacts tells the bots what is known of their customers.
@@ -85,8 +86,8 @@ type Contacts interface {
 // Service runs the relay bots.
 type Service struct {
 	db       *store.DB
-	bots     map[string]relay.Bot // by name
-	byPage   map[string]relay.Bot // by page id
+	bots     map[string]userlike.Bot // by name
+	byPage   map[string]userlike.Bot // by page id
 	handover *handover.Service
 	contacts Contacts
 	graph    *messenger.Graph
@@ -106,7 +107,7 @@ type Service struct {
 
 // New returns the service.
 func New(o Options) *Service {
-	s := &Service{db: o.DB, bots: map[string]relay.Bot{}, byPage: map[string]relay.Bot{}, handover: o.Handover, contacts: o.Contacts,
+	s := &Service{db: o.DB, bots: map[string]userlike.Bot{}, byPage: map[string]userlike.Bot{}, handover: o.Handover, contacts: o.Contacts,
 		graph: o.Graph, pages: o.PageTokens, clock: clock.Or(o.Clock), metrics: o.Metrics, log: o.Logger, client: o.HTTPClient,
 		retry: o.Retry, attempts: o.Attempts, limiter: newCIDLimiter(20, time.Minute)}
 	for _, b := range o.Bots {
@@ -251,11 +252,11 @@ func (s *Service) threadChanged(ctx context.Context, tx *store.Tx, ch handover.C
 		if err := s.handover.Relayed(ctx, tx, ss.pageID, ss.psid, handover.Relay{Kind: handover.RelayStarted, Bot: ss.bot}); err != nil {
 			return "", err
 		}
-		return bot.Name, s.enqueueCall(ctx, tx, ss.id, relay.StartPacket(&first))
+		return bot.Name, s.enqueueCall(ctx, tx, ss.id, userlike.StartPacket(&first))
 	}
-	var pending *relay.PendingChoice
+	var pending *userlike.PendingChoice
 	if ss.pendingChoice != "" {
-		pending = &relay.PendingChoice{}
+		pending = &userlike.PendingChoice{}
 		_ = json.Unmarshal([]byte(ss.pendingChoice), pending)
 	}
 	p := s.packetFor(pending, *ev)
@@ -319,37 +320,37 @@ func (s *Service) humanTookOver(ch handover.Change) bool {
 // packetFor converts a customer event to the packet the bot gets: a click
 // for a tapped option (or a valid number answering a numbered choice), media
 // or location for attachments, otherwise a message.
-func (s *Service) packetFor(pending *relay.PendingChoice, ev messenger.Event) relay.Packet {
+func (s *Service) packetFor(pending *userlike.PendingChoice, ev messenger.Event) userlike.Packet {
 	if ev.Postback != nil {
-		if p, ok := relay.ParsePostback(ev.Postback.Payload); ok {
+		if p, ok := userlike.ParsePostback(ev.Postback.Payload); ok {
 			return p
 		}
-		return relay.MessagePacket(ev.Postback.Title)
+		return userlike.MessagePacket(ev.Postback.Title)
 	}
 	m := ev.Message
-	if p, ok := relay.ParsePostback(m.QuickReplyPayload); ok {
+	if p, ok := userlike.ParsePostback(m.QuickReplyPayload); ok {
 		return p
 	}
 	if len(m.Attachments) > 0 && m.Text == "" {
 		a := m.Attachments[0]
-		if p, ok := relay.AttachmentPacket(a.Type, a.URL, a.Payload); ok {
+		if p, ok := userlike.AttachmentPacket(a.Type, a.URL, a.Payload); ok {
 			return p
 		}
 	}
-	return relay.TextPacket(pending, m.Text)
+	return userlike.TextPacket(pending, m.Text)
 }
 
 // agentsAvailable is whether a forward can reach an agent: within the
 // humans' service time for service_time bots, always otherwise (handoverd
 // has no agent presence; the queue is always open).
-func (s *Service) agentsAvailable(b relay.Bot, now time.Time) bool {
-	if b.Mode == relay.ModeServiceTime {
+func (s *Service) agentsAvailable(b userlike.Bot, now time.Time) bool {
+	if b.Mode == userlike.ModeServiceTime {
 		return b.Schedule.Contains(now)
 	}
 	return true
 }
 
-func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64, p relay.Packet) error {
+func (s *Service) enqueueCall(ctx context.Context, tx *store.Tx, sessionID int64, p userlike.Packet) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err

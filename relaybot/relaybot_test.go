@@ -13,10 +13,10 @@ import (
 	"github.com/handoverd/handoverd/handover"
 	"github.com/handoverd/handoverd/internal/clocktest"
 	"github.com/handoverd/handoverd/messenger"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/relaybot"
 	"github.com/handoverd/handoverd/store"
 	"github.com/handoverd/handoverd/store/storetest"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 const (
@@ -47,7 +47,7 @@ type fixture struct {
 	clock *clocktest.Fake
 }
 
-func newFixture(t *testing.T, b storetest.Backend, bot relay.Bot) *fixture {
+func newFixture(t *testing.T, b storetest.Backend, bot userlike.Bot) *fixture {
 	t.Helper()
 	db := b.Open(t)
 	clock := clocktest.New(t0)
@@ -55,7 +55,7 @@ func newFixture(t *testing.T, b storetest.Backend, bot relay.Bot) *fixture {
 		DB: db, AppID: ourApp, Clock: clock.Paced(), Logger: zerolog.Nop(),
 		Pages: []config.Page{{ID: page, AccessToken: "tok", ClientID: 1}, {ID: otherPg, AccessToken: "tok2", ClientID: 1}},
 	})
-	bots := relaybot.New(relaybot.Options{DB: db, Bots: []relay.Bot{bot}, Handover: hs, Clock: clock.Paced(), Logger: zerolog.Nop()})
+	bots := relaybot.New(relaybot.Options{DB: db, Bots: []userlike.Bot{bot}, Handover: hs, Clock: clock.Paced(), Logger: zerolog.Nop()})
 	down := &downstream{}
 	hs.SetConsumers(handover.Consumers{Bots: bots, Inbox: down})
 	return &fixture{db: db, bots: bots, down: down, clock: clock}
@@ -148,16 +148,16 @@ func (f *fixture) state(t *testing.T, pageID string) state {
 // who answers the customer afterwards, what they keep, and the facts they
 // hand on to the inbox.
 func TestThreadChanged(t *testing.T) {
-	firewall := relay.Bot{Name: "sample", Pages: []string{page}, WebhookURL: "http://127.0.0.1:9/hook", Mode: relay.ModeFirewall}
+	firewall := userlike.Bot{Name: "sample", Pages: []string{page}, WebhookURL: "http://127.0.0.1:9/hook", Mode: userlike.ModeFirewall}
 	oneSlot := firewall
-	oneSlot.Mode, oneSlot.ChatSlots = relay.ModeHuman, 1
+	oneSlot.Mode, oneSlot.ChatSlots = userlike.ModeHuman, 1
 	type setup func(f *fixture, t *testing.T)
 	customer := func(f *fixture, t *testing.T) { f.change(t, says(psid, messenger.ChannelMessaging)) }
 	holding := func(f *fixture, t *testing.T) { f.claim(t, page, true) }
 	lettingGo := func(f *fixture, t *testing.T) { f.claim(t, page, false) }
 	cases := []struct {
 		name      string
-		bot       relay.Bot
+		bot       userlike.Bot
 		given     []setup
 		ch        handover.Change
 		answering string
@@ -217,7 +217,7 @@ func TestThreadChanged(t *testing.T) {
 // out once the Page gets one.
 func TestLettingGoClearsHoldsOnAnyPage(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		f := newFixture(t, b, relay.Bot{Name: "sample", Pages: []string{page}, WebhookURL: "http://127.0.0.1:9/hook", Mode: relay.ModeFirewall})
+		f := newFixture(t, b, userlike.Bot{Name: "sample", Pages: []string{page}, WebhookURL: "http://127.0.0.1:9/hook", Mode: userlike.ModeFirewall})
 		if _, err := f.db.Writer().ExecContext(context.Background(), `INSERT INTO relay_holds (page_id, psid, reason, since) VALUES ($1, $2, 'agent', 0)`, otherPg, psid); err != nil {
 			t.Fatal(err)
 		}

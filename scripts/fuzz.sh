@@ -14,7 +14,7 @@ FUZZTIME="${FUZZTIME:-30s}"
 FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-10s}"
 targets=(
   ./messenger/:FuzzParseWebhook
-  ./relay/:FuzzParseEvents
+  ./userlike/:FuzzParseEvents
   ./engage/:FuzzEngageHandoverParams
   ./lexer/:FuzzLexerObject
   ./inbox/:FuzzAPIDecoders

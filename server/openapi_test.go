@@ -934,7 +934,7 @@ func checkRelayAPI(t *testing.T, b storetest.Backend, o *openapiChecker) {
 	counted := 0 // requests for cid the rate limit has counted
 	post(v1, relayAPIToken, event(cid, "message", `{"body":"Your order **4711** was shipped","text_format":"markdown_v1"}`), 200, false)
 	counted++
-	seed, err := os.ReadFile("../relay/testdata/seed/python_name_reply.json")
+	seed, err := os.ReadFile("../userlike/testdata/seed/python_name_reply.json")
 	if err != nil {
 		t.Fatal(err)
 	}

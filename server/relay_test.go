@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/messenger/simulator"
-	"github.com/handoverd/handoverd/relay"
 	"github.com/handoverd/handoverd/store/storetest"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 const sampleBotToken = "d8facdb0-7510-495c-9d6e-8c22b9260e7a" // the seed's OUTBOUND_AUTH_TOKEN
@@ -93,10 +93,10 @@ func relayHarness(t *testing.T, b storetest.Backend) (*harness, *sampleBot) {
 	bot := &sampleBot{}
 	srv := httptest.NewServer(bot)
 	t.Cleanup(srv.Close)
-	h.cfg.RelayBots = []relay.Bot{{
+	h.cfg.RelayBots = []userlike.Bot{{
 		Name: "sample", Pages: []string{pageID}, WebhookURL: srv.URL,
-		WebhookHeaders: map[string]relay.Secret{"API-SECURITY-TOKEN": sampleBotToken},
-		APIToken:       "relay-bot-api-token-0123456789", Mode: relay.ModeFirewall,
+		WebhookHeaders: map[string]userlike.Secret{"API-SECURITY-TOKEN": sampleBotToken},
+		APIToken:       "relay-bot-api-token-0123456789", Mode: userlike.ModeFirewall,
 	}}
 	if err := h.cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestRelayEventsAPI(t *testing.T) {
 
 func TestRelayConversationTimeout(t *testing.T) {
 	h, _ := relayHarness(t, storetest.SQLite(t))
-	h.cfg.RelayBots[0].ConversationTimeout, h.cfg.RelayBots[0].TimeoutAction = 10*time.Minute, relay.TimeoutForward
+	h.cfg.RelayBots[0].ConversationTimeout, h.cfg.RelayBots[0].TimeoutAction = 10*time.Minute, userlike.TimeoutForward
 	h.restart()
 	h.customerSays("4404", "hi")
 	waitFor(t, "the welcome", func() bool { return len(h.customerInbox("4404")) == 1 })
@@ -325,7 +325,7 @@ func TestRelayChoicesOnMessenger(t *testing.T) {
 	}}
 	srv := httptest.NewServer(bot)
 	defer srv.Close()
-	h.cfg.RelayBots = []relay.Bot{{Name: "chooser", Pages: []string{pageID}, WebhookURL: srv.URL, Mode: relay.ModeFirewall}}
+	h.cfg.RelayBots = []userlike.Bot{{Name: "chooser", Pages: []string{pageID}, WebhookURL: srv.URL, Mode: userlike.ModeFirewall}}
 	h.restart()
 	const psid = "4501"
 	lastSent := func() map[string]any {
@@ -517,7 +517,7 @@ func TestRelayEventsAtWork(t *testing.T) {
 		{"info":{"cid":"CID"},"packet":{"name":"end","payload":{}}}]`}}
 	srv := httptest.NewServer(bot)
 	defer srv.Close()
-	h.cfg.RelayBots = []relay.Bot{{Name: "busy", Pages: []string{pageID}, WebhookURL: srv.URL, Mode: relay.ModeHuman, ChatSlots: 1}}
+	h.cfg.RelayBots = []userlike.Bot{{Name: "busy", Pages: []string{pageID}, WebhookURL: srv.URL, Mode: userlike.ModeHuman, ChatSlots: 1}}
 	h.restart()
 	h.customerSays("4601", "hi")
 	waitFor(t, "the note", func() bool { return h.message("VIP customer") != nil })
@@ -602,9 +602,9 @@ func TestRelayContextSetDuringACallWins(t *testing.T) {
 		bot := &asyncBot{h: h, contexts: make(chan map[string]any, 10)}
 		srv := httptest.NewServer(bot)
 		t.Cleanup(srv.Close)
-		h.cfg.RelayBots = []relay.Bot{{
+		h.cfg.RelayBots = []userlike.Bot{{
 			Name: "async", Pages: []string{pageID}, WebhookURL: srv.URL,
-			APIToken: "relay-bot-api-token-0123456789", Mode: relay.ModeFirewall,
+			APIToken: "relay-bot-api-token-0123456789", Mode: userlike.ModeFirewall,
 		}}
 		if err := h.cfg.Validate(); err != nil {
 			t.Fatal(err)

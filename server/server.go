@@ -20,6 +20,7 @@ import (
 	"github.com/handoverd/handoverd/api"
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/chatwoot"
 	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/console"
@@ -33,6 +34,7 @@ import (
 	"github.com/handoverd/handoverd/openapi"
 	"github.com/handoverd/handoverd/relaybot"
 	"github.com/handoverd/handoverd/store"
+	"github.com/handoverd/handoverd/userlike"
 )
 
 // Options configures a Server.
@@ -165,8 +167,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	wh.Routes(r)
 	(&api.API{Handover: s.handover, Analytics: s.stats, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
-	(&inbox.API{Service: s.inbox, Users: users}).Routes(r)
-	(&relaybot.API{Service: s.relay}).Routes(r)
+	(&chatwoot.API{Service: s.inbox, Users: users}).Routes(r)
+	(&userlike.API{Service: s.relay}).Routes(r)
 	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst, Clock: clk}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -112,16 +112,6 @@ func (s *Service) current(ctx context.Context, tx *store.Tx, pageID, psid string
 	if !ok {
 		return conversation{}, nil
 	}
-	if c, known := batchOf(tx).conversation(pageID, psid); known {
-		if c == nil {
-			return conversation{}, nil
-		}
-		return *c, nil
-	}
-	conv, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE inbox_id = $1 AND psid = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1`+tx.Dialect.ForUpdate, ref.id, psid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return conversation{}, nil
-	}
+	conv, _, err := currentConversation(ctx, tx, ref, pageID, psid)
 	return conv, err
 }

@@ -1,9 +1,12 @@
-// Package relay speaks the Userlike-compatible chatbot webhook protocol, so
+// Package userlike speaks the Userlike-compatible chatbot webhook protocol, so
 // that chatbots which are not Facebook apps (Rasa, a Flask app, an LLM
 // service) can run behind handoverd's own Facebook app.
 //
-// It is the pure protocol layer; it does no I/O. The runtime (storage, the
-// delivery queue, the HTTP endpoints, Messenger sends) calls it:
+// The wire format is pure: no I/O, no store. API is the one HTTP adapter,
+// the bots' events endpoint (POST /api/chatbot/v1/events, SECURITY-TOKEN),
+// thin over a Runtime that stores the events (package relaybot's Service;
+// this package does not import it). The runtime (storage, the delivery
+// queue, Messenger sends) calls the wire format:
 //
 //   - handoverd → bot: Build encodes a webhook call, an Info (cid,
 //     approach_mode, contact, context, conversation, widget) and a Packet
@@ -64,4 +67,4 @@
 // forward_failed {} (seed: no payload), and start carries the payload of the
 // customer's first message or upload (seed: on channels "the start event
 // ... will contain a message"), or {} when there is none.
-package relay
+package userlike

@@ -1,4 +1,4 @@
-package inbox
+package chatwoot
 
 import (
 	"context"
@@ -7,16 +7,18 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/inbox"
 )
 
 // apiInfo answers GET /api as Chatwoot does (n8n's credential test calls
 // it); it needs no token.
 func (a *API) apiInfo(w http.ResponseWriter, r *http.Request) {
+	now, err := a.Service.Health(r.Context())
 	data := "ok"
-	if err := a.Service.db.Reader().PingContext(r.Context()); err != nil {
+	if err != nil {
 		data = "failing"
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"version": "handoverd", "timestamp": a.Service.now().UTC().Format(time.RFC3339),
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"version": "handoverd", "timestamp": now.UTC().Format(time.RFC3339),
 		"queue_services": "ok", "data_services": data})
 }
 
@@ -30,10 +32,7 @@ func (a *API) getInbox(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.inboxView(c.r.Context(), a.Service.db.Reader(), id)
-	if err == nil && v.AccountID != c.accountID {
-		err = apperr.New(apperr.NotFound, "inbox %d does not exist", id)
-	}
+	v, err := a.Service.Inbox(c.r.Context(), c.accountID, id)
 	return http.StatusOK, v, err
 }
 
@@ -59,7 +58,7 @@ func (a *API) listContacts(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.Service.Contacts(c.r.Context(), c.accountID, ContactFilter{Sort: c.r.URL.Query().Get("sort"), Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Sort: c.r.URL.Query().Get("sort"), Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -69,13 +68,13 @@ func (a *API) searchContacts(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	q := c.r.URL.Query()
-	v, err := a.Service.Contacts(c.r.Context(), c.accountID, ContactFilter{Q: q.Get("q"), Sort: q.Get("sort"), Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Q: q.Get("q"), Sort: q.Get("sort"), Page: page})
 	return http.StatusOK, v, err
 }
 
 // filterBody is the body of POST …/filter.
 type filterBody struct {
-	Payload []FilterRule `json:"payload"`
+	Payload []inbox.FilterRule `json:"payload"`
 }
 
 func (a *API) filterContacts(c call) (int, any, error) {
@@ -90,7 +89,7 @@ func (a *API) filterContacts(c call) (int, any, error) {
 	if len(in.Payload) == 0 {
 		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
 	}
-	v, err := a.Service.Contacts(c.r.Context(), c.accountID, ContactFilter{Rules: in.Payload, Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Rules: in.Payload, Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -113,8 +112,8 @@ func (a *API) createContactInbox(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	var in struct {
-		InboxID  flexID `json:"inbox_id"`
-		SourceID string `json:"source_id"`
+		InboxID  inbox.FlexID `json:"inbox_id"`
+		SourceID string       `json:"source_id"`
 	}
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
@@ -146,7 +145,7 @@ func (a *API) filterConversations(c call) (int, any, error) {
 	if len(in.Payload) == 0 {
 		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
 	}
-	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, ConversationFilter{Status: "all", Rules: in.Payload, Page: page})
+	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, inbox.ConversationFilter{Status: "all", Rules: in.Payload, Page: page})
 	return http.StatusOK, map[string]any{"meta": v.Data.Meta, "payload": v.Data.Payload}, err
 }
 

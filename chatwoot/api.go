@@ -1,4 +1,4 @@
-package inbox
+package chatwoot
 
 import (
 	"encoding/json"
@@ -9,14 +9,15 @@ import (
 	"github.com/handoverd/handoverd/auth"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
+	"github.com/handoverd/handoverd/inbox"
 )
 
 // API serves the Chatwoot-style application API under
 // /api/v1/accounts/{account_id}, authenticated with the api_access_token
 // header (agent or admin token).
 type API struct {
-	// Service does the work.
-	Service *Service
+	// Service is the inbox the API shows and changes.
+	Service *inbox.Service
 	// Users authenticates callers.
 	Users *auth.Users
 }
@@ -28,7 +29,7 @@ const prefix = "/api/v1/accounts/{account_id}"
 func (a *API) Routes(r *httpapi.Router) {
 	r.HandleFunc(http.MethodGet, "/api", a.apiInfo)
 	r.HandleFunc(http.MethodGet, "/api/v1/profile", a.handleUser(a.profile))
-	r.HandleFunc(http.MethodGet, AttachmentPath+"/{token}/{filename}", a.attachment)
+	r.HandleFunc(http.MethodGet, inbox.AttachmentPath+"/{token}/{filename}", a.attachment)
 	r.HandleFunc(http.MethodGet, prefix+"/inboxes", a.handle(a.listInboxes))
 	r.HandleFunc(http.MethodPost, prefix+"/inboxes", a.handle(a.createInbox))
 	r.HandleFunc(http.MethodGet, prefix+"/inboxes/{id}", a.handle(a.getInbox))
@@ -120,7 +121,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (call, error)
 	if err != nil {
 		return call{}, apperr.New(apperr.NotFound, "account %q does not exist", httpapi.Var(r, "account_id"))
 	}
-	if err := account(p, id); err != nil {
+	if err := inbox.CheckAccount(p, id); err != nil {
 		return call{}, err
 	}
 	return call{w: w, r: r, p: p, accountID: id}, nil
@@ -160,7 +161,7 @@ func (a *API) createInbox(c call) (int, any, error) {
 }
 
 func (a *API) createContact(c call) (int, any, error) {
-	var in ContactInput
+	var in inbox.ContactInput
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
@@ -168,7 +169,7 @@ func (a *API) createContact(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := ContactCreated{ContactView: v}
+	out := inbox.ContactCreated{ContactView: v}
 	out.Payload.Contact = v
 	if len(v.ContactInboxes) > 0 {
 		out.Payload.ContactInbox = v.ContactInboxes[0]
@@ -182,11 +183,11 @@ func (a *API) getContact(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	v, err := a.Service.Contact(c.r.Context(), c.accountID, id)
-	return http.StatusOK, ContactShown{ContactView: v, Payload: v}, err
+	return http.StatusOK, inbox.ContactShown{ContactView: v, Payload: v}, err
 }
 
 func (a *API) createConversation(c call) (int, any, error) {
-	var in ConversationInput
+	var in inbox.ConversationInput
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
@@ -205,9 +206,9 @@ func (a *API) listConversations(c call) (int, any, error) {
 
 // conversationQuery reads the query parameters of the conversation list
 // and its counts.
-func conversationQuery(c call) (ConversationFilter, error) {
+func conversationQuery(c call) (inbox.ConversationFilter, error) {
 	q := c.r.URL.Query()
-	f := ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type"), Q: q.Get("q")}
+	f := inbox.ConversationFilter{Status: q.Get("status"), AssigneeType: q.Get("assignee_type"), Q: q.Get("q")}
 	f.Labels = append(q["labels[]"], q["labels"]...)
 	for _, p := range []struct {
 		name string
@@ -268,7 +269,7 @@ func (a *API) createMessage(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var in MessageInput
+	var in inbox.MessageInput
 	if isMultipart(c.r) {
 		in, err = decodeMultipartMessage(c.w, c.r)
 	} else {
@@ -277,7 +278,7 @@ func (a *API) createMessage(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	in.BaseURL = a.Service.baseURL(c.r)
+	in.BaseURL = baseURL(a.Service.PublicURL(), c.r)
 	v, err := a.Service.CreateMessage(c.r.Context(), c.p, c.accountID, id, in)
 	return http.StatusOK, v, err
 }
@@ -295,7 +296,7 @@ func (a *API) assign(c call) (int, any, error) {
 		return 0, nil, err
 	}
 	read := func(key string) (int64, error) {
-		var v flexID
+		var v inbox.FlexID
 		if err := v.UnmarshalJSON(in[key]); err != nil {
 			return 0, apperr.Field(key, "must be an id")
 		}
