@@ -1,17 +1,11 @@
 package handover
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/handoverd/handoverd/internal/redact"
@@ -43,11 +37,7 @@ const botEventLease = time.Minute
 
 // SignBotEvent returns the X-Handoverd-Signature value of a delivery.
 func SignBotEvent(secret string, timestamp int64, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return jobs.Signature(secret, timestamp, body)
 }
 
 // BotEvent is the body of a delivery to a bot's webhook.
@@ -173,22 +163,7 @@ func (s *Service) recordBotEvent(ctx context.Context, j botEventJob, d jobs.Deci
 
 // postBotEvent sends one signed attempt and returns the bot's status.
 func (s *Service) postBotEvent(ctx context.Context, url, secret, eventID, typ string, body []byte) (int, error) {
-	ts := s.now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "handoverd-bot-events")
-	req.Header.Set(HeaderBotEventID, eventID)
-	req.Header.Set(HeaderBotEvent, typ)
-	req.Header.Set(HeaderBotTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderBotSignature, SignBotEvent(secret, ts, body))
-	resp, err := s.botClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return jobs.Post(ctx, s.botClient, s.now(), jobs.Webhook{URL: url, Secret: secret, Body: body, UserAgent: "handoverd-bot-events",
+		SignatureHeader: HeaderBotSignature, TimestampHeader: HeaderBotTimestamp,
+		Headers: map[string]string{HeaderBotEventID: eventID, HeaderBotEvent: typ}})
 }

@@ -1,14 +1,8 @@
 package inbox
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -30,11 +24,7 @@ const outboxLease = time.Minute
 
 // SignWebhook returns the X-Chatwoot-Signature value for a delivery.
 func SignWebhook(secret string, timestamp int64, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return jobs.Signature(secret, timestamp, body)
 }
 
 // outboxBackoff retries a delivery 5 s after its first failure, doubling
@@ -121,23 +111,8 @@ func (s *Service) deliverOne(ctx context.Context, d delivery, now time.Time) (bo
 
 // post sends one signed attempt and returns the receiver's status.
 func (s *Service) post(ctx context.Context, d delivery, secret string) (int, error) {
-	ts := s.now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(d.payload))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "handoverd-webhooks")
-	req.Header.Set(HeaderDelivery, d.deliveryID)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, SignWebhook(secret, ts, d.payload))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return jobs.Post(ctx, s.client, s.now(), jobs.Webhook{URL: d.url, Secret: secret, Body: d.payload, UserAgent: "handoverd-webhooks",
+		SignatureHeader: HeaderSignature, TimestampHeader: HeaderTimestamp, Headers: map[string]string{HeaderDelivery: d.deliveryID}})
 }
 
 // secretFor finds the signing key of a delivery target.
