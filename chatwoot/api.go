@@ -7,6 +7,7 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -20,6 +21,8 @@ type API struct {
 	Service *inbox.Service
 	// Users authenticates callers.
 	Users *auth.Users
+	// Clock paces the live updates' polls and pings (nil: the system clock).
+	Clock clock.Clock
 }
 
 const prefix = "/api/v1/accounts/{account_id}"

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
+	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/httpapi"
 )
 
@@ -52,7 +53,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	_ = rc.Flush()
-	poll, ping := time.NewTicker(livePoll), time.NewTicker(livePing)
+	clk := clock.Or(a.Clock)
+	poll, ping := clk.NewTicker(livePoll), clk.NewTicker(livePing)
 	defer poll.Stop()
 	defer ping.Stop()
 	for {
@@ -80,11 +82,11 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-a.Service.Stopping():
 			return
-		case <-ping.C:
+		case <-ping.C():
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
-		case <-poll.C:
+		case <-poll.C():
 		}
 	}
 }

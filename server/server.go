@@ -167,7 +167,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	wh.Routes(r)
 	(&api.API{Handover: s.handover, Analytics: s.stats, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
-	(&chatwoot.API{Service: s.inbox, Users: users}).Routes(r)
+	(&chatwoot.API{Service: s.inbox, Users: users, Clock: clk}).Routes(r)
 	(&userlike.API{Service: s.relay}).Routes(r)
 	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst, Clock: clk}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
