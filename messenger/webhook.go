@@ -112,11 +112,36 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) {
 			wh.Metrics.WebhookEvents.WithLabelValues(string(ev.Kind), "ignored").Inc()
 		}
 		log.Warn().Str("object", batch.Object).Int("events", len(batch.Events)).Msg("webhook for another object ignored")
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "EVENT_RECEIVED")
+		acknowledge(w)
 		return
 	}
+	if events := wh.applicable(batch, log); len(events) > 0 {
+		if err := wh.Ingester.Ingest(r.Context(), events); err != nil {
+			// Not acknowledged: Meta will redeliver, and deduplication makes
+			// the events that did commit harmless.
+			httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "events could not be stored; retry"))
+			return
+		}
+		now := wh.Now()
+		for _, ev := range events {
+			wh.Metrics.PageLastWebhook.WithLabelValues(ev.PageID).Set(float64(now.UnixMilli()) / 1000)
+		}
+	}
+	result = "accepted"
+	acknowledge(w)
+}
+
+// acknowledge answers Meta the way its docs show: 200 EVENT_RECEIVED.
+func acknowledge(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "EVENT_RECEIVED")
+}
+
+// applicable returns the batch's events thread control applies; the rest
+// (unreadable items, unconfigured Pages, unknown kinds) are acknowledged,
+// counted and logged, and dropped.
+func (wh *Webhook) applicable(batch Batch, log *zerolog.Logger) []Event {
 	for _, m := range batch.Malformed {
 		wh.Metrics.WebhookEvents.WithLabelValues(string(KindUnknown), "malformed").Inc()
 		log.Warn().Str("page_id", m.PageID).Str("item", m.Where).Err(m.Err).Msg("unreadable webhook item acknowledged and dropped")
@@ -134,22 +159,7 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) {
 			events = append(events, ev)
 		}
 	}
-	if len(events) > 0 {
-		if err := wh.Ingester.Ingest(r.Context(), events); err != nil {
-			// Not acknowledged: Meta will redeliver, and deduplication makes
-			// the events that did commit harmless.
-			httpapi.WriteError(w, r, apperr.Wrap(err, apperr.Unavailable, "events could not be stored; retry"))
-			return
-		}
-		now := wh.Now()
-		for _, ev := range events {
-			wh.Metrics.PageLastWebhook.WithLabelValues(ev.PageID).Set(float64(now.UnixMilli()) / 1000)
-		}
-	}
-	result = "accepted"
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, "EVENT_RECEIVED")
+	return events
 }
 
 // VerifySignature checks an X-Hub-Signature-256 header ("sha256=<hex>")
