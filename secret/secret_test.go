@@ -33,6 +33,7 @@ func TestFmt(t *testing.T) {
 	s := secret.Secret(value)
 	h := newHolder(s)
 	m := map[string]secret.Secret{"app": s}
+	wrong := func(verb string, v any) string { return fmt.Sprintf(verb, v) } // vet rejects a constant wrong verb
 	tests := []struct {
 		name string
 		got  string
@@ -45,6 +46,13 @@ func TestFmt(t *testing.T) {
 		{"%q", fmt.Sprintf("%q", s), `"<redacted>"`},
 		{"%x", fmt.Sprintf("%x", s), fmt.Sprintf("%x", "<redacted>")},
 		{"%12s", fmt.Sprintf("%12s", s), "  <redacted>"},
+		{"%-12v|", fmt.Sprintf("%-12v|", s), "<redacted>  |"},
+		{"%.3s", fmt.Sprintf("%.3s", s), "<re"},
+		{"%d (wrong verb)", wrong("%d", s), "%!d(string=<redacted>)"},
+		{"%c (wrong verb)", wrong("%c", s), "%!c(string=<redacted>)"},
+		{"%t (wrong verb)", wrong("%t", s), "%!t(string=<redacted>)"},
+		{"%T", fmt.Sprintf("%T", s), "secret.Secret"},
+		{"struct %d", wrong("%d", struct{ T secret.Secret }{s}), "{%!d(string=<redacted>)}"},
 		{"Sprint", fmt.Sprint(s), "<redacted>"},
 		{"Sprintln", fmt.Sprintln("token", s), "token <redacted>\n"},
 		{"Errorf", fmt.Errorf("bad token %v", s).Error(), "bad token <redacted>"},
