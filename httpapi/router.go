@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -127,7 +128,9 @@ func (r *Router) Handler() http.Handler {
 		req = req.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
-				l.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				// As text: an error value (errors.New, a runtime bounds
+				// error) has no exported fields and would encode as {}.
+				l.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
 				if !rec.wrote {
 					WriteError(rec, req, apperr.New(apperr.Internal, "internal error"))
 				}

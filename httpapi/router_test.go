@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -192,7 +193,11 @@ func TestPanicRecovery(t *testing.T) {
 		r.HandleFunc("GET", "/panic-late", func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write([]byte("partial"))
-			panic("late")
+			panic(errors.New("late"))
+		})
+		r.HandleFunc("GET", "/panic-index", func(_ http.ResponseWriter, r *http.Request) {
+			var list []string
+			_ = list[len(r.URL.Path)] // a runtime error: out of range
 		})
 		r.HandleFunc("GET", "/ok", ok("fine"))
 	})
@@ -206,6 +211,10 @@ func TestPanicRecovery(t *testing.T) {
 	}
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Error("no X-Request-Id on the 500")
+	}
+
+	if resp, _ := s.do(t, "GET", "/panic-index", nil); resp.StatusCode != 500 {
+		t.Errorf("runtime error panic: status = %d, want 500", resp.StatusCode)
 	}
 
 	// A handler that already answered keeps its answer.
@@ -227,10 +236,12 @@ func TestPanicRecovery(t *testing.T) {
 			if l["level"] != "error" || l["stack"] == nil {
 				t.Errorf("panic logged as %v, want level error with a stack", l)
 			}
-			panics = append(panics, l["panic"].(string))
+			p, _ := l["panic"].(string)
+			panics = append(panics, p)
 		}
 	}
-	if diff := cmp.Diff([]string{"boom: token=hunter2", "late"}, panics); diff != "" {
+	want := []string{"boom: token=hunter2", "runtime error: index out of range [12] with length 0", "late"}
+	if diff := cmp.Diff(want, panics); diff != "" {
 		t.Errorf("panics logged (-want +got):\n%s", diff)
 	}
 	counts := []float64{s.requests("/panic", "GET", "500"), s.requests("/panic-late", "GET", "202"), s.requests("/ok", "GET", "200")}
