@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -293,6 +294,68 @@ func TestDecodeBody(t *testing.T) {
 	err := httpapi.DecodeBody([]byte(`{"a":1} 2`), &m)
 	if e := apperr.As(err); e.Code != apperr.Invalid || e.Field != "body" {
 		t.Errorf("DecodeBody trailing data = %v, want invalid field body", err)
+	}
+}
+
+// typed holds a field of each kind a wrong JSON type can meet.
+type typed struct {
+	Int   int               `json:"int"`
+	Uint  uint8             `json:"uint"`
+	Float float64           `json:"float"`
+	Bool  bool              `json:"bool"`
+	Str   string            `json:"str"`
+	Ptr   *int              `json:"ptr"`
+	List  []string          `json:"list"`
+	Arr   [2]int            `json:"arr"`
+	Bytes []byte            `json:"bytes"`
+	Map   map[string]string `json:"map"`
+	Obj   struct{ A int }   `json:"obj"`
+	Addr  netip.Addr        `json:"addr"`
+	Items []struct {
+		ID int `json:"id"`
+	} `json:"items"`
+}
+
+func TestDecodeWrongType(t *testing.T) {
+	tests := []struct {
+		name, body string
+		into       any
+		want       apperr.Error
+	}{
+		{"string for int", `{"int":"2"}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "int", Message: "must be an integer"}},
+		{"fraction for int", `{"int":1.5}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "int", Message: "must be an integer"}},
+		{"negative for uint", `{"uint":-1}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "uint", Message: "must be a non-negative integer"}},
+		{"string for float", `{"float":"x"}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "float", Message: "must be a number"}},
+		{"number for bool", `{"bool":1}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "bool", Message: "must be true or false"}},
+		{"number for string", `{"str":1}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "str", Message: "must be a string"}},
+		{"string for pointer", `{"ptr":"x"}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "ptr", Message: "must be an integer"}},
+		{"object for list", `{"list":{}}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "list", Message: "must be an array"}},
+		{"number in list", `{"list":["a",1]}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "list", Message: "must be a string"}},
+		{"string for array", `{"arr":"x"}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "arr", Message: "must be an array"}},
+		{"number for bytes", `{"bytes":1}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "bytes", Message: "must be a base64 string"}},
+		{"list for map", `{"map":[]}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "map", Message: "must be an object"}},
+		{"number in map", `{"map":{"k":1}}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "map", Message: "must be a string"}},
+		{"string for struct", `{"obj":"x"}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "obj", Message: "must be an object"}},
+		{"nested", `{"obj":{"A":"x"}}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "obj.A", Message: "must be an integer"}},
+		{"in a list of objects", `{"items":[{"id":"x"}]}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "items.id", Message: "must be an integer"}},
+		{"number for text type", `{"addr":1}`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "addr", Message: "must be a string"}},
+		// Nothing names the value as a whole but "body".
+		{"list for the body", `[1]`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "body", Message: "must be an object"}},
+		{"string for the body", `"x"`, &typed{}, apperr.Error{Code: apperr.Invalid, Field: "body", Message: "must be an object"}},
+		{"object for a list body", `{}`, &[]int{}, apperr.Error{Code: apperr.Invalid, Field: "body", Message: "must be an array"}},
+		{"value in a map body", `{"a":"x"}`, &map[string]int{}, apperr.Error{Code: apperr.Invalid, Field: "body", Message: "must be an integer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := httpapi.DecodeBody([]byte(tt.body), tt.into)
+			var e *apperr.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("DecodeBody = %v, want an *apperr.Error", err)
+			}
+			if diff := cmp.Diff(tt.want, *e); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
