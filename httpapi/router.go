@@ -114,9 +114,12 @@ func (r *Router) Handler() http.Handler {
 			// route as the path without it.
 			alt := req.Clone(req.Context())
 			alt.URL.Path, alt.URL.RawPath = strings.TrimRight(req.URL.Path, "/"), ""
-			match = mux.RouteMatch{}
-			if r.mux.Match(alt, &match) && match.Route != nil && match.MatchErr == nil {
-				req, matched = alt, true
+			var altMatch mux.RouteMatch
+			if r.mux.Match(alt, &altMatch) && altMatch.MatchErr != mux.ErrNotFound {
+				// Found, or found for another method (answered 405 as
+				// without the slash).
+				req, match = alt, altMatch
+				matched = match.Route != nil && match.MatchErr == nil
 			}
 		}
 		if matched {
