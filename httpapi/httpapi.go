@@ -5,10 +5,12 @@
 package httpapi
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -120,11 +122,53 @@ func DecodeBody(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return apperr.Field(typeErr.Field, "must be a %s", typeErr.Type.String())
+			field := typeErr.Field
+			if field == "" { // the body as a whole, or a value in a map
+				field = "body"
+			}
+			return apperr.Field(field, "must be %s", jsonType(typeErr.Type))
 		}
 		return apperr.Field("body", "is not valid JSON: %v", err)
 	}
 	return nil
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// jsonType names the JSON value that decodes into t, for a client's
+// message (Go's own names, such as api.createRequest, mean nothing to it).
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
 }
 
 // BearerToken returns the token of an "Authorization: Bearer" header, or "".

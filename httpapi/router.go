@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -113,9 +114,12 @@ func (r *Router) Handler() http.Handler {
 			// route as the path without it.
 			alt := req.Clone(req.Context())
 			alt.URL.Path, alt.URL.RawPath = strings.TrimRight(req.URL.Path, "/"), ""
-			match = mux.RouteMatch{}
-			if r.mux.Match(alt, &match) && match.Route != nil && match.MatchErr == nil {
-				req, matched = alt, true
+			var altMatch mux.RouteMatch
+			if r.mux.Match(alt, &altMatch) && altMatch.MatchErr != mux.ErrNotFound {
+				// Found, or found for another method (answered 405 as
+				// without the slash).
+				req, match = alt, altMatch
+				matched = match.Route != nil && match.MatchErr == nil
 			}
 		}
 		if matched {
@@ -127,7 +131,9 @@ func (r *Router) Handler() http.Handler {
 		req = req.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
-				l.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				// As text: an error value (errors.New, a runtime bounds
+				// error) has no exported fields and would encode as {}.
+				l.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
 				if !rec.wrote {
 					WriteError(rec, req, apperr.New(apperr.Internal, "internal error"))
 				}

@@ -2,8 +2,19 @@
 // secrets, tokens and webhook keys in configuration.
 package secret
 
+import (
+	"fmt"
+	"io"
+)
+
 // Secret is a string that never prints: fmt, encoding/json, encoding/text and
 // zerolog all see a redaction marker. Call Reveal to use the value.
+//
+// Two places the type cannot guard: encoding/json writes map keys of a
+// string type as they are (so a Secret must not key a map that is
+// encoded), and fmt prints unexported struct fields without calling their
+// methods (so a struct that may be printed holds a Secret in an exported
+// field).
 type Secret string
 
 const redacted = "<redacted>"
@@ -22,6 +33,17 @@ func (s Secret) String() string {
 
 // GoString implements fmt.GoStringer so %#v does not print the value either.
 func (s Secret) GoString() string { return `secret.Secret("` + s.String() + `")` }
+
+// Format implements fmt.Formatter so that every verb prints the marker,
+// also verbs that do not apply to strings (%d would otherwise show the
+// value in its error text).
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = fmt.Fprintf(f, fmt.FormatString(f, verb), s.String())
+}
 
 // MarshalText implements encoding.TextMarshaler with the redaction marker.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
