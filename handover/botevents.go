@@ -144,7 +144,7 @@ func (s *Service) deliverBotEvent(ctx context.Context, j botEventJob, now time.T
 	if rerr := s.recordBotEvent(ctx, j, d); rerr != nil {
 		return true, rerr
 	}
-	return retry, err
+	return d.Result == jobs.ResultRetry, err // a retry given up is final
 }
 
 // recordBotEvent records a delivery's decision.

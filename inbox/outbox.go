@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ var outboxBackoff = jobs.Backoff{Initial: 5 * time.Second, Max: 5 * time.Minute,
 func (s *Service) outboxQueue() *jobs.Queue[delivery] {
 	return &jobs.Queue[delivery]{
 		Name: "outbox", Table: "outbox", Pending: "pending", Lease: outboxLease, CountAttempts: true, HandBack: true,
-		Due: s.dueDeliveries, Load: loadDelivery, Attempt: s.deliverOne,
+		DueAt: "next_attempt_at", Due: s.dueDeliveries, Load: loadDelivery, Attempt: s.deliverOne,
 	}
 }
 
@@ -81,21 +82,7 @@ func loadDelivery(ctx context.Context, tx *store.Tx, id int64) (delivery, error)
 // deliverOne renders and signs a leased delivery, posts it and records
 // the answer.
 func (s *Service) deliverOne(ctx context.Context, d delivery, now time.Time) (bool, error) {
-	payload, err := s.render(ctx, s.db.Reader(), d.ev)
-	if err != nil {
-		return true, err // tried again when the lease runs out
-	}
-	d.payload = webhookBody([]byte(payload))
-	secret, err := s.secretFor(ctx, d.target)
-	retry, status := false, 0
-	switch {
-	case errors.Is(err, errWebhookRemoved):
-	case err != nil:
-		return true, err
-	default:
-		status, err = s.post(ctx, d, secret)
-		retry, err = jobs.HTTPResult(status, err)
-	}
+	retry, status, err := s.attemptDelivery(ctx, &d)
 	dec := jobs.Policy{Backoff: outboxBackoff, GiveUpAfter: s.cfg.GiveUpAfter}.Decide(retry, err, d.attempts, store.Time(d.created), now)
 	dec.Status = status
 	if rerr := jobs.RecordDelivery(ctx, s.db, "outbox", d.id, dec, s.now()); rerr != nil {
@@ -106,7 +93,27 @@ func (s *Service) deliverOne(ctx context.Context, d delivery, now time.Time) (bo
 	if dec.Result != jobs.ResultOK {
 		s.log.Warn().Str("url", redact.URL(d.url)).Str("delivery", d.deliveryID).Int("attempt", d.attempts).Str("result", result).Str("error", dec.Error).Msg("webhook delivery failed")
 	}
-	return retry, err
+	return dec.Result == jobs.ResultRetry, err // a retry given up is final
+}
+
+// attemptDelivery renders d, signs it and posts it, and says what the
+// answer means (HTTPResult). A delivery that cannot be rendered, or whose
+// secret cannot be read, is retried like a receiver's failure, and given
+// up on in time like one: it never holds its conversation's later
+// deliveries back for ever. One whose webhook is gone fails at once.
+func (s *Service) attemptDelivery(ctx context.Context, d *delivery) (retry bool, status int, err error) {
+	payload, err := s.render(ctx, s.db.Reader(), d.ev)
+	if err != nil {
+		return true, 0, err
+	}
+	d.payload = webhookBody([]byte(payload))
+	secret, err := s.secretFor(ctx, d.target)
+	if err != nil {
+		return !errors.Is(err, errWebhookRemoved), 0, err
+	}
+	status, err = s.post(ctx, *d, secret)
+	retry, err = jobs.HTTPResult(status, err)
+	return retry, status, err
 }
 
 // post sends one signed attempt and returns the receiver's status.
@@ -128,10 +135,14 @@ func (s *Service) secretFor(ctx context.Context, target string) (string, error) 
 	id, _ := strconv.ParseInt(strings.TrimPrefix(target, "inbox:"), 10, 64)
 	var secret string
 	err := s.db.Reader().QueryRowContext(ctx, `SELECT webhook_secret FROM inboxes WHERE id = $1`, id).Scan(&secret)
+	if errors.Is(err, sql.ErrNoRows) { // the inbox is gone
+		return "", errWebhookRemoved
+	}
 	return secret, err
 }
 
-// errWebhookRemoved: the delivery's webhook is no longer in the config.
+// errWebhookRemoved: the delivery's webhook is no longer in the config
+// (or its inbox no longer exists).
 var errWebhookRemoved = errors.New("the webhook is no longer configured")
 
 // Run delivers webhooks and surfaces unclaimed messages until ctx ends,

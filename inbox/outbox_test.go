@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/handoverd/handoverd/inbox"
@@ -199,6 +201,17 @@ func TestOutboxRetries(t *testing.T) {
 		rows := e.outbox()
 		if got := rows[4]; got.Status != "failed" || got.LastStatus != 500 {
 			t.Errorf("after a day of 500s: %+v, want failed", got)
+		}
+		// The job runner counts what the outbox decided: the 404 and the
+		// four deliveries of the second conversation given up are
+		// failures, not retries.
+		attempts := map[string]float64{}
+		for _, r := range []string{"ok", "retry", "failed"} {
+			attempts[r] = testutil.ToFloat64(e.met.JobAttempts.WithLabelValues("outbox", r))
+		}
+		deliveries := testutil.ToFloat64(e.met.OutboxDeliveries.WithLabelValues("failed"))
+		if attempts["failed"] != 5 || deliveries != 5 {
+			t.Errorf("failed attempts counted by the runner %v, by the outbox %v; want 5 each (all: %v)", attempts["failed"], deliveries, attempts)
 		}
 	})
 }

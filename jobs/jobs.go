@@ -129,7 +129,9 @@ type Queue[J any] struct {
 	// DueAt names the column of a row's due time (Unix ms), and Per the
 	// columns of its group, for the runner's due query: the pending rows
 	// due and not leased, of each group only the oldest (so a group's rows
-	// go in order), at most Limit (0: 100) of them, oldest first.
+	// go in order), at most Limit (0: 100) of them, oldest first. The
+	// lease checks DueAt too (with Due as well), so a row another process
+	// put off after this one listed it is not attempted early.
 	DueAt string
 	Per   []string
 	Limit int
@@ -257,7 +259,7 @@ func claim[J any](ctx context.Context, r *Runner, q *Queue[J], id int64, now, un
 	ok := false
 	err := r.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if ok, err = tx.Lease(ctx, q.Table, q.Pending, id, until, now, q.CountAttempts); err != nil || !ok {
+		if ok, err = tx.Lease(ctx, q.Table, q.Pending, q.DueAt, id, until, now, q.CountAttempts); err != nil || !ok {
 			return err
 		}
 		job, err = q.Load(ctx, tx, id)
@@ -294,10 +296,14 @@ func (r *Runner) handBack(table, pending string, id int64, until time.Time, coun
 // eighth… failure of a row in a row, so a row failing for hours is visible
 // but no flood.
 func (r *Runner) note(queue string, id int64, result string, err error) {
+	const maxNoted = 10000
 	k := failureKey{queue, id}
 	r.mu.Lock()
 	n := 0
 	if result == ResultRetry {
+		if len(r.failures) >= maxNoted { // rows settled elsewhere (another process, a sweep) leave theirs behind
+			clear(r.failures)
+		}
 		r.failures[k]++
 		n = r.failures[k]
 	} else {

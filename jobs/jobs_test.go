@@ -292,3 +292,29 @@ func TestOnlyTheOldestOfAGroupIsDue(t *testing.T) {
 		}
 	})
 }
+
+// TestARowPutOffAfterItWasListedIsNotAttempted: another process may list
+// a row, then see it put off (its attempt failed, its next attempt is
+// later) before leasing it; the lease refuses it, so the retry waits its
+// backoff instead of running again at once.
+func TestARowPutOffAfterItWasListedIsNotAttempted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		f.insert(1, 2)
+		if _, err := f.db.Writer().Exec(`UPDATE test_jobs SET next_attempt_at = $1 WHERE id = 1`, store.Millis(t0.Add(5*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		var seen []int64
+		q := f.queue(f.db, func(ctx context.Context, id int64) (bool, error) { seen = append(seen, id); return false, nil })
+		q.Due = func(context.Context, time.Time) ([]int64, error) { return []int64{1, 2}, nil } // as listed before row 1 was put off
+		if _, err := jobs.Drain(context.Background(), f.runner, q); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int64{2}, seen); diff != "" {
+			t.Errorf("rows attempted (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(row{Status: "pending", NextAt: store.Millis(t0.Add(5 * time.Second))}, f.row(1)); diff != "" {
+			t.Errorf("row 1 (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -407,17 +407,22 @@ func (tx *Tx) LockKey(ctx context.Context, key string) error {
 }
 
 // Lease claims row id of table for a worker until until: only while the
-// row's status is pending and no unexpired lease holds it, so of several
-// processes exactly one gets it. countAttempt also counts the attempt. It
-// reports whether this caller got the row. table and pending are
-// constants of the caller's, never input.
-func (tx *Tx) Lease(ctx context.Context, table, pending string, id int64, until, now time.Time, countAttempt bool) (bool, error) {
-	attempts := ""
+// row's status is pending, it is due (its column due, when given, is not
+// after now: a row another process has just put off stays put off), and
+// no unexpired lease holds it, so of several processes exactly one gets
+// it. countAttempt also counts the attempt. It reports whether this
+// caller got the row. table, pending and due are constants of the
+// caller's, never input.
+func (tx *Tx) Lease(ctx context.Context, table, pending, due string, id int64, until, now time.Time, countAttempt bool) (bool, error) {
+	attempts, isDue := "", ""
 	if countAttempt {
 		attempts = ", attempts = attempts + 1"
 	}
+	if due != "" {
+		isDue = ` AND ` + due + ` <= $3`
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET lease_until = $2`+attempts+`
-		WHERE id = $1 AND status = $4 AND (lease_until IS NULL OR lease_until < $3)`, id, Millis(until), Millis(now), pending)
+		WHERE id = $1 AND status = $4 AND (lease_until IS NULL OR lease_until < $3)`+isDue, id, Millis(until), Millis(now), pending)
 	if err != nil {
 		return false, err
 	}
