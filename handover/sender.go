@@ -386,7 +386,7 @@ func interventionOpen(ctx context.Context, q querier, id int64) (bool, error) {
 // other process sends it meanwhile.
 const leaseFor = 2 * time.Minute
 
-// sendRetry is the wait before a message the Send API failed transiently
+// sendBackoff is the wait before a message the Send API failed transiently
 // is tried again (until its deadline).
 var sendBackoff = jobs.Backoff{Initial: time.Second, Max: time.Second}
 
@@ -509,7 +509,7 @@ func (s *Service) claimSend(ctx context.Context, id int64, now, until time.Time)
 			return err
 		}
 		j.reacquired = reacquired == 1
-		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, id, until, now, false); err != nil || !claimed {
+		if claimed, err = tx.Lease(ctx, "agent_messages", SendWaiting, "", id, until, now, false); err != nil || !claimed {
 			return err
 		}
 		if sending == 1 {
@@ -620,7 +620,7 @@ func (s *Service) attemptSend(ctx context.Context, j sendJob, now time.Time) (bo
 				Time("deadline_at", m.DeadlineAt).Msg("agent message not sent yet: the Send API failed; retrying until the deadline")
 		}
 		return true, errors.Join(gerr, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
-			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, m.ID, store.Millis(now.Add(sendBackoff.Delay(1))))
+			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, m.ID, store.Millis(s.now().Add(sendBackoff.Delay(1)))) // from now: the send may have taken long
 			return err
 		}))
 	default:

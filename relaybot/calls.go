@@ -57,6 +57,9 @@ func (s *Service) callOne(ctx context.Context, j relayJob, now time.Time) (bool,
 		return false, s.acceptAnswer(ctx, j, bot, answer)
 	}
 	s.metrics.RelayCalls.WithLabelValues(p.Name, "error").Inc()
+	if ctx.Err() != nil { // shutdown cut the call short: the runner hands it back, and the bot is not down
+		return true, err
+	}
 	d := s.callPolicy().Decide(retry, err, j.attempts, time.Time{}, now)
 	if d.Result == jobs.ResultRetry {
 		return true, errors.Join(err, s.db.InTx(ctx, func(tx *store.Tx) error {

@@ -111,6 +111,10 @@ func (f *Fake) add(d, period time.Duration) *waiter {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := &waiter{f: f, c: make(chan time.Time, 1), next: f.now.Add(d), period: period}
+	if d <= 0 && period == 0 { // a timer already due fires at once, as time.NewTimer's does
+		w.c <- f.now
+		return w
+	}
 	f.waiters[w] = true
 	f.changed.Broadcast()
 	return w

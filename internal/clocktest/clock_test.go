@@ -162,3 +162,16 @@ func TestPollGivesUpWhenTheFakeHasMoved(t *testing.T) {
 		t.Errorf("%d checks, want 4 or 5", n)
 	}
 }
+
+// TestTimerAlreadyDueFiresAtOnce: a timer for no time at all fires
+// without the fake moving, as a real one does, so a zero wait never hangs.
+func TestTimerAlreadyDueFiresAtOnce(t *testing.T) {
+	f := New(time.Unix(0, 0))
+	for _, d := range []time.Duration{0, -time.Second} {
+		select {
+		case <-f.NewTimer(d).C():
+		default:
+			t.Errorf("NewTimer(%v) did not fire at once", d)
+		}
+	}
+}
