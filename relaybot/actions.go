@@ -85,7 +85,7 @@ func (s *Service) runOne(ctx context.Context, j relayJob, now time.Time) (bool, 
 		return err
 	})
 	if ctx.Err() != nil {
-		return true, actionErr // shutting down: nothing committed, the runner gives it back
+		return true, actionErr // shutting down: the runner gives it back (a no-op if the commit landed)
 	}
 	if actionErr != nil {
 		msg := apperr.As(actionErr).Message

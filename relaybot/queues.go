@@ -24,7 +24,7 @@ type relayJob struct {
 }
 
 // queues returns the two durable queues of the relay bots: webhook calls
-// to the bots (delivered DeliverDue) and the bots' events to run (RunDue),
+// to the bots (delivered by DeliverDue) and the bots' events to run (RunDue),
 // each in order per session. A chain of actions that fall due at once is
 // followed, boundedly, in one pass.
 func (s *Service) queues() (calls, actions *jobs.Queue[relayJob]) {
