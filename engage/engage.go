@@ -30,7 +30,14 @@ type API struct {
 
 // Routes registers the endpoint.
 func (a *API) Routes(r *httpapi.Router) {
-	r.HandleFunc(http.MethodPost, "/1.0/bots/handover", a.handover)
+	r.HandleFuncWith(http.MethodPost, "/1.0/bots/handover", a.handover, writeError)
+}
+
+// writeError answers err in Engage Digital's shape, with the status of the
+// one apperr table (the router uses it too, for the input it refuses).
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, status := httpapi.Failure(r, err)
+	httpapi.WriteJSON(w, status, Status{Status: status, Message: message(e)})
 }
 
 // Status is Engage Digital's answer shape: {"status":200,"message":"Success"}.
@@ -76,8 +83,7 @@ func (a *API) handover(w http.ResponseWriter, r *http.Request) {
 	}
 	a.count(req.To, out, err)
 	if err != nil {
-		e, status := httpapi.Failure(r, err)
-		httpapi.WriteJSON(w, status, Status{Status: status, Message: message(e)})
+		writeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, Status{Status: http.StatusOK, Message: "Success"})

@@ -55,8 +55,8 @@ type API struct {
 
 // Routes registers the endpoints.
 func (a *API) Routes(r *httpapi.Router) {
-	r.HandleFunc(http.MethodPost, "/api/clients/{client_id}/bots/objects/claim", a.handler(inbox.KindClaim))
-	r.HandleFunc(http.MethodPost, "/api/clients/{client_id}/bots/objects/echo", a.handler(inbox.KindEcho))
+	r.HandleFuncWith(http.MethodPost, "/api/clients/{client_id}/bots/objects/claim", a.handler(inbox.KindClaim), writeError)
+	r.HandleFuncWith(http.MethodPost, "/api/clients/{client_id}/bots/objects/echo", a.handler(inbox.KindEcho), writeError)
 }
 
 // Error is Lexer's error body.
@@ -72,16 +72,22 @@ func (a *API) handler(kind string) http.HandlerFunc {
 		err := a.serve(w, r, kind)
 		a.count(kind, err)
 		if err != nil {
-			e, status := httpapi.Failure(r, err)
-			body := Error{Error: e.Message}
-			if e.Code == apperr.Invalid && e.Field == "account_id" {
-				body.Status = "400 Invalid Account"
-			}
-			httpapi.WriteJSON(w, status, body)
+			writeError(w, r, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusCreated, map[string]string{"status": "ok"})
 	}
+}
+
+// writeError answers err in Lexer's error body, with the status of the one
+// apperr table (the router uses it too, for the input it refuses).
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, status := httpapi.Failure(r, err)
+	body := Error{Error: e.Message}
+	if e.Code == apperr.Invalid && e.Field == "account_id" {
+		body.Status = "400 Invalid Account"
+	}
+	httpapi.WriteJSON(w, status, body)
 }
 
 // serve authenticates, limits, parses and records one call.

@@ -157,6 +157,22 @@ func TestRefusals(t *testing.T) {
 		{"another client's path", "claim", "2", botToken, claim, answer{Status: 403, Body: msg("this token may not act for client 2")}, "unauthorized"},
 		{"client not a number", "echo", "x", botToken, echo, answer{Status: 403, Body: msg("this token may not act for client x")}, "unauthorized"},
 	}
+	// The router refuses some input before the handler runs (so it is not
+	// counted), in Lexer's body too.
+	routerTests := []struct {
+		name, action, client string
+		want                 answer
+	}{
+		{"NUL in client_id", "claim", "1%00", answer{Status: 400, Body: msg("contains a NUL character")}},
+		{"invalid UTF-8 in a query value", "echo?x=%FF", "1", answer{Status: 400, Body: msg("is not valid UTF-8")}},
+	}
+	for _, tt := range routerTests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, e.post(tt.action, tt.client, botToken, claim)); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			counted := testutil.ToFloat64(e.met.Claims.WithLabelValues(tt.action, tt.result))
