@@ -61,7 +61,8 @@ func (a *API) Routes(r *httpapi.Router) {
 
 // Error is Lexer's error body.
 type Error struct {
-	// Status is set for an account that is not integrated: "400 Invalid Account".
+	// Status is set for an account that is not integrated (not a Page of
+	// the bot's client): "400 Invalid Account".
 	Status string `json:"status,omitempty"`
 	// Error says what is wrong.
 	Error string `json:"error"`
@@ -84,7 +85,7 @@ func (a *API) handler(kind string) http.HandlerFunc {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e, status := httpapi.Failure(r, err)
 	body := Error{Error: e.Message}
-	if e.Code == apperr.Invalid && e.Field == "account_id" {
+	if errors.Is(err, inbox.ErrUnknownAccount) {
 		body.Status = "400 Invalid Account"
 	}
 	httpapi.WriteJSON(w, status, body)

@@ -135,6 +135,8 @@ func TestRefusals(t *testing.T) {
 			answer{Status: 400, Body: map[string]string{"status": "400 Invalid Account", "error": "Cannot find an integrated account: 12345"}}, "invalid"},
 		{"another client's account", "echo", "1", botToken, strings.Replace(echo, pageID, otherPage, 1),
 			answer{Status: 400, Body: map[string]string{"status": "400 Invalid Account", "error": "Cannot find an integrated account: 2002"}}, "invalid"},
+		{"account_id with NUL", "claim", "1", botToken, strings.Replace(claim, `"1001"`, `"10\u00001"`, 1),
+			answer{Status: 400, Body: msg("contains a NUL character")}, "invalid"},
 		{"object_id missing", "claim", "1", botToken, `{"published_at":1458692752478,"source":"facebook","state":"closed","account_id":"1001"}`,
 			answer{Status: 422, Body: msg("object_id is missing")}, "invalid"},
 		{"object_id not a string or number", "echo", "1", botToken, strings.Replace(echo, `"m_2"`, `true`, 1),
