@@ -170,7 +170,7 @@ func (r *Router) Handler() http.Handler {
 			if quietRoutes[route] && rec.status < 400 {
 				ev = l.Debug()
 			}
-			ev.Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
+			ev.Str("method", req.Method).Str("route", route).Str("path", logPath(req.URL.Path, match.Vars)).
 				Int("status", rec.status).Int64("bytes", rec.bytes).Float64("duration_ms", float64(d.Microseconds())/1000).Msg("request")
 		}()
 		if err := CheckInput(req, match.Vars); err != nil {
@@ -179,6 +179,19 @@ func (r *Router) Handler() http.Handler {
 		}
 		inner.ServeHTTP(rec, req)
 	})
+}
+
+// secretVar names the path variable that is a secret (an attachment's
+// token): the access log shows "{token}" in its place.
+const secretVar = "token"
+
+// logPath is path for the access log, with the value of a secret path
+// variable replaced by its name in braces.
+func logPath(path string, vars map[string]string) string {
+	if v := vars[secretVar]; v != "" {
+		return strings.ReplaceAll(path, v, "{"+secretVar+"}")
+	}
+	return path
 }
 
 // quietRoutes are logged at debug level when they succeed.

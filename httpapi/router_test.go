@@ -395,11 +395,12 @@ func TestAccessLog(t *testing.T) {
 			httpapi.WriteError(w, r, apperr.New(apperr.Conflict, "taken"))
 		})
 		r.HandleFunc("GET", "/healthz", ok("ok"))
+		r.HandleFunc("GET", "/files/{token}/{name}", ok("file"))
 		r.HandleFunc("GET", "/readyz", func(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, r, apperr.New(apperr.Unavailable, "not ready"))
 		})
 	})
-	const token, verify = "EAAB-page-access-token-sekrit", "verify-sekrit"
+	const token, verify, fileToken = "EAAB-page-access-token-sekrit", "verify-sekrit", "0c7d3f7e-file-token-sekrit"
 	tests := []struct {
 		path  string
 		level string
@@ -413,6 +414,10 @@ func TestAccessLog(t *testing.T) {
 			map[string]any{"method": "GET", "route": "unmatched", "path": "/nope", "status": 404.0}},
 		{"/healthz?access_token=" + token, "debug",
 			map[string]any{"method": "GET", "route": "/healthz", "path": "/healthz", "status": 200.0}},
+		{"/files/" + fileToken + "/notes.txt", "info",
+			map[string]any{"method": "GET", "route": "/files/{token}/{name}", "path": "/files/{token}/notes.txt", "status": 200.0}},
+		{"/files/" + fileToken + "/notes.txt/", "info",
+			map[string]any{"method": "GET", "route": "/files/{token}/{name}", "path": "/files/{token}/notes.txt", "status": 200.0}},
 		{"/readyz", "info",
 			map[string]any{"method": "GET", "route": "/readyz", "path": "/readyz", "status": 503.0}},
 	}
@@ -441,8 +446,8 @@ func TestAccessLog(t *testing.T) {
 			}
 		})
 	}
-	if logs := s.logs.String(); strings.Contains(logs, token) || strings.Contains(logs, verify) {
-		t.Errorf("the log shows a query string secret:\n%s", logs)
+	if logs := s.logs.String(); strings.Contains(logs, token) || strings.Contains(logs, verify) || strings.Contains(logs, fileToken) {
+		t.Errorf("the log shows a secret:\n%s", logs)
 	}
 }
 
