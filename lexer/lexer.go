@@ -24,7 +24,6 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
-	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -36,7 +35,7 @@ const MaxBody = 64 << 10
 
 // API serves POST /api/clients/{client_id}/bots/objects/claim and .../echo.
 type API struct {
-	// Service records the claims and echoes.
+	// Service records the claims and echoes; its clock times the rate limit.
 	Service *inbox.Service
 	// Users authenticates bots (Auth-Api-Token).
 	Users *auth.Users
@@ -46,8 +45,6 @@ type API struct {
 	RatePerSecond float64
 	// Burst is the number of calls a token may make at once.
 	Burst int
-	// Clock times the rate limit (nil: the system clock).
-	Clock clock.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -101,7 +98,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, kind string) error {
 	if err != nil || client != p.ClientID {
 		return apperr.New(apperr.Forbidden, "this token may not act for client %s", httpapi.Var(r, "client_id"))
 	}
-	if lim, now := a.limiter(p.Name), clock.Or(a.Clock).Now(); !lim.AllowN(now, 1) {
+	if lim, now := a.limiter(p.Name), a.Service.Clock().Now(); !lim.AllowN(now, 1) {
 		wait := lim.ReserveN(now, 1)
 		delay := wait.DelayFrom(now)
 		wait.CancelAt(now)

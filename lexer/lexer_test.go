@@ -36,10 +36,11 @@ const (
 // env is the Chatbot User API on loopback over real handover and inbox
 // services on a new SQLite file.
 type env struct {
-	t   *testing.T
-	db  *store.DB
-	met *metrics.Metrics
-	url string
+	t     *testing.T
+	db    *store.DB
+	met   *metrics.Metrics
+	clock *clocktest.Fake
+	url   string
 }
 
 // newEnv serves the API with burst calls allowed per token at once.
@@ -47,6 +48,7 @@ func newEnv(t *testing.T, burst int) *env {
 	t.Helper()
 	e := &env{t: t, db: storetest.SQLite(t).Open(t), met: metrics.New()}
 	clock := clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))
+	e.clock = clock
 	pages := []config.Page{
 		{ID: pageID, AccessToken: "page-token", DefaultApp: "bot", BotAppID: "222", ClientID: 1},
 		{ID: otherPage, AccessToken: "other-page-token", DefaultApp: "bot", BotAppID: "222", ClientID: 2},
@@ -226,5 +228,15 @@ func TestRateLimit(t *testing.T) {
 	}
 	if n := e.objects(); n != 1 {
 		t.Errorf("%d objects recorded, want only the first call's", n)
+	}
+	// The limit runs on the inbox's clock: once it has moved on by a
+	// token's worth (1,000 s at 0.001 a second), the token may call again.
+	e.clock.Advance(999 * time.Second)
+	if got := e.post("echo", "1", botToken, echo); got.Status != 429 {
+		t.Errorf("after 999 s: %+v, want 429", got)
+	}
+	e.clock.Advance(time.Second)
+	if got := e.post("echo", "1", botToken, echo); got.Status != 201 {
+		t.Errorf("after 1,000 s: %+v, want 201", got)
 	}
 }
