@@ -90,12 +90,22 @@ func (a *API) handover(w http.ResponseWriter, r *http.Request) {
 }
 
 // message is e's message for Engage's body, which has no field of its own:
-// one about a parameter names it.
+// one about a parameter names it first, unless it already does.
 func message(e *apperr.Error) string {
-	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+	if e.Field != "" && !names(e.Message, e.Field) {
 		return e.Field + " " + e.Message
 	}
 	return e.Message
+}
+
+// names reports whether msg already names the parameter field: it starts
+// with it ("to is missing"), starts by quoting parameters as the query
+// has them ("mode=offer offers …", `from="bot" to="bot": …`), or calls it
+// unknown ("unknown reason …"). The name elsewhere is not enough: "to"
+// appears in many a message about another parameter.
+func names(msg, field string) bool {
+	first, _, _ := strings.Cut(msg, " ")
+	return strings.HasPrefix(msg, field+" ") || strings.Contains(first, "=") || strings.Contains(msg, "unknown "+field+" ")
 }
 
 // count records one call by direction and result.

@@ -157,6 +157,7 @@ func TestRefusals(t *testing.T) {
 		{"missing identity", tok + "from=agent&to=bot", answer{400, engage.Status{Status: 400, Message: "identity_foreign_id is missing"}}},
 		{"missing from", tok + "identity_foreign_id=5001&to=bot", answer{400, engage.Status{Status: 400, Message: "from is missing (bot or agent)"}}},
 		{"missing to", tok + "identity_foreign_id=5001&from=agent", answer{400, engage.Status{Status: 400, Message: "to is missing (bot or agent)"}}},
+		{"same direction", tok + "identity_foreign_id=5001&from=bot&to=bot", answer{400, engage.Status{Status: 400, Message: `from="bot" to="bot": handovers go from=bot&to=agent or from=agent&to=bot`}}},
 		{"bad type", tok + "identity_foreign_id=5001&from=agent&to=bot&type=whatsapp", answer{400, engage.Status{Status: 400, Message: `type must be messenger, got "whatsapp"`}}},
 		{"bad app id", tok + "identity_foreign_id=5001&from=agent&to=bot&app_id=abc", answer{400, engage.Status{Status: 400, Message: "app_id must be a numeric Facebook app id"}}},
 		{"bad mode", tok + "identity_foreign_id=5001&from=bot&to=agent&mode=later", answer{400, engage.Status{Status: 400, Message: `mode must be pass or offer, got "later"`}}},
