@@ -197,15 +197,19 @@ func logPath(path string, vars map[string]string) string {
 // quietRoutes are logged at debug level when they succeed.
 var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
-// maxParam bounds a path variable or query parameter, in bytes. It is
-// above the largest parameter an API takes on purpose: Engage's metadata
-// query parameter may be 4 KB (handover.MaxMetadataBytes), checked by the
-// handover service itself, and this router-wide bound only stops what no
-// API could take.
-const maxParam = 8 << 10
+// maxParam bounds a path variable or a query parameter's name, in bytes:
+// those are ids and names, bounded as ids in JSON bodies are.
+const maxParam = 1024
+
+// maxQueryValue bounds a query parameter's value, in bytes. It is above
+// the largest value an API takes on purpose: Engage's metadata parameter
+// may be 4 KB (handover.MaxMetadataBytes), checked by the handover service
+// itself, so this router-wide bound only stops what no API could take.
+const maxQueryValue = 8 << 10
 
 // CheckInput validates every path variable and query parameter once, for
-// every route: valid UTF-8, no NUL, at most maxParam bytes.
+// every route: valid UTF-8, no NUL, at most maxParam bytes (a query value:
+// maxQueryValue).
 func CheckInput(req *http.Request, vars map[string]string) error {
 	names := make([]string, 0, len(vars))
 	for k := range vars {
@@ -228,7 +232,7 @@ func CheckInput(req *http.Request, vars map[string]string) error {
 			return apperr.Field("query", "parameter name %s", msg)
 		}
 		for _, v := range q[k] {
-			if msg := jsoncheck.String(v, maxParam); msg != "" {
+			if msg := jsoncheck.String(v, maxQueryValue); msg != "" {
 				return apperr.Field(k, "%s", msg)
 			}
 		}
