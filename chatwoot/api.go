@@ -7,7 +7,6 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
-	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -17,12 +16,11 @@ import (
 // /api/v1/accounts/{account_id}, authenticated with the api_access_token
 // header (agent or admin token).
 type API struct {
-	// Service is the inbox the API shows and changes.
+	// Service is the inbox the API shows and changes; its clock paces the
+	// live updates' polls and pings.
 	Service *inbox.Service
 	// Users authenticates callers.
 	Users *auth.Users
-	// Clock paces the live updates' polls and pings (nil: the system clock).
-	Clock clock.Clock
 }
 
 const prefix = "/api/v1/accounts/{account_id}"

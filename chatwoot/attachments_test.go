@@ -78,5 +78,27 @@ func TestAttachments(t *testing.T) {
 			t.Errorf("unknown attachment: %d", missing.StatusCode)
 		}
 		missing.Body.Close()
+
+		// A stored file that cannot be read is a 500 whose logs (the
+		// error and the access line) do not show the token, the secret.
+		token := strings.Split(strings.TrimPrefix(u.Path, inbox.AttachmentPath+"/"), "/")[0]
+		if _, err := e.db.Writer().Exec(`UPDATE inbox_attachments SET data = '!not base64!' WHERE token = $1`, token); err != nil {
+			t.Fatal(err)
+		}
+		broken, err := http.Get(e.url + u.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken.Body.Close()
+		if broken.StatusCode != http.StatusInternalServerError {
+			t.Errorf("unreadable attachment: %d, want 500", broken.StatusCode)
+		}
+		logs := e.logs.String()
+		if !strings.Contains(logs, `"path":"`+inbox.AttachmentPath+`/{token}/notes.txt"`) || !strings.Contains(logs, `"level":"error"`) {
+			t.Errorf("logs have no error line or no access line with {token} in the path:\n%s", logs)
+		}
+		if strings.Contains(logs, token) {
+			t.Errorf("logs show the attachment token %s:\n%s", token, logs)
+		}
 	})
 }

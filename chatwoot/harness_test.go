@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,11 +46,31 @@ type env struct {
 	in    *inbox.Service
 	url   string
 	mids  int
+	// logs is what the router logs (access and error lines).
+	logs *logBuffer
+}
+
+// logBuffer collects log lines written from the server's goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newEnv(t *testing.T, b storetest.Backend) *env {
 	t.Helper()
-	e := &env{t: t, db: b.Open(t), clock: clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))}
+	e := &env{t: t, db: b.Open(t), clock: clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)), logs: &logBuffer{}}
 	pages := []config.Page{
 		{ID: pageID, AccessToken: "page-token", DefaultApp: "agent", ClientID: 1},
 		{ID: otherPage, AccessToken: "other-page-token", DefaultApp: "agent", ClientID: 2},
@@ -73,7 +94,7 @@ func newEnv(t *testing.T, b storetest.Backend) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := httpapi.NewRouter(log, m)
+	r := httpapi.NewRouter(zerolog.New(e.logs).Level(zerolog.DebugLevel), m)
 	(&chatwoot.API{Service: e.in, Users: au}).Routes(r)
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)

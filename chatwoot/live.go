@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
-	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/httpapi"
 )
 
@@ -53,7 +52,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	_ = rc.Flush()
-	clk := clock.Or(a.Clock)
+	clk := a.Service.Clock()
 	poll, ping := clk.NewTicker(livePoll), clk.NewTicker(livePing)
 	defer poll.Stop()
 	defer ping.Stop()

@@ -30,7 +30,14 @@ type API struct {
 
 // Routes registers the endpoint.
 func (a *API) Routes(r *httpapi.Router) {
-	r.HandleFunc(http.MethodPost, "/1.0/bots/handover", a.handover)
+	r.HandleFuncWith(http.MethodPost, "/1.0/bots/handover", a.handover, writeError)
+}
+
+// writeError answers err in Engage Digital's shape, with the status of the
+// one apperr table (the router uses it too, for the input it refuses).
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, status := httpapi.Failure(r, err)
+	httpapi.WriteJSON(w, status, Status{Status: status, Message: message(e)})
 }
 
 // Status is Engage Digital's answer shape: {"status":200,"message":"Success"}.
@@ -76,20 +83,29 @@ func (a *API) handover(w http.ResponseWriter, r *http.Request) {
 	}
 	a.count(req.To, out, err)
 	if err != nil {
-		e, status := httpapi.Failure(r, err)
-		httpapi.WriteJSON(w, status, Status{Status: status, Message: message(e)})
+		writeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, Status{Status: http.StatusOK, Message: "Success"})
 }
 
 // message is e's message for Engage's body, which has no field of its own:
-// one about a parameter names it.
+// one about a parameter names it first, unless it already does.
 func message(e *apperr.Error) string {
-	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+	if e.Field != "" && !names(e.Message, e.Field) {
 		return e.Field + " " + e.Message
 	}
 	return e.Message
+}
+
+// names reports whether msg already names the parameter field: it starts
+// with it ("to is missing"), starts by quoting parameters as the query
+// has them ("mode=offer offers …", `from="bot" to="bot": …`), or calls it
+// unknown ("unknown reason …"). The name elsewhere is not enough: "to"
+// appears in many a message about another parameter.
+func names(msg, field string) bool {
+	first, _, _ := strings.Cut(msg, " ")
+	return strings.HasPrefix(msg, field+" ") || strings.Contains(first, "=") || strings.Contains(msg, "unknown "+field+" ")
 }
 
 // count records one call by direction and result.

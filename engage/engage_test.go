@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,6 +157,7 @@ func TestRefusals(t *testing.T) {
 		{"missing identity", tok + "from=agent&to=bot", answer{400, engage.Status{Status: 400, Message: "identity_foreign_id is missing"}}},
 		{"missing from", tok + "identity_foreign_id=5001&to=bot", answer{400, engage.Status{Status: 400, Message: "from is missing (bot or agent)"}}},
 		{"missing to", tok + "identity_foreign_id=5001&from=agent", answer{400, engage.Status{Status: 400, Message: "to is missing (bot or agent)"}}},
+		{"same direction", tok + "identity_foreign_id=5001&from=bot&to=bot", answer{400, engage.Status{Status: 400, Message: `from="bot" to="bot": handovers go from=bot&to=agent or from=agent&to=bot`}}},
 		{"bad type", tok + "identity_foreign_id=5001&from=agent&to=bot&type=whatsapp", answer{400, engage.Status{Status: 400, Message: `type must be messenger, got "whatsapp"`}}},
 		{"bad app id", tok + "identity_foreign_id=5001&from=agent&to=bot&app_id=abc", answer{400, engage.Status{Status: 400, Message: "app_id must be a numeric Facebook app id"}}},
 		{"bad mode", tok + "identity_foreign_id=5001&from=bot&to=agent&mode=later", answer{400, engage.Status{Status: 400, Message: `mode must be pass or offer, got "later"`}}},
@@ -164,6 +167,9 @@ func TestRefusals(t *testing.T) {
 		{"metadata not an object", tok + "identity_foreign_id=5001&from=agent&to=bot&metadata=%5B1%5D", answer{400, engage.Status{Status: 400, Message: "metadata must be a JSON object"}}},
 		{"nested metadata", tok + "identity_foreign_id=5001&from=bot&to=agent&metadata=%7B%22a%22%3A%7B%7D%7D", answer{400, engage.Status{Status: 400,
 			Message: `metadata "a": must be flat (string, number, boolean or null values, no objects or lists)`}}},
+		{"metadata with NUL", tok + "identity_foreign_id=5001&from=agent&to=bot&metadata=%7B%22a%22%3A%22%00%22%7D", answer{400, engage.Status{Status: 400, Message: "metadata contains a NUL character"}}},
+		{"metadata over 4 KB", tok + "identity_foreign_id=5001&from=agent&to=bot&metadata=" + bigMetadata(4097), answer{400, engage.Status{Status: 400, Message: "metadata is over 4096 bytes"}}},
+		{"metadata over 8 KiB", tok + "identity_foreign_id=5001&from=agent&to=bot&metadata=" + bigMetadata(8<<10+1), answer{400, engage.Status{Status: 400, Message: "metadata is over 8192 bytes"}}},
 		{"unknown page", tok + "identity_foreign_id=5001&from=agent&to=bot&page_id=9999", answer{404, engage.Status{Status: 404, Message: "page 9999 is not configured"}}},
 		{"other client's page", "access_token=" + otherBot + "&identity_foreign_id=5001&from=agent&to=bot&page_id=1001", answer{403, engage.Status{Status: 403, Message: "page 1001 belongs to another client"}}},
 	}
@@ -180,6 +186,24 @@ func TestRefusals(t *testing.T) {
 	}
 	if calls := e.sim.Calls(); len(calls) != 0 {
 		t.Errorf("refused handovers called Graph %d times: %+v", len(calls), calls)
+	}
+}
+
+// bigMetadata is a flat JSON object of n bytes, query-escaped.
+func bigMetadata(n int) string {
+	return url.QueryEscape(`{"a":"` + strings.Repeat("x", n-8) + `"}`)
+}
+
+// TestLargeMetadata: metadata of 4 KB, the documented bound, is accepted.
+func TestLargeMetadata(t *testing.T) {
+	e := newEnv(t)
+	e.customerToUs(psid)
+	status, body := e.post("identity_foreign_id=5001&from=agent&to=bot&metadata="+bigMetadata(handover.MaxMetadataBytes), botToken)
+	if diff := cmp.Diff(answer{200, engage.Status{Status: 200, Message: "Success"}}, answer{status, body}); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+	if owner, _ := e.thread(psid); owner != handover.OwnerBot {
+		t.Errorf("thread is now %s, want the bot's", owner)
 	}
 }
 

@@ -111,7 +111,9 @@ func (s *Service) OpenInterventionForPrincipal(ctx context.Context, p auth.Princ
 }
 
 // SendInIntervention sends message as agent within iv, which must be
-// open (Conflict otherwise); see SendAsAgent.
+// open (Conflict otherwise); see SendAsAgent. It checks no principal: iv
+// must come from InterventionForPrincipal (or OpenInterventionForPrincipal),
+// which checks that the caller may act on its Page.
 func (s *Service) SendInIntervention(ctx context.Context, iv Intervention, agent string, message json.RawMessage, wait time.Duration) (AgentMessage, error) {
 	if iv.Status != InterventionOpen {
 		return AgentMessage{}, apperr.New(apperr.Conflict, "intervention %d is %s", iv.ID, iv.Status)

@@ -30,12 +30,19 @@ type Router struct {
 	log     zerolog.Logger
 	metrics *metrics.Metrics
 	wrap    []func(http.Handler) http.Handler
+	// writeErr holds the error writers of the routes registered with
+	// HandleFuncWith; the others answer in the default shape.
+	writeErr map[*mux.Route]ErrorWriter
 }
+
+// ErrorWriter writes err as a response, in an adapter's own error shape
+// (WriteError writes the default one).
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, err error)
 
 // NewRouter returns an empty router that logs to log and records request
 // metrics on m.
 func NewRouter(log zerolog.Logger, m *metrics.Metrics) *Router {
-	r := &Router{mux: mux.NewRouter(), log: log, metrics: m}
+	r := &Router{mux: mux.NewRouter(), log: log, metrics: m, writeErr: map[*mux.Route]ErrorWriter{}}
 	r.mux.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, req, apperr.New(apperr.NotFound, "no route for %s %s", req.Method, req.URL.Path))
 	})
@@ -53,6 +60,14 @@ func (r *Router) Handle(method, path string, h http.Handler) {
 // HandleFunc registers f for method and path template.
 func (r *Router) HandleFunc(method, path string, f http.HandlerFunc) {
 	r.Handle(method, path, f)
+}
+
+// HandleFuncWith registers f for method and path template, and writeErr
+// as the route's error writer: the router answers with it when it refuses
+// the route's input (CheckInput) or f panics, so an adapter whose protocol
+// has its own error body keeps that body on every failure.
+func (r *Router) HandleFuncWith(method, path string, f http.HandlerFunc, writeErr ErrorWriter) {
+	r.writeErr[r.mux.Handle(path, f).Methods(method)] = writeErr
 }
 
 // HandlePrefix registers h for every path under prefix, any method.
@@ -107,6 +122,7 @@ func (r *Router) Handler() http.Handler {
 		ctx := l.WithContext(req.Context())
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		route := "unmatched"
+		writeErr := WriteError
 		var match mux.RouteMatch
 		matched := r.mux.Match(req, &match) && match.Route != nil && match.MatchErr == nil
 		if !matched && len(req.URL.Path) > 1 && strings.HasSuffix(req.URL.Path, "/") {
@@ -126,6 +142,9 @@ func (r *Router) Handler() http.Handler {
 			if tpl, err := match.Route.GetPathTemplate(); err == nil {
 				route = tpl
 			}
+			if we := r.writeErr[match.Route]; we != nil {
+				writeErr = we
+			}
 		}
 		ctx = context.WithValue(ctx, routeKey{}, route)
 		req = req.WithContext(ctx)
@@ -135,7 +154,7 @@ func (r *Router) Handler() http.Handler {
 				// error) has no exported fields and would encode as {}.
 				l.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked")
 				if !rec.wrote {
-					WriteError(rec, req, apperr.New(apperr.Internal, "internal error"))
+					writeErr(rec, req, apperr.New(apperr.Internal, "internal error"))
 				}
 			}
 			d := time.Since(start)
@@ -151,25 +170,46 @@ func (r *Router) Handler() http.Handler {
 			if quietRoutes[route] && rec.status < 400 {
 				ev = l.Debug()
 			}
-			ev.Str("method", req.Method).Str("route", route).Str("path", req.URL.Path).
+			ev.Str("method", req.Method).Str("route", route).Str("path", logPath(req.URL.Path, match.Vars)).
 				Int("status", rec.status).Int64("bytes", rec.bytes).Float64("duration_ms", float64(d.Microseconds())/1000).Msg("request")
 		}()
 		if err := CheckInput(req, match.Vars); err != nil {
-			WriteError(rec, req, err)
+			writeErr(rec, req, err)
 			return
 		}
 		inner.ServeHTTP(rec, req)
 	})
 }
 
+// secretVar names the path variable that is a secret (an attachment's
+// token): the access log shows "{token}" in its place.
+const secretVar = "token"
+
+// logPath is path for the access log, with the value of a secret path
+// variable replaced by its name in braces.
+func logPath(path string, vars map[string]string) string {
+	if v := vars[secretVar]; v != "" {
+		return strings.ReplaceAll(path, v, "{"+secretVar+"}")
+	}
+	return path
+}
+
 // quietRoutes are logged at debug level when they succeed.
 var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
-// maxParam bounds a path variable or query parameter, in bytes.
+// maxParam bounds a path variable or a query parameter's name, in bytes:
+// those are ids and names, bounded as ids in JSON bodies are.
 const maxParam = 1024
 
+// maxQueryValue bounds a query parameter's value, in bytes. It is above
+// the largest value an API takes on purpose: Engage's metadata parameter
+// may be 4 KB (handover.MaxMetadataBytes), checked by the handover service
+// itself, so this router-wide bound only stops what no API could take.
+const maxQueryValue = 8 << 10
+
 // CheckInput validates every path variable and query parameter once, for
-// every route: valid UTF-8, no NUL, at most maxParam bytes.
+// every route: valid UTF-8, no NUL, at most maxParam bytes (a query value:
+// maxQueryValue).
 func CheckInput(req *http.Request, vars map[string]string) error {
 	names := make([]string, 0, len(vars))
 	for k := range vars {
@@ -192,7 +232,7 @@ func CheckInput(req *http.Request, vars map[string]string) error {
 			return apperr.Field("query", "parameter name %s", msg)
 		}
 		for _, v := range q[k] {
-			if msg := jsoncheck.String(v, maxParam); msg != "" {
+			if msg := jsoncheck.String(v, maxQueryValue); msg != "" {
 				return apperr.Field(k, "%s", msg)
 			}
 		}

@@ -395,11 +395,12 @@ func TestAccessLog(t *testing.T) {
 			httpapi.WriteError(w, r, apperr.New(apperr.Conflict, "taken"))
 		})
 		r.HandleFunc("GET", "/healthz", ok("ok"))
+		r.HandleFunc("GET", "/files/{token}/{name}", ok("file"))
 		r.HandleFunc("GET", "/readyz", func(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, r, apperr.New(apperr.Unavailable, "not ready"))
 		})
 	})
-	const token, verify = "EAAB-page-access-token-sekrit", "verify-sekrit"
+	const token, verify, fileToken = "EAAB-page-access-token-sekrit", "verify-sekrit", "0c7d3f7e-file-token-sekrit"
 	tests := []struct {
 		path  string
 		level string
@@ -413,6 +414,10 @@ func TestAccessLog(t *testing.T) {
 			map[string]any{"method": "GET", "route": "unmatched", "path": "/nope", "status": 404.0}},
 		{"/healthz?access_token=" + token, "debug",
 			map[string]any{"method": "GET", "route": "/healthz", "path": "/healthz", "status": 200.0}},
+		{"/files/" + fileToken + "/notes.txt", "info",
+			map[string]any{"method": "GET", "route": "/files/{token}/{name}", "path": "/files/{token}/notes.txt", "status": 200.0}},
+		{"/files/" + fileToken + "/notes.txt/", "info",
+			map[string]any{"method": "GET", "route": "/files/{token}/{name}", "path": "/files/{token}/notes.txt", "status": 200.0}},
 		{"/readyz", "info",
 			map[string]any{"method": "GET", "route": "/readyz", "path": "/readyz", "status": 503.0}},
 	}
@@ -441,14 +446,14 @@ func TestAccessLog(t *testing.T) {
 			}
 		})
 	}
-	if logs := s.logs.String(); strings.Contains(logs, token) || strings.Contains(logs, verify) {
-		t.Errorf("the log shows a query string secret:\n%s", logs)
+	if logs := s.logs.String(); strings.Contains(logs, token) || strings.Contains(logs, verify) || strings.Contains(logs, fileToken) {
+		t.Errorf("the log shows a secret:\n%s", logs)
 	}
 }
 
 func TestCheckInput(t *testing.T) {
 	s := serve(t, func(r *httpapi.Router) { r.HandleFunc("GET", "/things/{id}", echoRoute) })
-	long := strings.Repeat("x", 1025)
+	long := strings.Repeat("x", 8<<10+1)
 	tests := []struct {
 		name, path string
 		status     int
@@ -456,9 +461,12 @@ func TestCheckInput(t *testing.T) {
 	}{
 		{"fine", "/things/1?q=a&q=b", 200, ""},
 		{"1024 bytes", "/things/" + long[:1024] + "?q=" + long[:1024], 200, ""},
+		{"4 KB metadata", "/things/1?metadata=" + long[:4096], 200, ""},
+		{"8 KiB query value", "/things/1?q=" + long[:8<<10], 200, ""},
+		{"query name too long", "/things/1?" + long[:1025] + "=1", 400, "query"},
 		{"NUL in path variable", "/things/a%00b", 400, "id"},
 		{"invalid UTF-8 in path variable", "/things/a%FFb", 400, "id"},
-		{"path variable too long", "/things/" + long, 400, "id"},
+		{"path variable too long", "/things/" + long[:1025], 400, "id"},
 		{"NUL in query value", "/things/1?q=a&access_token=x%00y", 400, "access_token"},
 		{"second value checked", "/things/1?q=a&q=%FF", 400, "q"},
 		{"query value too long", "/things/1?q=" + long, 400, "q"},
@@ -489,6 +497,47 @@ func TestCheckInput(t *testing.T) {
 			t.Errorf("CheckInput without vars = %v", err)
 		}
 	})
+}
+
+// TestHandleFuncWith: a route registered with its own error writer is
+// answered with it when the router refuses its input or its handler
+// panics; the other routes keep the default shape.
+func TestHandleFuncWith(t *testing.T) {
+	own := func(w http.ResponseWriter, r *http.Request, err error) {
+		e, status := httpapi.Failure(r, err)
+		httpapi.WriteJSON(w, status, map[string]any{"status": status, "message": e.Field + " " + e.Message})
+	}
+	s := serve(t, func(r *httpapi.Router) {
+		r.HandleFuncWith("GET", "/own/{id}", echoRoute, own)
+		r.HandleFuncWith("GET", "/own-panic", func(http.ResponseWriter, *http.Request) { panic("boom") }, own)
+		r.HandleFunc("GET", "/default/{id}", echoRoute)
+	})
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{"own, fine", "/own/1?q=a", 200, "/own/{id} page= psid= path=/own/1"},
+		{"own, NUL in query", "/own/1?metadata=a%00b", 400, `{"message":"metadata contains a NUL character","status":400}`},
+		{"own, invalid path variable", "/own/a%FFb", 400, `{"message":"id is not valid UTF-8","status":400}`},
+		{"own, panic", "/own-panic", 500, `{"message":" internal error","status":500}`},
+		{"default, NUL in query", "/default/1?metadata=a%00b", 400, `{"error":{"code":"invalid","field":"metadata","message":"contains a NUL character"}}`},
+		{"no route", "/own", 404, `{"error":{"code":"not_found","message":"no route for GET /own"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := s.do(t, "GET", tt.path, nil)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			if diff := cmp.Diff(tt.body, strings.TrimSpace(body)); diff != "" {
+				t.Errorf("body (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got := s.requests("/own/{id}", "GET", "400"); got != 2 {
+		t.Errorf("refusals on /own/{id} counted %v, want 2", got)
+	}
 }
 
 func TestStreamingThroughRecorder(t *testing.T) {

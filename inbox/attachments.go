@@ -135,11 +135,12 @@ type File struct {
 // there is none). The token alone selects the file; it is the secret.
 func (s *Service) Attachment(ctx context.Context, token string) (File, error) {
 	var f File
+	var id int64
 	var data string
 	err := sql.ErrNoRows
 	if len(token) == 36 {
-		err = s.db.Reader().QueryRowContext(ctx, `SELECT content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
-			Scan(&f.ContentType, &f.Filename, &data)
+		err = s.db.Reader().QueryRowContext(ctx, `SELECT id, content_type, filename, data FROM inbox_attachments WHERE token = $1`, token).
+			Scan(&id, &f.ContentType, &f.Filename, &data)
 	}
 	if errNoRows(err) {
 		return f, apperr.New(apperr.NotFound, "no such attachment")
@@ -148,7 +149,8 @@ func (s *Service) Attachment(ctx context.Context, token string) (File, error) {
 		return f, err
 	}
 	if f.Data, err = base64.StdEncoding.DecodeString(data); err != nil {
-		return f, fmt.Errorf("attachment %s: %w", token, err)
+		// The row id, not the token: the error is logged.
+		return f, fmt.Errorf("attachment %d: %w", id, err)
 	}
 	return f, nil
 }

@@ -75,13 +75,20 @@ func epoch(f float64) time.Time {
 	return time.UnixMilli(int64(f)).UTC()
 }
 
+// ErrUnknownAccount is the cause of RecordBotObjectFor's error for an
+// account_id that is not a Page of the bot's client (test it with
+// errors.Is).
+var ErrUnknownAccount = errors.New("unknown account")
+
 // RecordBotObjectFor records o for bot p: o.PageID (the account_id the bot
 // names) must be a Page of p's client, or the error is Invalid naming
-// account_id. The bot recorded is p.
+// account_id, its cause ErrUnknownAccount. The bot recorded is p.
 func (s *Service) RecordBotObjectFor(ctx context.Context, p auth.Principal, o BotObject) error {
 	page, ok := s.pages[o.PageID]
 	if !ok || page.ClientID != p.ClientID {
-		return apperr.Field("account_id", "Cannot find an integrated account: %s", o.PageID)
+		e := apperr.Field("account_id", "Cannot find an integrated account: %s", o.PageID)
+		e.Err = ErrUnknownAccount
+		return e
 	}
 	o.Bot = p.Name
 	return s.RecordBotObject(ctx, o)

@@ -175,6 +175,11 @@ func newSecret() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Clock is the clock the inbox runs on (Options.Clock, or the system
+// clock): its adapters time what they do (rate limits, live updates' polls)
+// on it too, so one clock rules a server and its tests.
+func (s *Service) Clock() clock.Clock { return s.clock }
+
 // Health is the inbox's clock reading and whether its database answers
 // (nil when it does).
 func (s *Service) Health(ctx context.Context) (now time.Time, db error) {

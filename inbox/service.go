@@ -29,8 +29,8 @@ func account(p auth.Principal, accountID int64) error {
 // CheckAccount returns a Forbidden error unless p may act on accountID.
 func CheckAccount(p auth.Principal, accountID int64) error { return account(p, accountID) }
 
-// Inbox returns the account's inbox id (NotFound when the account has no
-// such inbox).
+// Inbox returns the account's inbox id as an InboxView (NotFound when the
+// account has no such inbox).
 func (s *Service) Inbox(ctx context.Context, accountID, id int64) (InboxView, error) {
 	v, err := s.inboxView(ctx, s.db.Reader(), id)
 	if err == nil && v.AccountID != accountID {

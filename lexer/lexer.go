@@ -24,7 +24,6 @@ import (
 
 	"github.com/handoverd/handoverd/apperr"
 	"github.com/handoverd/handoverd/auth"
-	"github.com/handoverd/handoverd/clock"
 	"github.com/handoverd/handoverd/config"
 	"github.com/handoverd/handoverd/httpapi"
 	"github.com/handoverd/handoverd/inbox"
@@ -36,7 +35,7 @@ const MaxBody = 64 << 10
 
 // API serves POST /api/clients/{client_id}/bots/objects/claim and .../echo.
 type API struct {
-	// Service records the claims and echoes.
+	// Service records the claims and echoes; its clock times the rate limit.
 	Service *inbox.Service
 	// Users authenticates bots (Auth-Api-Token).
 	Users *auth.Users
@@ -46,8 +45,6 @@ type API struct {
 	RatePerSecond float64
 	// Burst is the number of calls a token may make at once.
 	Burst int
-	// Clock times the rate limit (nil: the system clock).
-	Clock clock.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -55,13 +52,14 @@ type API struct {
 
 // Routes registers the endpoints.
 func (a *API) Routes(r *httpapi.Router) {
-	r.HandleFunc(http.MethodPost, "/api/clients/{client_id}/bots/objects/claim", a.handler(inbox.KindClaim))
-	r.HandleFunc(http.MethodPost, "/api/clients/{client_id}/bots/objects/echo", a.handler(inbox.KindEcho))
+	r.HandleFuncWith(http.MethodPost, "/api/clients/{client_id}/bots/objects/claim", a.handler(inbox.KindClaim), writeError)
+	r.HandleFuncWith(http.MethodPost, "/api/clients/{client_id}/bots/objects/echo", a.handler(inbox.KindEcho), writeError)
 }
 
 // Error is Lexer's error body.
 type Error struct {
-	// Status is set for an account that is not integrated: "400 Invalid Account".
+	// Status is set for an account that is not integrated (not a Page of
+	// the bot's client): "400 Invalid Account".
 	Status string `json:"status,omitempty"`
 	// Error says what is wrong.
 	Error string `json:"error"`
@@ -72,16 +70,22 @@ func (a *API) handler(kind string) http.HandlerFunc {
 		err := a.serve(w, r, kind)
 		a.count(kind, err)
 		if err != nil {
-			e, status := httpapi.Failure(r, err)
-			body := Error{Error: e.Message}
-			if e.Code == apperr.Invalid && e.Field == "account_id" {
-				body.Status = "400 Invalid Account"
-			}
-			httpapi.WriteJSON(w, status, body)
+			writeError(w, r, err)
 			return
 		}
 		httpapi.WriteJSON(w, http.StatusCreated, map[string]string{"status": "ok"})
 	}
+}
+
+// writeError answers err in Lexer's error body, with the status of the one
+// apperr table (the router uses it too, for the input it refuses).
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e, status := httpapi.Failure(r, err)
+	body := Error{Error: e.Message}
+	if errors.Is(err, inbox.ErrUnknownAccount) {
+		body.Status = "400 Invalid Account"
+	}
+	httpapi.WriteJSON(w, status, body)
 }
 
 // serve authenticates, limits, parses and records one call.
@@ -94,7 +98,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, kind string) error {
 	if err != nil || client != p.ClientID {
 		return apperr.New(apperr.Forbidden, "this token may not act for client %s", httpapi.Var(r, "client_id"))
 	}
-	if lim, now := a.limiter(p.Name), clock.Or(a.Clock).Now(); !lim.AllowN(now, 1) {
+	if lim, now := a.limiter(p.Name), a.Service.Clock().Now(); !lim.AllowN(now, 1) {
 		wait := lim.ReserveN(now, 1)
 		delay := wait.DelayFrom(now)
 		wait.CancelAt(now)

@@ -36,10 +36,11 @@ const (
 // env is the Chatbot User API on loopback over real handover and inbox
 // services on a new SQLite file.
 type env struct {
-	t   *testing.T
-	db  *store.DB
-	met *metrics.Metrics
-	url string
+	t     *testing.T
+	db    *store.DB
+	met   *metrics.Metrics
+	clock *clocktest.Fake
+	url   string
 }
 
 // newEnv serves the API with burst calls allowed per token at once.
@@ -47,6 +48,7 @@ func newEnv(t *testing.T, burst int) *env {
 	t.Helper()
 	e := &env{t: t, db: storetest.SQLite(t).Open(t), met: metrics.New()}
 	clock := clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))
+	e.clock = clock
 	pages := []config.Page{
 		{ID: pageID, AccessToken: "page-token", DefaultApp: "bot", BotAppID: "222", ClientID: 1},
 		{ID: otherPage, AccessToken: "other-page-token", DefaultApp: "bot", BotAppID: "222", ClientID: 2},
@@ -135,6 +137,8 @@ func TestRefusals(t *testing.T) {
 			answer{Status: 400, Body: map[string]string{"status": "400 Invalid Account", "error": "Cannot find an integrated account: 12345"}}, "invalid"},
 		{"another client's account", "echo", "1", botToken, strings.Replace(echo, pageID, otherPage, 1),
 			answer{Status: 400, Body: map[string]string{"status": "400 Invalid Account", "error": "Cannot find an integrated account: 2002"}}, "invalid"},
+		{"account_id with NUL", "claim", "1", botToken, strings.Replace(claim, `"1001"`, `"10\u00001"`, 1),
+			answer{Status: 400, Body: msg("contains a NUL character")}, "invalid"},
 		{"object_id missing", "claim", "1", botToken, `{"published_at":1458692752478,"source":"facebook","state":"closed","account_id":"1001"}`,
 			answer{Status: 422, Body: msg("object_id is missing")}, "invalid"},
 		{"object_id not a string or number", "echo", "1", botToken, strings.Replace(echo, `"m_2"`, `true`, 1),
@@ -156,6 +160,22 @@ func TestRefusals(t *testing.T) {
 		{"agent token", "claim", "1", agentToken, claim, answer{Status: 403, Body: msg("role agent may not use this API")}, "unauthorized"},
 		{"another client's path", "claim", "2", botToken, claim, answer{Status: 403, Body: msg("this token may not act for client 2")}, "unauthorized"},
 		{"client not a number", "echo", "x", botToken, echo, answer{Status: 403, Body: msg("this token may not act for client x")}, "unauthorized"},
+	}
+	// The router refuses some input before the handler runs (so it is not
+	// counted), in Lexer's body too.
+	routerTests := []struct {
+		name, action, client string
+		want                 answer
+	}{
+		{"NUL in client_id", "claim", "1%00", answer{Status: 400, Body: msg("contains a NUL character")}},
+		{"invalid UTF-8 in a query value", "echo?x=%FF", "1", answer{Status: 400, Body: msg("is not valid UTF-8")}},
+	}
+	for _, tt := range routerTests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, e.post(tt.action, tt.client, botToken, claim)); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,5 +228,15 @@ func TestRateLimit(t *testing.T) {
 	}
 	if n := e.objects(); n != 1 {
 		t.Errorf("%d objects recorded, want only the first call's", n)
+	}
+	// The limit runs on the inbox's clock: once it has moved on by a
+	// token's worth (1,000 s at 0.001 a second), the token may call again.
+	e.clock.Advance(999 * time.Second)
+	if got := e.post("echo", "1", botToken, echo); got.Status != 429 {
+		t.Errorf("after 999 s: %+v, want 429", got)
+	}
+	e.clock.Advance(time.Second)
+	if got := e.post("echo", "1", botToken, echo); got.Status != 201 {
+		t.Errorf("after 1,000 s: %+v, want 201", got)
 	}
 }

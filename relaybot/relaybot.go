@@ -1,7 +1,7 @@
 // Package relaybot runs relay bots: chatbots that are not Facebook apps
 // (Rasa, a small Flask app, an LLM service) behind handoverd's own app, over
-// the Userlike-compatible chatbot webhook protocol (package relay speaks the
-// wire format).
+// the Userlike-compatible chatbot webhook protocol (package userlike speaks
+// the wire format).
 //
 // handoverd holds Messenger thread control itself; "the bot owns the
 // conversation" means a relay session is active, and the conversation is

@@ -127,8 +127,11 @@ func TestBadInputIsRefusedAtTheEdge(t *testing.T) {
 		check("thread 2 KB psid", st, resp, "psid")
 		st, resp = h.do(http.MethodGet, "/1.0/interventions?identity_foreign_id=%00", agentToken, nil)
 		check("interventions ?identity_foreign_id=%00", st, resp, "identity_foreign_id")
+		// Engage's refusals, the router's too, have Engage's body.
 		st, resp = h.do(http.MethodPost, "/1.0/bots/handover?access_token="+botAPIKey+"&identity_foreign_id=74%0001&from=bot&to=agent&type=messenger", "", nil)
-		check("engage NUL identity", st, resp, "identity_foreign_id")
+		if want := `{"status":400,"message":"identity_foreign_id contains a NUL character"}`; st != 400 || strings.TrimSpace(string(resp)) != want {
+			t.Errorf("engage NUL identity = %d %s, want 400 %s", st, resp, want)
+		}
 		// Bodies.
 		bodies := []struct {
 			name, path, body, field string

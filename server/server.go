@@ -167,9 +167,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	wh.Routes(r)
 	(&api.API{Handover: s.handover, Analytics: s.stats, Users: users, SendWait: 3 * time.Second}).Routes(r)
 	(&engage.API{Service: s.handover, Users: users, Metrics: m}).Routes(r)
-	(&chatwoot.API{Service: s.inbox, Users: users, Clock: clk}).Routes(r)
+	(&chatwoot.API{Service: s.inbox, Users: users}).Routes(r)
 	(&userlike.API{Service: s.relay}).Routes(r)
-	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst, Clock: clk}).Routes(r)
+	(&lexer.API{Service: s.inbox, Users: users, Metrics: m, RatePerSecond: cfg.Claims.RatePerSecond, Burst: cfg.Claims.Burst}).Routes(r)
 	r.HandleFunc(http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
