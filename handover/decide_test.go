@@ -195,7 +195,7 @@ func TestAbandonedOperationNoLongerBlocks(t *testing.T) {
 		if diff := cmp.Diff("a handover to_bot is already in flight for this identity", apperr.As(err).Message); diff != "" || apperr.CodeOf(err) != apperr.Conflict {
 			t.Errorf("while the pass may still be under way: %v", err)
 		}
-		f.svc.now = func() time.Time { return time.Date(2026, 11, 1, 9, 0, 2, 0, time.UTC) }
+		f.clock.Set(time.Date(2026, 11, 1, 9, 0, 2, 0, time.UTC))
 		out, err := f.svc.AcquireControl(ctx, settlePage, settlePSID, "ann")
 		if err != nil || out != (Outcome{Op: opNone, Noop: true, Owner: OwnerAgent}) {
 			t.Errorf("once it is abandoned: %+v %v, want nothing to do", out, err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/handoverd/handoverd/apperr"
@@ -195,7 +194,6 @@ func (s *Service) acquireFor(ctx context.Context, m AgentMessage, prefix string)
 	case back:
 		return nil, nil
 	case failed:
-		s.sendRetries.forget(m.ID)
 		s.failed(m.ID, reason)
 	}
 	return refused, nil
@@ -244,7 +242,6 @@ func (s *Service) failQueued(ctx context.Context, id int64, reason string) error
 // failWith fails message id in its own transaction with fail.
 func (s *Service) failWith(ctx context.Context, id int64, reason string,
 	fail func(ctx context.Context, tx *store.Tx, id int64, reason string) (bool, error)) error {
-	s.sendRetries.forget(id)
 	var failed bool
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
@@ -614,11 +611,9 @@ func (s *Service) attemptSend(ctx context.Context, j sendJob, now time.Time) (bo
 		return false, s.failSend(ctx, m.ID, "another app controls the thread (Facebook 10/2018300) even after re-acquiring control")
 	case sendUnanswered:
 		return false, s.failSend(ctx, m.ID, "Facebook did not answer the send (it may have been delivered); not sent again, so the customer never gets it twice")
-	case sendRetry:
-		if n := s.sendRetries.note(m.ID); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… failure: visible, not a flood
-			s.log.Warn().Err(gerr).Int64("agent_message_id", m.ID).Str("page_id", m.PageID).Str("psid", m.PSID).Int("failures", n).
-				Time("deadline_at", m.DeadlineAt).Msg("agent message not sent yet: the Send API failed; retrying until the deadline")
-		}
+	case sendRetry: // the runner logs it, paced, with what the error says
+		gerr = fmt.Errorf("agent message not sent yet to page %s psid %s: the Send API failed; retrying until %s: %w",
+			m.PageID, m.PSID, m.DeadlineAt.UTC().Format(time.RFC3339), gerr)
 		return true, errors.Join(gerr, s.db.InTx(ctx, func(tx *store.Tx) error { // try again on a later tick
 			_, err := tx.ExecContext(ctx, `UPDATE agent_messages SET lease_until = $2, sending = 0 WHERE id = $1`, m.ID, store.Millis(s.now().Add(sendBackoff.Delay(1)))) // from now: the send may have taken long
 			return err
@@ -668,35 +663,9 @@ func (s *Service) reacquireFor(ctx context.Context, m AgentMessage, now time.Tim
 	return nil
 }
 
-// retryCounter counts, per agent message, the Send API failures retried
-// (in memory: it only paces the warnings).
-type retryCounter struct {
-	mu sync.Mutex
-	n  map[int64]int
-}
-
-// note counts one more failure of message id and returns the count.
-func (r *retryCounter) note(id int64) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.n == nil {
-		r.n = map[int64]int{}
-	}
-	r.n[id]++
-	return r.n[id]
-}
-
-// forget drops the count of message id.
-func (r *retryCounter) forget(id int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.n, id)
-}
-
 // markSent records a message Facebook accepted — unless its echo got
 // there first (settleEchoed): then only the messaging type is added.
 func (s *Service) markSent(ctx context.Context, m AgentMessage, mid, messagingType string) error {
-	s.sendRetries.forget(m.ID)
 	now := s.now()
 	recorded := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {

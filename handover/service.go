@@ -111,7 +111,6 @@ type Service struct {
 	pageList  []config.Page // in config order
 	idleAfter time.Duration
 	clock     clock.Clock
-	now       func() time.Time
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
 	graph     Graph
@@ -123,8 +122,6 @@ type Service struct {
 	observers []Observer
 	afterBots []Observer // the consumers Relayed tells
 	commit    committer
-	// sendRetries paces the warnings about agent messages still failing.
-	sendRetries retryCounter
 	// botClient and giveUpAfter deliver events to the bots.
 	botClient   *http.Client
 	giveUpAfter time.Duration
@@ -171,7 +168,6 @@ func New(o Options) *Service {
 	if s.idleAfter <= 0 {
 		s.idleAfter = config.DefaultIdleAfter
 	}
-	s.now = s.clock.Now
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
@@ -334,3 +330,6 @@ func (s *Service) Kick() { s.runner.Kick() }
 func (s *Service) pageRef(pageID string) messenger.PageRef {
 	return messenger.PageRef{ID: pageID, Token: s.pages[pageID].AccessToken}
 }
+
+// now is the clock's reading.
+func (s *Service) now() time.Time { return s.clock.Now() }

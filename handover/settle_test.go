@@ -74,6 +74,7 @@ const (
 // queued agent message.
 type settleFixture struct {
 	svc   *Service
+	clock *clocktest.Fake
 	graph *callLog
 	msg   AgentMessage
 }
@@ -83,8 +84,9 @@ func newSettleFixture(t *testing.T, b storetest.Backend) *settleFixture {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	g := &callLog{}
+	clk := clocktest.New(t0)
 	svc := New(Options{
-		DB: b.Open(t), AppID: "111", Graph: g, Clock: clocktest.New(t0).Paced(), Logger: zerolog.Nop(),
+		DB: b.Open(t), AppID: "111", Graph: g, Clock: clk.Paced(), Logger: zerolog.Nop(),
 		Pages: []config.Page{{ID: settlePage, AccessToken: "tok", DefaultApp: config.DefaultAppBot, BotAppID: settleBot, ClientID: 1}},
 	})
 	ev := func(kind messenger.Kind, at time.Duration) messenger.Event {
@@ -108,7 +110,7 @@ func newSettleFixture(t *testing.T, b storetest.Backend) *settleFixture {
 	if calls := g.made(); len(calls) != 0 {
 		t.Fatalf("Graph calls before the test: %v", calls)
 	}
-	return &settleFixture{svc: svc, graph: g, msg: m}
+	return &settleFixture{svc: svc, clock: clk, graph: g, msg: m}
 }
 
 // exec runs one statement.

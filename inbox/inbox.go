@@ -69,7 +69,6 @@ type Service struct {
 	cfg      config.Inbox
 	grace    time.Duration
 	clock    clock.Clock
-	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	client   *http.Client
@@ -104,7 +103,6 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	for _, t := range o.Inbox.Teams {
 		s.teams[t.ID] = t
 	}
-	s.now = s.clock.Now
 	if s.grace <= 0 {
 		s.grace = 5 * time.Second
 	}
@@ -189,3 +187,6 @@ func (s *Service) Health(ctx context.Context) (now time.Time, db error) {
 // Drain ends live-update streams so a graceful shutdown is not held up by
 // them; clients reconnect elsewhere with Last-Event-ID. Call it once.
 func (s *Service) Drain() { close(s.stopping) }
+
+// now is the clock's reading.
+func (s *Service) now() time.Time { return s.clock.Now() }

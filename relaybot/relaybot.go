@@ -93,7 +93,6 @@ type Service struct {
 	graph    *messenger.Graph
 	pages    map[string]messenger.PageRef
 	clock    clock.Clock
-	now      func() time.Time
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	client   *http.Client
@@ -116,7 +115,6 @@ func New(o Options) *Service {
 			s.byPage[p] = b
 		}
 	}
-	s.now = s.clock.Now
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -369,3 +367,6 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		jobs.Step{Do: s.RunDue, Failed: "relay actions failed"},
 		jobs.Step{Do: s.TimeOutIdle, Failed: "relay timeouts failed"})
 }
+
+// now is the clock's reading.
+func (s *Service) now() time.Time { return s.clock.Now() }

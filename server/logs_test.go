@@ -71,7 +71,7 @@ func TestLogsSayWhatHappened(t *testing.T) {
 	h.agentJSON(http.MethodPost, fmt.Sprintf("/1.0/interventions/%d/messages", iv.ID), map[string]string{"text": "one moment"}, &msg)
 	waitFor(t, "a warning about the waiting message", func() bool {
 		for _, l := range h.logLines() {
-			if l["level"] == "warn" && strings.Contains(fmt.Sprint(l["message"]), "agent message not sent yet") && l["failures"] == float64(1) {
+			if l["level"] == "warn" && l["queue"] == "agent_messages" && strings.Contains(fmt.Sprint(l["error"]), "agent message not sent yet to page") && l["failures"] == float64(1) {
 				return true
 			}
 		}
