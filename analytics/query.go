@@ -24,12 +24,8 @@ func (s *Service) ParseQuery(p auth.Principal, pageID, from, to string) (Query, 
 	if out.PageID == "" {
 		return Query{}, apperr.Field("page_id", "page_id is required")
 	}
-	page, ok := s.pages[out.PageID]
-	if !ok {
-		return Query{}, apperr.New(apperr.NotFound, "page %s is not configured", out.PageID)
-	}
-	if !p.CanActOnClient(page.ClientID) {
-		return Query{}, apperr.New(apperr.Forbidden, "page %s belongs to another client", out.PageID)
+	if _, err := p.Page(s.pages, out.PageID); err != nil {
+		return Query{}, err
 	}
 	today := s.now().UTC()
 	out.To = time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)

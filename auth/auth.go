@@ -47,6 +47,20 @@ func (p Principal) CanActOnClient(clientID int64) bool {
 	return p.ClientID == clientID || (p.Role == config.RoleAdmin && p.ClientID == 0)
 }
 
+// Page returns the Page named id among pages if p may act on it:
+// NotFound when it is not configured, Forbidden when it is another
+// client's.
+func (p Principal) Page(pages map[string]config.Page, id string) (config.Page, error) {
+	page, ok := pages[id]
+	if !ok {
+		return config.Page{}, apperr.New(apperr.NotFound, "page %s is not configured", id)
+	}
+	if !p.CanActOnClient(page.ClientID) {
+		return config.Page{}, apperr.New(apperr.Forbidden, "page %s belongs to another client", id)
+	}
+	return page, nil
+}
+
 type user struct {
 	digest [sha256.Size]byte
 	p      Principal

@@ -46,3 +46,28 @@ func TestGrantAuthenticatesUntilRevoked(t *testing.T) {
 		t.Errorf("revoking one grant ended another: %v", err)
 	}
 }
+
+// TestPrincipalPage: a caller acts on a configured Page of its own client
+// (an admin without a client on any); another client's Page is
+// Forbidden, an unknown one NotFound.
+func TestPrincipalPage(t *testing.T) {
+	pages := map[string]config.Page{"p1": {ID: "p1", ClientID: 1}, "p2": {ID: "p2", ClientID: 2}}
+	agent := auth.Principal{Name: "alice", Role: config.RoleAgent, ClientID: 1}
+	admin := auth.Principal{Name: "root", Role: config.RoleAdmin}
+	for _, tc := range []struct {
+		p        auth.Principal
+		page     string
+		wantID   string
+		wantCode apperr.Code
+	}{
+		{agent, "p1", "p1", ""},
+		{agent, "p2", "", apperr.Forbidden},
+		{agent, "p3", "", apperr.NotFound},
+		{admin, "p2", "p2", ""},
+	} {
+		page, err := tc.p.Page(pages, tc.page)
+		if diff := cmp.Diff([]any{tc.wantID, tc.wantCode}, []any{page.ID, apperr.CodeOf(err)}); diff != "" {
+			t.Errorf("%s on %s (-want +got):\n%s", tc.p.Name, tc.page, diff)
+		}
+	}
+}

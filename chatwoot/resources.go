@@ -77,19 +77,28 @@ type filterBody struct {
 	Payload []inbox.FilterRule `json:"payload"`
 }
 
+// filterRules reads a POST …/filter body: at least one rule.
+func filterRules(c call) ([]inbox.FilterRule, error) {
+	var in filterBody
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if len(in.Payload) == 0 {
+		return nil, apperr.Field("payload", "needs at least one filter rule")
+	}
+	return in.Payload, nil
+}
+
 func (a *API) filterContacts(c call) (int, any, error) {
 	page, err := pageParam(c)
 	if err != nil {
 		return 0, nil, err
 	}
-	var in filterBody
-	if err := c.decode(&in); err != nil {
+	rules, err := filterRules(c)
+	if err != nil {
 		return 0, nil, err
 	}
-	if len(in.Payload) == 0 {
-		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
-	}
-	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Rules: in.Payload, Page: page})
+	v, err := a.Service.Contacts(c.r.Context(), c.accountID, inbox.ContactFilter{Rules: rules, Page: page})
 	return http.StatusOK, v, err
 }
 
@@ -138,14 +147,11 @@ func (a *API) filterConversations(c call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var in filterBody
-	if err := c.decode(&in); err != nil {
+	rules, err := filterRules(c)
+	if err != nil {
 		return 0, nil, err
 	}
-	if len(in.Payload) == 0 {
-		return 0, nil, apperr.Field("payload", "needs at least one filter rule")
-	}
-	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, inbox.ConversationFilter{Status: "all", Rules: in.Payload, Page: page})
+	v, err := a.Service.Conversations(c.r.Context(), c.p, c.accountID, inbox.ConversationFilter{Status: "all", Rules: rules, Page: page})
 	return http.StatusOK, map[string]any{"meta": v.Data.Meta, "payload": v.Data.Payload}, err
 }
 

@@ -18,14 +18,7 @@ import (
 // p's client, or the client's only Page when pageID is "".
 func (s *Service) PageFor(p auth.Principal, pageID string) (config.Page, error) {
 	if pageID != "" {
-		page, ok := s.pages[pageID]
-		if !ok {
-			return config.Page{}, apperr.New(apperr.NotFound, "page %s is not configured", pageID)
-		}
-		if !p.CanActOnClient(page.ClientID) {
-			return config.Page{}, apperr.New(apperr.Forbidden, "page %s belongs to another client", pageID)
-		}
-		return page, nil
+		return p.Page(s.pages, pageID)
 	}
 	var found []config.Page
 	for _, page := range s.pages {
@@ -45,12 +38,8 @@ func (s *Service) PageFor(p auth.Principal, pageID string) (config.Page, error) 
 // ThreadForPrincipal returns the view of a thread p may read: agents and
 // admins of the Page's client.
 func (s *Service) ThreadForPrincipal(ctx context.Context, p auth.Principal, pageID, psid string) (ThreadView, error) {
-	page, ok := s.pages[pageID]
-	if !ok {
-		return ThreadView{}, apperr.New(apperr.NotFound, "page %s is not configured", pageID)
-	}
-	if !p.CanActOnClient(page.ClientID) {
-		return ThreadView{}, apperr.New(apperr.Forbidden, "page %s belongs to another client", pageID)
+	if _, err := p.Page(s.pages, pageID); err != nil {
+		return ThreadView{}, err
 	}
 	th, hist, err := s.Get(ctx, pageID, psid)
 	if errors.Is(err, ErrNotFound) {
